@@ -1,0 +1,184 @@
+//! The `clavis` command-line client: `clavis <noun> <verb>` over the management API.
+//!
+//! # Layout
+//! The server's binary flattens [`Command`] into its own subcommands and calls
+//! [`run`], which returns the process exit code (0 ok, 1 error; clap itself
+//! exits with 2 on usage errors). Errors are printed here, as one
+//! `error: <reason>` line and sometimes a `hint: <what next>` line.
+//!
+//! Every noun has one file holding its clap arguments and its handler; the
+//! rest is shared plumbing, listed below from the outside in.
+
+/// `clavis app`: register, list, show and delete applications; add app roles.
+mod app;
+/// `clavis audit list`: read the directory audit log.
+mod audit;
+/// The authority URL (`https://HOST:PORT/TENANT`) and the URLs derived from it.
+mod authority;
+/// HTTP to a server: TLS trust, the client-credentials grant, management calls.
+mod client;
+/// The CLI's one error type (a reason and a hint) and how failures map onto it.
+mod error;
+/// `clavis login` / `clavis logout`: check credentials, save or forget a profile.
+mod login;
+/// Finding applications and service principals from what a person types.
+mod lookup;
+/// Lenient typed views of the Graph objects the CLI reads for its tables.
+mod model;
+/// Graph collection conventions: `$filter`/`$top` encoding and `@odata.nextLink`.
+mod odata;
+/// `--output table|json`: aligned tables, key/value blocks, JSON, RFC 3339 times.
+mod output;
+/// Profiles in the config dir: settings in `NAME.json`, the secret in `NAME.secret`.
+mod profile;
+/// `clavis role`: grant, list and revoke app role assignments.
+mod role;
+/// `clavis secret`: add, list and remove an application's client secrets.
+mod secret;
+/// `clavis token get`: acquire (and optionally decode) an access token.
+mod token;
+/// Times typed by people: `90d`, `12h`, or RFC 3339.
+mod when;
+
+use std::io::Write as _;
+
+pub use error::Error;
+pub use output::OutputFormat;
+pub use profile::ProfileName;
+
+/// Options every client command accepts, before or after its verb.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Profile to use: the saved server address and application credentials.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAVIS_PROFILE",
+        default_value = "default",
+        value_name = "NAME",
+        value_parser = ProfileName::parse
+    )]
+    pub profile: ProfileName,
+
+    /// Output format: aligned columns for people, or the server's JSON objects.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAVIS_OUTPUT",
+        value_enum,
+        default_value_t = OutputFormat::Table,
+        value_name = "FORMAT"
+    )]
+    pub output: OutputFormat,
+}
+
+/// The client commands, flattened into the `clavis` binary's subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Check an application's credentials against a server and save them as a profile.
+    ///
+    /// The client secret is read from standard input (one line), or from the
+    /// server's bootstrap file with --bootstrap.
+    Login(login::LoginArgs),
+
+    /// Forget a saved profile: deletes its settings and its secret.
+    Logout(login::LogoutArgs),
+
+    /// Register, list, show and delete applications, and add app roles to them.
+    App {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: app::AppCommand,
+    },
+
+    /// Add, list and remove an application's client secrets.
+    Secret {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: secret::SecretCommand,
+    },
+
+    /// Grant, list and revoke app roles assigned to client applications.
+    Role {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: role::RoleCommand,
+    },
+
+    /// Acquire access tokens as the profile's application.
+    Token {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+
+    /// Read the audit log of management actions.
+    Audit {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+}
+
+/// Run one client command; returns the process exit code (0 ok, 1 error).
+///
+/// Errors are printed to stderr here, as `error: <reason>` and, when there is
+/// something to suggest, `hint: <what to do next>`.
+pub async fn run(cmd: Command) -> i32 {
+    let config = profile::ConfigDir::from_env(|key| std::env::var_os(key));
+    match dispatch(cmd, config).await {
+        Ok(()) => 0,
+        Err(err) => {
+            let mut stderr = std::io::stderr().lock();
+            // Nothing sensible is left to do if stderr itself is gone.
+            let _ = stderr.write_all(err.render().as_bytes());
+            1
+        }
+    }
+}
+
+/// What every handler needs: where profiles live and the global options.
+#[derive(Debug)]
+struct Ctx {
+    config: Option<profile::ConfigDir>,
+    global: Global,
+}
+
+impl Ctx {
+    /// The config dir, or the error explaining why there is none.
+    fn config(&self) -> Result<&profile::ConfigDir, Error> {
+        self.config.as_ref().ok_or_else(profile::no_config_dir)
+    }
+
+    /// Load the selected profile and open an authenticated management session.
+    async fn session(&self) -> Result<client::Session, Error> {
+        let profile = self.config()?.load(&self.global.profile)?;
+        client::Session::open(&profile).await
+    }
+}
+
+async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<(), Error> {
+    match cmd {
+        Command::Login(args) => {
+            let ctx = Ctx { config, global: args.global.clone() };
+            login::login(&ctx, args).await
+        }
+        Command::Logout(args) => {
+            let ctx = Ctx { config, global: args.global.clone() };
+            login::logout(&ctx)
+        }
+        Command::App { global, command } => app::run(&Ctx { config, global }, command).await,
+        Command::Secret { global, command } => secret::run(&Ctx { config, global }, command).await,
+        Command::Role { global, command } => role::run(&Ctx { config, global }, command).await,
+        Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
+        Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

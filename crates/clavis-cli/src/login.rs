@@ -1,0 +1,189 @@
+//! `clavis login` (prove an application's credentials by acquiring a token for
+//! the management API, then save them as a profile) and `clavis logout`.
+//! The secret comes from stdin (never echoed) or the server's bootstrap file.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::authority::Authority;
+use crate::client::{Connection, MANAGEMENT_SCOPE};
+use crate::error::Error;
+use crate::output::{self, OutputFormat};
+use crate::profile::{ClientSecret, Profile, Settings};
+use crate::{Ctx, Global};
+
+/// The bootstrap admin's credentials, written by the server on first start.
+const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
+
+/// Arguments of `clavis login`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    printf '%s\\n' \"$SECRET\" | clavis login --authority https://id.example:8443/contoso --client-id 6f1c...\n  \
+    clavis login --bootstrap /var/lib/clavis")]
+pub struct LoginArgs {
+    /// The server and tenant: https://HOST:PORT/TENANT (the tenant's name or id).
+    #[arg(long, value_name = "URL", required_unless_present = "bootstrap", conflicts_with = "bootstrap")]
+    authority: Option<String>,
+
+    /// The application's client id (its appId, a GUID). The secret is read from stdin.
+    #[arg(long, value_name = "APP_ID", required_unless_present = "bootstrap", conflicts_with = "bootstrap")]
+    client_id: Option<Uuid>,
+
+    /// PEM file of the CA to trust for this server, and only it (e.g. DATA_DIR/tls/ca.pem);
+    /// without it, the system's root certificates are trusted.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+
+    /// Log in as the bootstrap admin, reading DATA_DIR/bootstrap-admin.json
+    /// (authority, client id, secret and CA file) instead of stdin.
+    #[arg(long, value_name = "DATA_DIR")]
+    bootstrap: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Arguments of `clavis logout`.
+#[derive(clap::Args, Debug)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// `DATA_DIR/bootstrap-admin.json`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BootstrapFile {
+    client_id: Uuid,
+    client_secret: ClientSecret,
+    authority: String,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+}
+
+pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
+    let config = ctx.config()?;
+    let (authority, client_id, ca_file, secret) = match (&args.bootstrap, &args.authority, args.client_id) {
+        (Some(dir), _, _) => {
+            let file = read_bootstrap(dir)?;
+            let authority = Authority::parse(&file.authority)?;
+            (authority, file.client_id, args.ca_file.or(file.ca_file), file.client_secret)
+        }
+        (None, Some(authority), Some(client_id)) => {
+            let authority = Authority::parse(authority)?;
+            (authority, client_id, args.ca_file, read_secret(client_id)?)
+        }
+        _ => unreachable!("clap requires --authority and --client-id without --bootstrap"),
+    };
+    let ca_file = match ca_file {
+        Some(path) => Some(std::path::absolute(&path).map_err(|e| {
+            Error::new(format!("cannot resolve CA file path {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let conn = Connection::new(authority.clone(), ca_file.as_deref())?;
+    conn.token(client_id, &secret, MANAGEMENT_SCOPE).await?;
+
+    let name = ctx.global.profile.clone();
+    let settings = Settings { authority, client_id, ca_file };
+    let summary = json!({ "profile": name.as_str(), "configDir": config.path(), "settings": &settings });
+    config.save(&Profile { name: name.clone(), settings, secret })?;
+    output::emit(&match ctx.global.output {
+        OutputFormat::Json => output::json(&summary),
+        OutputFormat::Table => format!(
+            "Logged in to {} as {client_id}; saved as profile '{name}'.\n",
+            summary["settings"]["authority"].as_str().unwrap_or_default()
+        ),
+    });
+    Ok(())
+}
+
+pub fn logout(ctx: &Ctx) -> Result<(), Error> {
+    let name = &ctx.global.profile;
+    if !ctx.config()?.remove(name)? {
+        return Err(Error::new(format!("there is no profile '{name}'")).hint("pass --profile NAME to pick another"));
+    }
+    if ctx.global.output == OutputFormat::Table {
+        output::emit(&format!("Removed profile '{name}'.\n"));
+    }
+    Ok(())
+}
+
+fn read_bootstrap(dir: &Path) -> Result<BootstrapFile, Error> {
+    let path = dir.join(BOOTSTRAP_FILE);
+    let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
+        let err = Error::new(format!("cannot read {}: {e}", path.display()));
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied => err.hint("run this as the user that runs `clavis serve`"),
+            std::io::ErrorKind::NotFound => err.hint("pass the data dir that `clavis serve` printed on its first start"),
+            _ => err,
+        }
+    })?);
+    // serde_json's messages may quote the file's content: report only where it went wrong.
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(format!(
+            "{} is not a valid bootstrap file (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Read one line from stdin; on a terminal, prompt on stderr and turn echo off.
+fn read_secret(client_id: Uuid) -> Result<ClientSecret, Error> {
+    let stdin = std::io::stdin();
+    let _echo = if stdin.is_terminal() {
+        eprint!("Client secret for {client_id} (input hidden): ");
+        let _ = std::io::stderr().flush();
+        Some(EchoOff::new()?)
+    } else {
+        None
+    };
+    // Room for any real secret up front, so growing never leaves copies behind.
+    let mut line = Zeroizing::new(String::with_capacity(1024));
+    let read = stdin.lock().read_line(&mut line);
+    if _echo.is_some() {
+        eprintln!();
+    }
+    read.map_err(|e| Error::new(format!("cannot read the client secret from stdin: {e}")))?;
+    let secret = ClientSecret::new(line);
+    if secret.is_empty() {
+        return Err(Error::new("no client secret on stdin")
+            .hint("pipe it in, e.g. printf '%s\\n' \"$SECRET\" | clavis login ..., or use --bootstrap DATA_DIR"));
+    }
+    Ok(secret)
+}
+
+/// Terminal echo switched off with `stty` (no unsafe termios calls), and back on when dropped.
+struct EchoOff;
+
+impl EchoOff {
+    fn new() -> Result<Self, Error> {
+        if stty("-echo") {
+            Ok(EchoOff)
+        } else {
+            Err(Error::new("cannot hide input on this terminal")
+                .hint("pipe the secret in instead: printf '%s\\n' \"$SECRET\" | clavis login ..."))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        stty("echo");
+    }
+}
+
+fn stty(arg: &str) -> bool {
+    std::process::Command::new("stty")
+        .arg(arg)
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
+}

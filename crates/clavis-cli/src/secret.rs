@@ -1,0 +1,195 @@
+//! `clavis secret`: add (`POST .../addPassword`, the one time a value is
+//! shown), list (the application's `passwordCredentials`, never with values)
+//! and remove (`POST .../removePassword`) an application's client secrets.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use zeroize::{Zeroize as _, Zeroizing};
+
+use crate::error::Error;
+use crate::lookup;
+use crate::model::{view, PasswordCredential};
+use crate::output::{self, key_values, OutputFormat, Table};
+use crate::when;
+use crate::Ctx;
+
+/// `clavis secret ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Create a client secret and print its value, once.
+    Add {
+        /// Object id, appId, identifier URI or display name.
+        app: String,
+        /// A name for the secret, to tell it apart later (e.g. "ci 2026-01").
+        #[arg(long, value_name = "DISPLAY_NAME")]
+        name: Option<String>,
+        /// When it expires: a duration from now (12h, 90d, 2w, 1y) or an RFC 3339 time.
+        /// Without it the tenant's default lifetime applies.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+    },
+    /// List an application's secrets (key id, name, hint, validity; never the value).
+    List {
+        /// Object id, appId, identifier URI or display name.
+        app: String,
+    },
+    /// Remove a secret: it stops working at once.
+    Remove {
+        /// Object id, appId, identifier URI or display name.
+        app: String,
+        /// The secret's key id, as shown by `clavis secret list`.
+        key_id: Uuid,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
+    let now = OffsetDateTime::now_utc();
+    // Check what we can before any network round-trip.
+    let expires = match &cmd {
+        SecretCommand::Add { expires: Some(text), .. } => Some(when::parse_expiry(text, now)?),
+        _ => None,
+    };
+    let s = ctx.session().await?;
+    let format = ctx.global.output;
+    match cmd {
+        SecretCommand::Add { app, name, .. } => {
+            let found = lookup::application(&s, &app).await?;
+            let mut credential = serde_json::Map::new();
+            if let Some(name) = name {
+                credential.insert("displayName".into(), name.into());
+            }
+            if let Some(at) = expires {
+                credential.insert("endDateTime".into(), output::rfc3339(at).into());
+            }
+            let url = s.url(&["applications", &found.view.id, "addPassword"]);
+            let mut added = s
+                .post(url, &json!({ "passwordCredential": credential }))
+                .await?
+                .ok_or_else(|| Error::new("the server added a secret but did not return it"))?;
+            let text = added_text(format, &added, &found.view.display_name);
+            forget_secret_text(&mut added);
+            output::emit(&text?);
+        }
+        SecretCommand::List { app } => {
+            let found = lookup::application(&s, &app).await?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&found.raw["passwordCredentials"]),
+                OutputFormat::Table => list_table(&found.view.password_credentials, now),
+            });
+        }
+        SecretCommand::Remove { app, key_id } => {
+            let found = lookup::application(&s, &app).await?;
+            let key_id = key_id.to_string();
+            if !found.view.password_credentials.iter().any(|c| c.key_id.eq_ignore_ascii_case(&key_id)) {
+                return Err(Error::new(format!(
+                    "application '{}' has no secret with key id {key_id}",
+                    found.view.display_name
+                ))
+                .hint(format!("see its secrets with `clavis secret list {}`", found.view.app_id)));
+            }
+            let url = s.url(&["applications", &found.view.id, "removePassword"]);
+            s.post(url, &json!({ "keyId": key_id })).await?;
+            if format == OutputFormat::Table {
+                output::emit(&format!(
+                    "Removed secret {key_id} from application '{}'.\n",
+                    found.view.display_name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `secret add` prints: the response object (json), or a short block with
+/// the value and a warning that it is shown only this once (table).
+fn added_text(format: OutputFormat, added: &Value, app_name: &str) -> Result<Zeroizing<String>, Error> {
+    if format == OutputFormat::Json {
+        return Ok(Zeroizing::new(output::json(added)));
+    }
+    let secret = added["secretText"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::new("the server's answer to addPassword has no secretText"))?;
+    let c: PasswordCredential = view(&without_secret_text(added), "password credential")?;
+    let mut text = Zeroizing::new(key_values(&[
+        ("application", app_name.to_owned()),
+        ("keyId", c.key_id),
+        ("displayName", c.display_name),
+        ("expires", output::time(&c.end_date_time)),
+        ("secret", secret.to_owned()),
+    ]));
+    text.push_str("\nCopy the secret now: it will not be shown again.\n");
+    Ok(text)
+}
+
+fn without_secret_text(added: &Value) -> Value {
+    let mut copy = added.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("secretText");
+    }
+    copy
+}
+
+/// Zero the secret value in the response once it has been rendered.
+fn forget_secret_text(added: &mut Value) {
+    if let Some(Value::String(text)) = added.get_mut("secretText") {
+        text.zeroize();
+    }
+}
+
+fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String {
+    let mut table = Table::new(&["KEY ID", "DISPLAY NAME", "HINT", "START", "END", "STATUS"]);
+    for c in credentials {
+        let expired = time::OffsetDateTime::parse(&c.end_date_time, &time::format_description::well_known::Rfc3339)
+            .is_ok_and(|end| end <= now);
+        table.row(vec![
+            c.key_id.clone(),
+            c.display_name.clone(),
+            c.hint.clone(),
+            output::time(&c.start_date_time),
+            output::time(&c.end_date_time),
+            if expired { "expired" } else { "valid" }.to_owned(),
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn added() -> Value {
+        json!({"keyId":"k-1","displayName":"ci","hint":"AbC","startDateTime":"2026-01-01T00:00:00Z",
+               "endDateTime":"2026-04-01T00:00:00Z","secretText":"clv_AbCsecretvalue"})
+    }
+
+    #[test]
+    fn add_shows_the_value_once_with_a_warning() {
+        let text = added_text(OutputFormat::Table, &added(), "orders").unwrap();
+        assert!(text.contains("secret:       clv_AbCsecretvalue\n"), "{}", *text);
+        assert!(text.contains("expires:      2026-04-01T00:00:00Z\n"));
+        assert!(text.ends_with("it will not be shown again.\n"));
+        assert_eq!(text.matches("clv_AbCsecretvalue").count(), 1);
+
+        let json: Value = serde_json::from_str(&added_text(OutputFormat::Json, &added(), "orders").unwrap()).unwrap();
+        assert_eq!(json, added());
+
+        let mut response = added();
+        forget_secret_text(&mut response);
+        assert_eq!(response["secretText"], "");
+    }
+
+    #[test]
+    fn list_marks_expired_secrets() {
+        let creds: Vec<PasswordCredential> = vec![
+            view(&json!({"keyId":"a","hint":"x","endDateTime":"2026-01-01T00:00:00Z"}), "c").unwrap(),
+            view(&json!({"keyId":"b","hint":"y","endDateTime":"2027-01-01T00:00:00Z"}), "c").unwrap(),
+        ];
+        let table = list_table(&creds, datetime!(2026-06-01 0:00 UTC));
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("a ") && lines[1].ends_with("expired"), "{table}");
+        assert!(lines[2].ends_with("valid"));
+    }
+}

@@ -1,0 +1,186 @@
+//! Clavis storage: the records Clavis keeps and the one [`Store`] trait every
+//! backend implements.
+//!
+//! # Layout
+//! - [`model`]: plain records (tenants, applications, credentials, role
+//!   assignments, signing keys, audit events). No behaviour, no secrets in the
+//!   clear: a password credential carries only its keyed hash, a signing key
+//!   only its AEAD ciphertext.
+//! - [`Mutation`] + [`Store::commit`]: every change is a list of mutations
+//!   committed in one transaction *together with* the audit events that
+//!   describe it, so an audit write that fails makes the change fail.
+//! - [`sqlite`]: the embedded default backend with its own `migrations/sqlite`.
+//! - [`connect`]: picks the backend from a database URL's scheme.
+//!
+//! PostgreSQL joins as a second implementation of the same trait, beside
+//! `sqlite.rs`, with its own `migrations/postgres`.
+
+/// Plain records stored by every backend.
+pub mod model;
+/// The embedded SQLite backend (the zero-set-up default).
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use model::*;
+
+/// What can go wrong in storage. The HTTP layers map these to their own
+/// error formats; the source is logged, never sent to a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object named by a mutation does not exist (in that tenant).
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// A uniqueness rule was violated (for example an identifier URI that
+    /// another application of the tenant already uses). The text names the
+    /// rule, never a secret.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or timed out; worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else (corrupt row, migration failure, bug).
+    #[error("store error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result alias for storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One change to the stored state. A [`Store::commit`] applies a list of
+/// these atomically, together with audit events.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// Create a tenant.
+    InsertTenant(Tenant),
+    /// Replace a tenant's settings (name, signing algorithm, policy).
+    UpdateTenant(Tenant),
+    /// Create an application with its service principal, owners and any
+    /// password credentials it already carries.
+    InsertApplication(Application),
+    /// Replace an application's display name, identifier URIs and app roles
+    /// (credentials and owners are left alone). `NotFound` if it is gone.
+    UpdateApplication(Application),
+    /// Delete an application, its service principal, its credentials and
+    /// every role assignment where its service principal is principal or
+    /// resource. `NotFound` if it is gone.
+    DeleteApplication { tenant_id: Uuid, id: Uuid },
+    /// Add a password credential to an application. `NotFound` if the
+    /// application is gone.
+    AddPassword {
+        tenant_id: Uuid,
+        application_id: Uuid,
+        credential: PasswordCredential,
+    },
+    /// Remove a password credential. `NotFound` if the application or the
+    /// credential is gone.
+    RemovePassword {
+        tenant_id: Uuid,
+        application_id: Uuid,
+        key_id: Uuid,
+    },
+    /// Grant an app role. `Conflict` if the same (principal, resource, role)
+    /// is already granted; `NotFound` if either service principal is gone.
+    InsertRoleAssignment(RoleAssignment),
+    /// Revoke an app role grant. `NotFound` if it is gone.
+    DeleteRoleAssignment { tenant_id: Uuid, id: Uuid },
+    /// Store a new (encrypted) signing key for a tenant.
+    InsertSigningKey(SigningKeyRecord),
+}
+
+/// Storage for Clavis. One implementation per database; the service holds an
+/// `Arc<dyn Store>` and never asks which one it has.
+///
+/// Reads return `Ok(None)` / empty lists for objects that do not exist *in
+/// the given tenant*: a caller can never read across tenants by id.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Cheap round-trip proving the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Apply `mutations` and insert `audit` in one transaction: all or
+    /// nothing. The first failing mutation's error is returned and nothing
+    /// is written.
+    async fn commit(&self, mutations: &[Mutation], audit: &[AuditEvent]) -> StoreResult<()>;
+
+    /// Insert audit events that describe no change (a refused action).
+    async fn record_audit(&self, audit: &[AuditEvent]) -> StoreResult<()>;
+
+    /// Every tenant (there are few).
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    /// One application by its object id.
+    async fn application(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Application>>;
+    /// One application by its `appId` (client id).
+    async fn application_by_app_id(
+        &self,
+        tenant_id: Uuid,
+        app_id: Uuid,
+    ) -> StoreResult<Option<Application>>;
+    /// One application by its service principal's object id.
+    async fn application_by_service_principal(
+        &self,
+        tenant_id: Uuid,
+        service_principal_id: Uuid,
+    ) -> StoreResult<Option<Application>>;
+    /// One application by one of its identifier URIs (exact match).
+    async fn application_by_identifier_uri(
+        &self,
+        tenant_id: Uuid,
+        uri: &str,
+    ) -> StoreResult<Option<Application>>;
+    /// A page of applications ordered by object id, after `filter.after`.
+    async fn list_applications(
+        &self,
+        tenant_id: Uuid,
+        filter: &ApplicationFilter,
+    ) -> StoreResult<Vec<Application>>;
+
+    /// Role assignments where `resource_id` is the resource service principal.
+    async fn role_assignments_to(
+        &self,
+        tenant_id: Uuid,
+        resource_id: Uuid,
+    ) -> StoreResult<Vec<RoleAssignment>>;
+    /// Role assignments held by `principal_id`.
+    async fn role_assignments_of(
+        &self,
+        tenant_id: Uuid,
+        principal_id: Uuid,
+    ) -> StoreResult<Vec<RoleAssignment>>;
+
+    /// A tenant's signing keys, newest first.
+    async fn signing_keys(&self, tenant_id: Uuid) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// The wrapped server secret called `name`, inserting `candidate` first if
+    /// there is none. Every caller (and every node) gets the same winner.
+    async fn server_secret_or_insert(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Audit events of a tenant, newest first.
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Open the store named by `database_url`, choosing the backend by scheme:
+/// `sqlite:` (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`) opens a
+/// [`sqlite::SqliteStore`] and runs its migrations. `postgres://` and
+/// `postgresql://` are recognised but not built yet.
+///
+/// Errors never repeat the URL: a PostgreSQL URL may carry a password.
+pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    let scheme = database_url
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(database_url).await?)),
+        Some("postgres" | "postgresql") => Err(StoreError::Internal(Box::new(
+            std::io::Error::other("PostgreSQL support is not built yet; use a sqlite: URL"),
+        ))),
+        _ => Err(StoreError::Internal(Box::new(std::io::Error::other(
+            "unsupported database URL; accepted schemes: sqlite: (sqlite://PATH, sqlite:PATH, \
+             sqlite::memory:), postgres:// and postgresql:// (not built yet)",
+        )))),
+    }
+}

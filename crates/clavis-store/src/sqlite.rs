@@ -1,0 +1,295 @@
+//! The embedded SQLite backend: [`SqliteStore`] implements [`Store`] over a
+//! `sqlx` pool, with its schema in `migrations/sqlite`.
+//!
+//! # Layout
+//! - `codec`: UUID / timestamp / JSON encodings and the row types.
+//! - `error`: sqlx and SQLite errors → [`StoreError`](crate::StoreError).
+//! - `mutate`: one function per [`Mutation`], run inside `commit`'s transaction.
+//! - `read`: every query of the read side.
+//!
+//! Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up
+//! front, so two writers queue on the busy timeout instead of failing with
+//! `SQLITE_BUSY` when a reader upgrades. Multi-statement reads run in a
+//! (deferred) transaction so that they see one snapshot.
+
+mod codec;
+mod error;
+mod mutate;
+mod read;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use self::error::db;
+use self::read::ApplicationKey;
+use crate::model::{Application, ApplicationFilter, AuditEvent, AuditQuery, RoleAssignment};
+use crate::model::{SigningKeyRecord, Tenant};
+use crate::{Mutation, Store, StoreError, StoreResult};
+
+/// The schema, embedded in the binary and applied by [`SqliteStore::open`].
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections in the pool of a file database. SQLite runs one writer at a
+/// time anyway; the rest serve concurrent readers (WAL lets them run
+/// beside the writer).
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a free connection before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Clavis state in one SQLite database file (or in memory, for tests).
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating it if missing) the database named by `url` and bring
+    /// its schema up to date.
+    ///
+    /// Accepted forms: `sqlite://PATH`, `sqlite:PATH` (relative or absolute
+    /// path, optionally followed by `?`-parameters as sqlx understands them)
+    /// and `sqlite::memory:`. The file gets WAL journaling,
+    /// `synchronous=NORMAL` (a power cut may lose the last commits, never
+    /// consistency), `foreign_keys=ON` and a 5 s busy timeout.
+    ///
+    /// An in-memory database lives in one connection that the pool never
+    /// closes: it disappears with the store.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let rest = match url.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") => &url[7..],
+            _ => return Err(bad_url("a SQLite URL starts with `sqlite:`")),
+        };
+        if rest.trim_start_matches("//").is_empty() {
+            return Err(bad_url("the SQLite URL names no database file"));
+        }
+        let in_memory = rest.contains(":memory:") || rest.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{rest}"))
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+        let pool = pool
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        MIGRATOR.run(&pool).await.map_err(error::migrate)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Close every connection, waiting for calls in flight. Later calls
+    /// fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn connection(&self) -> StoreResult<PoolConnection<Sqlite>> {
+        self.pool.acquire().await.map_err(db)
+    }
+
+    /// A read transaction: the statements in it see one snapshot.
+    async fn snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(db)
+    }
+
+    /// Run `mutations` and `audit` in one write transaction, in a task of
+    /// its own: a caller that stops waiting (a client hanging up) cannot
+    /// cancel the transaction half-way, so it always ends in COMMIT or
+    /// ROLLBACK and never leaves a half-begun transaction on a pooled
+    /// connection.
+    async fn write(&self, mutations: Vec<Mutation>, audit: Vec<AuditEvent>) -> StoreResult<()> {
+        if mutations.is_empty() && audit.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move { write_transaction(&pool, &mutations, &audit).await })
+            .await
+            .map_err(|join| StoreError::Internal(Box::new(join)))?
+    }
+}
+
+/// `BEGIN IMMEDIATE`, the mutations in order, the audit events, `COMMIT`;
+/// `ROLLBACK` at the first error, which is returned.
+async fn write_transaction(
+    pool: &SqlitePool,
+    mutations: &[Mutation],
+    audit: &[AuditEvent],
+) -> StoreResult<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let mut outcome = Ok(());
+    for mutation in mutations {
+        outcome = mutate::apply(&mut tx, mutation).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    if outcome.is_ok() {
+        outcome = mutate::insert_audit(&mut tx, audit).await;
+    }
+    match outcome {
+        Ok(()) => tx.commit().await.map_err(db),
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                // Dropping `tx` queues another rollback before the
+                // connection is reused.
+                tracing::warn!(error = %rollback, "rollback of a failed commit failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The error for a URL this backend cannot open. The URL itself is left
+/// out: it may carry a password.
+fn bad_url(why: &'static str) -> StoreError {
+    StoreError::Internal(Box::new(std::io::Error::other(why)))
+}
+
+/// End a read transaction (ending a snapshot never fails a read).
+async fn finish(tx: Transaction<'static, Sqlite>) {
+    if let Err(err) = tx.rollback().await {
+        tracing::debug!(error = %err, "ending a read transaction failed");
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db)
+    }
+
+    async fn commit(&self, mutations: &[Mutation], audit: &[AuditEvent]) -> StoreResult<()> {
+        self.write(mutations.to_vec(), audit.to_vec()).await
+    }
+
+    async fn record_audit(&self, audit: &[AuditEvent]) -> StoreResult<()> {
+        self.write(Vec::new(), audit.to_vec()).await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        read::tenants(&mut *self.connection().await?).await
+    }
+
+    async fn application(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Application>> {
+        let mut tx = self.snapshot().await?;
+        let app = read::application(&mut tx, tenant_id, ApplicationKey::Id, id).await;
+        finish(tx).await;
+        app
+    }
+
+    async fn application_by_app_id(
+        &self,
+        tenant_id: Uuid,
+        app_id: Uuid,
+    ) -> StoreResult<Option<Application>> {
+        let mut tx = self.snapshot().await?;
+        let app = read::application(&mut tx, tenant_id, ApplicationKey::AppId, app_id).await;
+        finish(tx).await;
+        app
+    }
+
+    async fn application_by_service_principal(
+        &self,
+        tenant_id: Uuid,
+        service_principal_id: Uuid,
+    ) -> StoreResult<Option<Application>> {
+        let mut tx = self.snapshot().await?;
+        let key = ApplicationKey::ServicePrincipal;
+        let app = read::application(&mut tx, tenant_id, key, service_principal_id).await;
+        finish(tx).await;
+        app
+    }
+
+    async fn application_by_identifier_uri(
+        &self,
+        tenant_id: Uuid,
+        uri: &str,
+    ) -> StoreResult<Option<Application>> {
+        let mut tx = self.snapshot().await?;
+        let app = read::application_by_identifier_uri(&mut tx, tenant_id, uri).await;
+        finish(tx).await;
+        app
+    }
+
+    async fn list_applications(
+        &self,
+        tenant_id: Uuid,
+        filter: &ApplicationFilter,
+    ) -> StoreResult<Vec<Application>> {
+        let mut tx = self.snapshot().await?;
+        let apps = read::list_applications(&mut tx, tenant_id, filter).await;
+        finish(tx).await;
+        apps
+    }
+
+    async fn role_assignments_to(
+        &self,
+        tenant_id: Uuid,
+        resource_id: Uuid,
+    ) -> StoreResult<Vec<RoleAssignment>> {
+        let mut conn = self.connection().await?;
+        read::role_assignments(&mut conn, tenant_id, "resource_id", resource_id).await
+    }
+
+    async fn role_assignments_of(
+        &self,
+        tenant_id: Uuid,
+        principal_id: Uuid,
+    ) -> StoreResult<Vec<RoleAssignment>> {
+        let mut conn = self.connection().await?;
+        read::role_assignments(&mut conn, tenant_id, "principal_id", principal_id).await
+    }
+
+    async fn signing_keys(&self, tenant_id: Uuid) -> StoreResult<Vec<SigningKeyRecord>> {
+        read::signing_keys(&mut *self.connection().await?, tenant_id).await
+    }
+
+    async fn server_secret_or_insert(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        let mut conn = self.connection().await?;
+        // The first insert wins; a row is never changed afterwards, so the
+        // read that follows sees the winner without a transaction.
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        read::audit_events(&mut *self.connection().await?, query).await
+    }
+}

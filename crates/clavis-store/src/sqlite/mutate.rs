@@ -1,0 +1,427 @@
+//! Applying one [`Mutation`] (and writing audit events) inside the write
+//! transaction that [`Store::commit`](crate::Store::commit) opened.
+//!
+//! Every "is it there?" rule is decided by affected-row counts of statements
+//! that also match the tenant, so an object of another tenant is `NotFound`
+//! exactly like a missing one; uniqueness rules are left to the schema's
+//! UNIQUE constraints and turned into `Conflict`s with a readable rule.
+
+use sqlx::{query, query_scalar, SqliteConnection};
+use uuid::Uuid;
+
+use super::codec::{app_roles_json, id, micros, opt_id};
+use super::error::{db, unique};
+use crate::model::{Application, AuditEvent, PasswordCredential, RoleAssignment};
+use crate::model::{SigningKeyRecord, Tenant};
+use crate::{Mutation, StoreError, StoreResult};
+
+/// Apply one mutation; the caller rolls back on error.
+pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> StoreResult<()> {
+    match mutation {
+        Mutation::InsertTenant(tenant) => insert_tenant(conn, tenant).await,
+        Mutation::UpdateTenant(tenant) => update_tenant(conn, tenant).await,
+        Mutation::InsertApplication(app) => insert_application(conn, app).await,
+        Mutation::UpdateApplication(app) => update_application(conn, app).await,
+        Mutation::DeleteApplication { tenant_id, id } => {
+            delete_application(conn, *tenant_id, *id).await
+        }
+        Mutation::AddPassword {
+            tenant_id,
+            application_id,
+            credential,
+        } => add_password(conn, *tenant_id, *application_id, credential).await,
+        Mutation::RemovePassword {
+            tenant_id,
+            application_id,
+            key_id,
+        } => remove_password(conn, *tenant_id, *application_id, *key_id).await,
+        Mutation::InsertRoleAssignment(grant) => insert_role_assignment(conn, grant).await,
+        Mutation::DeleteRoleAssignment { tenant_id, id } => {
+            delete_role_assignment(conn, *tenant_id, *id).await
+        }
+        Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
+    }
+}
+
+fn tenant_rule(columns: &str, tenant: &Tenant) -> String {
+    if columns.contains("tenants.name") {
+        format!(
+            "tenant name '{}' is already used by another tenant",
+            tenant.name
+        )
+    } else {
+        format!("a tenant with id {} already exists", tenant.id)
+    }
+}
+
+async fn insert_tenant(conn: &mut SqliteConnection, tenant: &Tenant) -> StoreResult<()> {
+    query(
+        "INSERT INTO tenants (id, name, signing_alg, max_secret_lifetime_secs, \
+         default_secret_lifetime_secs, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id(tenant.id))
+    .bind(&tenant.name)
+    .bind(&tenant.signing_alg)
+    .bind(tenant.max_secret_lifetime_secs)
+    .bind(tenant.default_secret_lifetime_secs)
+    .bind(micros(tenant.created_at)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |columns| tenant_rule(columns, tenant)))?;
+    Ok(())
+}
+
+/// Everything but `id` and `created_at`, which never change.
+async fn update_tenant(conn: &mut SqliteConnection, tenant: &Tenant) -> StoreResult<()> {
+    let done = query(
+        "UPDATE tenants SET name = ?, signing_alg = ?, max_secret_lifetime_secs = ?, \
+         default_secret_lifetime_secs = ? WHERE id = ?",
+    )
+    .bind(&tenant.name)
+    .bind(&tenant.signing_alg)
+    .bind(tenant.max_secret_lifetime_secs)
+    .bind(tenant.default_secret_lifetime_secs)
+    .bind(id(tenant.id))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |columns| tenant_rule(columns, tenant)))?;
+    found(done.rows_affected(), "tenant")
+}
+
+fn application_rule(columns: &str, app: &Application) -> String {
+    if columns.contains("applications.app_id") {
+        format!(
+            "appId {} is already used by another application",
+            app.app_id
+        )
+    } else if columns.contains("applications.service_principal_id") {
+        format!(
+            "service principal id {} is already used by another application",
+            app.service_principal_id
+        )
+    } else {
+        format!("an application with id {} already exists", app.id)
+    }
+}
+
+async fn insert_application(conn: &mut SqliteConnection, app: &Application) -> StoreResult<()> {
+    let done = query(
+        "INSERT INTO applications (id, tenant_id, app_id, service_principal_id, display_name, \
+         app_roles, builtin, created_at) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
+    )
+    .bind(id(app.id))
+    .bind(id(app.tenant_id))
+    .bind(id(app.app_id))
+    .bind(id(app.service_principal_id))
+    .bind(&app.display_name)
+    .bind(app_roles_json(&app.app_roles)?)
+    .bind(app.builtin)
+    .bind(micros(app.created_at)?)
+    .bind(id(app.tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |columns| application_rule(columns, app)))?;
+    found(done.rows_affected(), "tenant")?;
+
+    insert_identifier_uris(conn, app).await?;
+    for (position, owner) in app.owners.iter().enumerate() {
+        query(
+            "INSERT INTO application_owners (application_id, position, owner_id) VALUES (?, ?, ?)",
+        )
+        .bind(id(app.id))
+        .bind(position_value(position)?)
+        .bind(id(*owner))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique(e, |_| format!("owner {owner} is listed twice")))?;
+    }
+    for credential in &app.password_credentials {
+        add_password(conn, app.tenant_id, app.id, credential).await?;
+    }
+    Ok(())
+}
+
+/// Insert `app.identifier_uris` in order; a URI another application of the
+/// tenant holds is a `Conflict`.
+async fn insert_identifier_uris(conn: &mut SqliteConnection, app: &Application) -> StoreResult<()> {
+    for (position, uri) in app.identifier_uris.iter().enumerate() {
+        if app.identifier_uris[..position].contains(uri) {
+            return Err(StoreError::Conflict(format!(
+                "identifier URI '{uri}' is listed twice"
+            )));
+        }
+        query(
+            "INSERT INTO application_identifier_uris (tenant_id, application_id, position, uri) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(id(app.tenant_id))
+        .bind(id(app.id))
+        .bind(position_value(position)?)
+        .bind(uri)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            unique(e, |_| {
+                format!(
+                    "identifier URI '{uri}' is already used by another application in this tenant"
+                )
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// Display name, identifier URIs and app roles only.
+async fn update_application(conn: &mut SqliteConnection, app: &Application) -> StoreResult<()> {
+    let done = query(
+        "UPDATE applications SET display_name = ?, app_roles = ? WHERE id = ? AND tenant_id = ?",
+    )
+    .bind(&app.display_name)
+    .bind(app_roles_json(&app.app_roles)?)
+    .bind(id(app.id))
+    .bind(id(app.tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    found(done.rows_affected(), "application")?;
+    query("DELETE FROM application_identifier_uris WHERE application_id = ?")
+        .bind(id(app.id))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    insert_identifier_uris(conn, app).await
+}
+
+/// The schema cascades to URIs, owners, credentials and role assignments in
+/// both directions; the application's service principal also leaves every
+/// owner list it was on.
+async fn delete_application(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    app: Uuid,
+) -> StoreResult<()> {
+    let service_principal: Option<String> = query_scalar(
+        "DELETE FROM applications WHERE id = ? AND tenant_id = ? RETURNING service_principal_id",
+    )
+    .bind(id(app))
+    .bind(id(tenant_id))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(service_principal) = service_principal else {
+        return Err(StoreError::NotFound("application"));
+    };
+    query("DELETE FROM application_owners WHERE owner_id = ?")
+        .bind(service_principal)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+fn credential_rule(columns: &str, credential: &PasswordCredential) -> String {
+    if columns.contains("password_credentials.secret_hash") {
+        // Never the hash itself: only that one collided.
+        "a password credential with the same secret hash already exists".to_owned()
+    } else {
+        format!(
+            "a password credential with key id {} already exists",
+            credential.key_id
+        )
+    }
+}
+
+async fn add_password(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    application_id: Uuid,
+    credential: &PasswordCredential,
+) -> StoreResult<()> {
+    let done = query(
+        "INSERT INTO password_credentials (key_id, application_id, display_name, hint, \
+         secret_hash, start_at, end_at, created_at) \
+         SELECT ?, id, ?, ?, ?, ?, ?, ? FROM applications WHERE id = ? AND tenant_id = ?",
+    )
+    .bind(id(credential.key_id))
+    .bind(&credential.display_name)
+    .bind(&credential.hint)
+    .bind(credential.secret_hash.as_slice())
+    .bind(micros(credential.start_at)?)
+    .bind(micros(credential.end_at)?)
+    .bind(micros(credential.created_at)?)
+    .bind(id(application_id))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |columns| credential_rule(columns, credential)))?;
+    found(done.rows_affected(), "application")
+}
+
+async fn remove_password(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    application_id: Uuid,
+    key_id: Uuid,
+) -> StoreResult<()> {
+    let done = query(
+        "DELETE FROM password_credentials WHERE key_id = ? AND application_id IN \
+         (SELECT id FROM applications WHERE id = ? AND tenant_id = ?)",
+    )
+    .bind(id(key_id))
+    .bind(id(application_id))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() > 0 {
+        return Ok(());
+    }
+    let app_exists: bool =
+        query_scalar("SELECT EXISTS (SELECT 1 FROM applications WHERE id = ? AND tenant_id = ?)")
+            .bind(id(application_id))
+            .bind(id(tenant_id))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    Err(StoreError::NotFound(if app_exists {
+        "password credential"
+    } else {
+        "application"
+    }))
+}
+
+async fn service_principal_exists(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    service_principal: Uuid,
+) -> StoreResult<bool> {
+    query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM applications \
+         WHERE service_principal_id = ? AND tenant_id = ?)",
+    )
+    .bind(id(service_principal))
+    .bind(id(tenant_id))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)
+}
+
+async fn insert_role_assignment(
+    conn: &mut SqliteConnection,
+    grant: &RoleAssignment,
+) -> StoreResult<()> {
+    if !service_principal_exists(conn, grant.tenant_id, grant.principal_id).await? {
+        return Err(StoreError::NotFound("service principal (principalId)"));
+    }
+    if !service_principal_exists(conn, grant.tenant_id, grant.resource_id).await? {
+        return Err(StoreError::NotFound("service principal (resourceId)"));
+    }
+    query(
+        "INSERT INTO app_role_assignments (id, tenant_id, principal_id, resource_id, app_role_id, \
+         created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id(grant.id))
+    .bind(id(grant.tenant_id))
+    .bind(id(grant.principal_id))
+    .bind(id(grant.resource_id))
+    .bind(id(grant.app_role_id))
+    .bind(micros(grant.created_at)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        unique(e, |columns| {
+            if columns.contains("app_role_assignments.principal_id") {
+                "this app role is already assigned to that principal".to_owned()
+            } else {
+                format!("a role assignment with id {} already exists", grant.id)
+            }
+        })
+    })?;
+    Ok(())
+}
+
+async fn delete_role_assignment(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    grant: Uuid,
+) -> StoreResult<()> {
+    let done = query("DELETE FROM app_role_assignments WHERE id = ? AND tenant_id = ?")
+        .bind(id(grant))
+        .bind(id(tenant_id))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    found(done.rows_affected(), "role assignment")
+}
+
+async fn insert_signing_key(
+    conn: &mut SqliteConnection,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    let done = query(
+        "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
+         created_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
+    )
+    .bind(&key.kid)
+    .bind(id(key.tenant_id))
+    .bind(&key.alg)
+    .bind(&key.public_jwk)
+    .bind(key.encrypted_private_key.as_slice())
+    .bind(&key.kek_id)
+    .bind(micros(key.created_at)?)
+    .bind(id(key.tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |_| format!("a signing key with kid '{}' already exists", key.kid)))?;
+    found(done.rows_affected(), "tenant")
+}
+
+/// Insert audit events in order; an id recorded before is a `Conflict`.
+pub(crate) async fn insert_audit(
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    for event in events {
+        query(
+            "INSERT INTO audit_events (id, tenant_id, at, actor_app_id, actor_service_principal_id, \
+             actor_display_name, actor_key_id, client_ip, activity, category, operation_type, \
+             target_type, target_id, target_display_name, target_key_id, result, result_reason, \
+             correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id(event.id))
+        .bind(id(event.tenant_id))
+        .bind(micros(event.at)?)
+        .bind(opt_id(event.actor_app_id))
+        .bind(opt_id(event.actor_service_principal_id))
+        .bind(&event.actor_display_name)
+        .bind(opt_id(event.actor_key_id))
+        .bind(&event.client_ip)
+        .bind(&event.activity)
+        .bind(&event.category)
+        .bind(&event.operation_type)
+        .bind(&event.target_type)
+        .bind(&event.target_id)
+        .bind(&event.target_display_name)
+        .bind(opt_id(event.target_key_id))
+        .bind(event.result.as_str())
+        .bind(&event.result_reason)
+        .bind(id(event.correlation_id))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique(e, |_| format!("audit event {} is already recorded", event.id)))?;
+    }
+    Ok(())
+}
+
+fn found(rows: u64, what: &'static str) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
+}
+
+fn position_value(position: usize) -> StoreResult<i64> {
+    i64::try_from(position).map_err(|_| super::error::corrupt("list too long to store"))
+}

@@ -1,0 +1,190 @@
+//! Runs the backend-independent suite (`tests/suite/`) against SQLite, one
+//! fresh database file per test, plus what only SQLite has: files, URLs,
+//! reopening.
+
+mod suite;
+
+use clavis_store::sqlite::SqliteStore;
+use clavis_store::{connect, Mutation, Store, StoreError};
+use tempfile::TempDir;
+
+/// A fresh SQLite database in its own directory (removed on drop).
+struct Fresh {
+    store: SqliteStore,
+    url: String,
+    _dir: TempDir,
+}
+
+async fn fresh() -> Fresh {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("clavis.db").display());
+    let store = SqliteStore::open(&url).await.expect("open");
+    Fresh {
+        store,
+        url,
+        _dir: dir,
+    }
+}
+
+/// One `#[tokio::test]` per suite function, each on its own database.
+macro_rules! on_sqlite {
+    ($($name:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let db = fresh().await;
+            suite::$name(&db.store).await;
+        }
+    )+};
+}
+
+on_sqlite!(
+    tenant_round_trip,
+    application_round_trip,
+    update_application_replaces_only_its_fields,
+    role_assignment_round_trip,
+    signing_key_round_trip,
+    audit_round_trip,
+    server_secret_first_writer_wins,
+    commit_is_all_or_nothing,
+    cancelled_commit_leaves_all_or_nothing,
+    missing_objects_are_not_found,
+    other_tenants_objects_are_not_found,
+    reads_never_cross_tenants,
+    uniqueness_rules_conflict,
+    delete_application_cascades,
+    list_applications_filters_and_pages,
+    audit_events_filter_and_page,
+    secrets_never_leak,
+);
+
+#[tokio::test]
+async fn reopening_a_file_keeps_its_data() {
+    let db = fresh().await;
+    let tenant = suite::fixtures::given_tenant(&db.store, "default").await;
+    let app = suite::fixtures::given_app(&db.store, &tenant, "orders").await;
+    db.store.close().await;
+    assert!(matches!(
+        db.store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    // Migrations run again and find nothing to do; twice at once is fine too.
+    let again = SqliteStore::open(&db.url).await.expect("reopen");
+    let beside = SqliteStore::open(&db.url).await.expect("second pool");
+    assert_eq!(
+        again.tenants().await.expect("read"),
+        beside.tenants().await.expect("read")
+    );
+    let read = again.application(tenant.id, app.id).await.expect("read");
+    assert_eq!(read.map(|a| a.display_name), Some("orders".to_owned()));
+    let secret = again
+        .server_secret_or_insert("k", b"one")
+        .await
+        .expect("insert");
+    assert_eq!(
+        beside
+            .server_secret_or_insert("k", b"two")
+            .await
+            .expect("read"),
+        secret
+    );
+}
+
+#[tokio::test]
+async fn connect_picks_the_backend_by_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("new.db");
+    for url in [
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+        format!("SQLite:{}", path.display()),
+    ] {
+        let store = connect(&url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        store.ping().await.expect("ping");
+    }
+    assert!(path.exists(), "the file is created");
+
+    let memory = connect("sqlite::memory:").await.expect("in memory");
+    let tenant = suite::fixtures::given_tenant(memory.as_ref(), "default").await;
+    assert_eq!(
+        memory.tenants().await.expect("read"),
+        vec![tenant_as_stored(tenant)]
+    );
+    let other = connect("sqlite::memory:").await.expect("in memory");
+    assert!(
+        other.tenants().await.expect("read").is_empty(),
+        "each its own database"
+    );
+
+    let postgres = connect("postgres://clavis:hunter2@db.internal/clavis").await;
+    let Err(StoreError::Internal(err)) = postgres else {
+        panic!("postgres must be refused for now");
+    };
+    assert!(
+        err.to_string()
+            .contains("PostgreSQL support is not built yet"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("hunter2"));
+    assert!(connect("postgresql://localhost/clavis").await.is_err());
+
+    for url in ["mysql://root:hunter2@localhost/clavis", "clavis.db", ""] {
+        let Err(StoreError::Internal(err)) = connect(url).await else {
+            panic!("{url:?} must be refused");
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("sqlite:") && text.contains("postgres://"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
+    }
+    assert!(SqliteStore::open("sqlite://").await.is_err());
+    assert!(SqliteStore::open("postgres://x").await.is_err());
+}
+
+#[tokio::test]
+async fn an_unopenable_file_is_unavailable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("missing/dir/clavis.db").display()
+    );
+    let result = SqliteStore::open(&url).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_all_land() {
+    let db = fresh().await;
+    let tenant = suite::fixtures::given_tenant(&db.store, "default").await;
+    let mut tasks = Vec::new();
+    for n in 0..32 {
+        let store = db.store.clone();
+        let app = suite::fixtures::app(&tenant, &format!("app {n}"));
+        tasks.push(tokio::spawn(async move {
+            store.commit(&[Mutation::InsertApplication(app)], &[]).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("commit");
+    }
+    let filter = clavis_store::ApplicationFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let listed = db
+        .store
+        .list_applications(tenant.id, &filter)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 32);
+}
+
+fn tenant_as_stored(mut tenant: clavis_store::Tenant) -> clavis_store::Tenant {
+    tenant.created_at = suite::fixtures::stored(tenant.created_at);
+    tenant
+}

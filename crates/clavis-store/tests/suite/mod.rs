@@ -1,0 +1,16 @@
+//! The backend-independent story of a [`Store`](clavis_store::Store): every
+//! `pub async fn` here takes a fresh, empty `&dyn Store` and panics on a
+//! broken contract. A backend's test binary runs each one on its own database.
+
+pub mod canary;
+pub mod cascade;
+pub mod fixtures;
+pub mod lists;
+pub mod records;
+pub mod rules;
+
+pub use canary::*;
+pub use cascade::*;
+pub use lists::*;
+pub use records::*;
+pub use rules::*;

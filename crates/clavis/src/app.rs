@@ -1,0 +1,179 @@
+//! `App::build(config, clock)`: opens the data directory, key file and store,
+//! bootstraps an empty store, binds the listener (port 0 in tests) and
+//! returns a server ready to [`run`](App::run). No globals: a test can start
+//! as many as it likes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use clavis_store::Store;
+use time::Duration;
+
+use crate::bootstrap::{bootstrap_if_empty, Bootstrapped};
+use crate::clock::Clock;
+use crate::config::{Config, Tls};
+use crate::directory::Directory;
+use crate::http::tls;
+use crate::keys::{KeyEncryptionKey, Keyring};
+use crate::secret::SecretHasher;
+
+/// Everything a request handler may use.
+#[derive(Debug)]
+pub struct AppState {
+    pub directory: Directory,
+    pub keyring: Keyring,
+    pub hasher: SecretHasher,
+    pub clock: Arc<dyn Clock>,
+    /// Public base URL without trailing slash.
+    pub base_url: String,
+    pub token_lifetime: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// A built, bound, not yet running server.
+#[derive(Debug)]
+pub struct App {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// Set when this start created the bootstrap admin.
+    pub bootstrapped: Option<Bootstrapped>,
+    /// The CA certificate clients should trust, when Clavis made one.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl App {
+    /// Prepare a server from `config`.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let kek = Arc::new(KeyEncryptionKey::load_or_create(
+            &config.data_dir.join("kek.key"),
+        )?);
+        let store = clavis_store::connect(&config.database_url)
+            .await
+            .with_context(|| "cannot open the database (check --database-url)".to_string())?;
+        let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
+
+        let listener = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let base_url = config.base_url(local_addr);
+
+        let (tls, ca_file) = match &config.tls {
+            Tls::Off => (None, None),
+            Tls::Files { cert, key } => (Some(tls::rustls_config(cert, key).await?), None),
+            Tls::LocalCa => {
+                let ca = tls::ensure_local_ca(&config.data_dir)?;
+                let rustls = tls::rustls_config(&ca.server_cert, &ca.server_key).await?;
+                (Some(rustls), Some(ca.ca_cert))
+            }
+        };
+
+        let directory = Directory::load(store.clone()).await?;
+        let bootstrapped = bootstrap_if_empty(
+            &directory,
+            &hasher,
+            clock.as_ref(),
+            &config.data_dir,
+            &base_url,
+            ca_file.as_deref(),
+        )
+        .await?;
+        let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
+        let state = Arc::new(AppState {
+            directory,
+            keyring,
+            hasher,
+            clock,
+            base_url,
+            token_lifetime: config.token_lifetime,
+            max_body_bytes: config.max_body_bytes,
+        });
+        Ok(App {
+            listener,
+            local_addr,
+            state,
+            tls,
+            bootstrapped,
+            ca_file,
+        })
+    }
+
+    /// The bound address (the real port when the config asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Public base URL (issuer base).
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// Shared state (tests inspect the directory through it).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Serve until `shutdown` completes, then finish in-flight requests
+    /// (for at most 10 seconds).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = crate::http::router(self.state.clone());
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        match self.tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(self.listener, tls)
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+            None => {
+                axum_server::from_tcp(self.listener)
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key behind the secrets' keyed hash: 32 random bytes sealed under the
+/// KEK and kept in the store, so every node (and every restart) shares it.
+async fn load_secret_hasher(
+    store: &dyn Store,
+    kek: &KeyEncryptionKey,
+) -> anyhow::Result<SecretHasher> {
+    const NAME: &str = "secret-hash-key";
+    let context = format!("server-secret:{NAME}");
+    let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
+    SystemRandom::new()
+        .fill(&mut fresh[..])
+        .map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+    let candidate = kek.seal(&context, &fresh[..]);
+    let sealed = store.server_secret_or_insert(NAME, &candidate).await?;
+    let key = kek.open(&context, &sealed).context(
+        "the database was sealed with another key file: start with the kek.key that belongs to this database",
+    )?;
+    Ok(SecretHasher::new(&key))
+}

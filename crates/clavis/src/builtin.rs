@@ -1,0 +1,79 @@
+//! The built-in management API application `api://clavis` and its app roles
+//! (the management roles). Role ids are Microsoft Graph's own, so tooling
+//! that knows Graph's role GUIDs recognises them.
+
+use clavis_store::AppRole;
+use uuid::{uuid, Uuid};
+
+/// Identifier URI of the management API; tokens for it use `api://clavis/.default`.
+pub const MANAGEMENT_API_URI: &str = "api://clavis";
+/// Display name of the built-in management application.
+pub const MANAGEMENT_API_NAME: &str = "Clavis Management API";
+
+/// A management role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Create, read, change and delete every application of the tenant.
+    ApplicationReadWriteAll,
+    /// Create applications, and manage only those the caller owns.
+    ApplicationReadWriteOwnedBy,
+    /// Read every application (never a secret value).
+    ApplicationReadAll,
+    /// Read the audit log.
+    AuditLogReadAll,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::ApplicationReadWriteAll,
+        Role::ApplicationReadWriteOwnedBy,
+        Role::ApplicationReadAll,
+        Role::AuditLogReadAll,
+    ];
+
+    /// The value in the `roles` claim.
+    pub fn value(self) -> &'static str {
+        match self {
+            Role::ApplicationReadWriteAll => "Application.ReadWrite.All",
+            Role::ApplicationReadWriteOwnedBy => "Application.ReadWrite.OwnedBy",
+            Role::ApplicationReadAll => "Application.Read.All",
+            Role::AuditLogReadAll => "AuditLog.Read.All",
+        }
+    }
+
+    /// The app role id (Microsoft Graph's id for the same permission).
+    pub fn id(self) -> Uuid {
+        match self {
+            Role::ApplicationReadWriteAll => uuid!("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"),
+            Role::ApplicationReadWriteOwnedBy => uuid!("18a4783c-866b-4cc7-a460-3d5e5662c884"),
+            Role::ApplicationReadAll => uuid!("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
+            Role::AuditLogReadAll => uuid!("b0afded3-3588-46d8-8b3d-9842eff778da"),
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Role::ApplicationReadWriteAll => "Create, read, update and delete all applications and their secrets, and grant app roles.",
+            Role::ApplicationReadWriteOwnedBy => "Create applications and manage only the applications this app owns.",
+            Role::ApplicationReadAll => "Read all applications and service principals, without secret values.",
+            Role::AuditLogReadAll => "Read the audit log.",
+        }
+    }
+
+    /// Parse a `roles` claim value.
+    pub fn parse(value: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.value() == value)
+    }
+
+    /// The role as an app role of the management API.
+    pub fn app_role(self) -> AppRole {
+        AppRole {
+            id: self.id(),
+            value: self.value().into(),
+            display_name: self.value().into(),
+            description: self.description().into(),
+            allowed_member_types: vec!["Application".into()],
+            is_enabled: true,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `clavis serve` settings: defaults < `CLAVIS_*` environment < flags (clap
+//! reads both), resolved once into a [`Config`] that `App::build` takes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use time::Duration;
+
+/// Flags of `clavis serve`; each has a `CLAVIS_*` environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "CLAVIS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Where the SQLite database, key file, TLS files and bootstrap
+    /// credentials live.
+    #[arg(long, env = "CLAVIS_DATA_DIR", default_value = "./clavis-data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default: `sqlite://{data-dir}/clavis.db`.
+    #[arg(long, env = "CLAVIS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Base URL clients use (the token issuer is `{public-url}/{tenant-id}/v2.0`);
+    /// default: derived from --listen.
+    #[arg(long, env = "CLAVIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain to serve instead of the generated local CA's.
+    #[arg(long, env = "CLAVIS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "CLAVIS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy: secrets cross
+    /// this connection).
+    #[arg(long, env = "CLAVIS_PLAIN_HTTP", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "CLAVIS_TOKEN_LIFETIME", default_value_t = 3600,
+          value_parser = clap::value_parser!(i64).range(300..=86_400))]
+    pub token_lifetime: i64,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// How the listener speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Certificate from the local CA in `{data-dir}/tls/` (created on first start).
+    LocalCa,
+    /// Operator-supplied certificate chain and key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP behind a TLS-terminating proxy.
+    Off,
+}
+
+/// Resolved settings for one server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `None`: derive from the bound address once the port is known.
+    pub public_url: Option<String>,
+    pub tls: Tls,
+    pub token_lifetime: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Settings from `clavis serve` flags.
+    pub fn from_args(args: &ServeArgs) -> Self {
+        let tls = match (&args.tls_cert, &args.tls_key, args.plain_http) {
+            (_, _, true) => Tls::Off,
+            (Some(cert), Some(key), _) => Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Tls::LocalCa,
+        };
+        Self {
+            listen: args.listen,
+            data_dir: args.data_dir.clone(),
+            database_url: args.database_url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", args.data_dir.join("clavis.db").display())
+            }),
+            public_url: args
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            tls,
+            token_lifetime: Duration::seconds(args.token_lifetime),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
+    /// A test configuration: port 0 on loopback, SQLite in `data_dir`.
+    pub fn for_tests(data_dir: PathBuf, tls: Tls) -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            database_url: format!("sqlite://{}", data_dir.join("clavis.db").display()),
+            data_dir,
+            public_url: None,
+            tls,
+            token_lifetime: Duration::hours(1),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
+    /// The public base URL for a server bound to `bound`.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let scheme = if self.tls == Tls::Off {
+            "http"
+        } else {
+            "https"
+        };
+        let host = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("{scheme}://{}", SocketAddr::new(host, bound.port()))
+    }
+}

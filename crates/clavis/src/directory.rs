@@ -1,0 +1,180 @@
+//! The directory: tenants, applications and role grants as the token path
+//! sees them, cached in memory so a known client costs no database read.
+//!
+//! Every change goes through [`Directory::commit`], which writes it (with its
+//! audit events) and then drops the cache. A generation counter stops a read
+//! that raced a change from caching what it read before the change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use clavis_store::{Application, AuditEvent, Mutation, RoleAssignment, Store, StoreError, Tenant};
+use uuid::Uuid;
+
+/// A client as the token endpoint needs it: the application (with its
+/// credentials' hashes) and the roles granted to its service principal.
+#[derive(Debug)]
+pub struct Client {
+    pub app: Application,
+    pub grants: Vec<RoleAssignment>,
+}
+
+/// Cached view of the store for the hot path.
+#[derive(Debug)]
+pub struct Directory {
+    store: Arc<dyn Store>,
+    generation: AtomicU64,
+    tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
+    clients: RwLock<HashMap<(Uuid, Uuid), Arc<Client>>>,
+    resources: RwLock<HashMap<(Uuid, String), Arc<Application>>>,
+}
+
+/// Most cached clients and resources kept; past it the cache starts over
+/// (a crude bound that keeps memory flat under a flood of distinct ids).
+const CACHE_LIMIT: usize = 100_000;
+
+impl Directory {
+    /// A directory over `store`, with the tenant list loaded.
+    pub async fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let tenants = store.tenants().await?;
+        Ok(Self {
+            store,
+            generation: AtomicU64::new(0),
+            tenants: RwLock::new(Arc::new(tenants.into_iter().map(Arc::new).collect())),
+            clients: RwLock::new(HashMap::new()),
+            resources: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Write `mutations` with their audit events in one transaction, then
+    /// forget everything cached.
+    pub async fn commit(
+        &self,
+        mutations: &[Mutation],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let result = self.store.commit(mutations, audit).await;
+        if result.is_ok() {
+            let touches_tenants = mutations
+                .iter()
+                .any(|m| matches!(m, Mutation::InsertTenant(_) | Mutation::UpdateTenant(_)));
+            if touches_tenants {
+                self.reload_tenants().await?;
+            }
+            self.invalidate();
+        }
+        result
+    }
+
+    /// Drop every cached client and resource.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        write(&self.clients).clear();
+        write(&self.resources).clear();
+    }
+
+    async fn reload_tenants(&self) -> Result<(), StoreError> {
+        let tenants = self.store.tenants().await?;
+        *write(&self.tenants) = Arc::new(tenants.into_iter().map(Arc::new).collect());
+        Ok(())
+    }
+
+    /// The tenant named in a URL: its GUID or its name (case-insensitive).
+    pub fn tenant(&self, segment: &str) -> Option<Arc<Tenant>> {
+        let tenants = read(&self.tenants).clone();
+        match Uuid::try_parse(segment) {
+            Ok(id) => tenants.iter().find(|t| t.id == id).cloned(),
+            Err(_) => tenants
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(segment))
+                .cloned(),
+        }
+    }
+
+    /// The tenant with this id.
+    pub fn tenant_by_id(&self, id: Uuid) -> Option<Arc<Tenant>> {
+        read(&self.tenants).iter().find(|t| t.id == id).cloned()
+    }
+
+    /// A client application by its client id, with its role grants.
+    pub async fn client(
+        &self,
+        tenant: Uuid,
+        app_id: Uuid,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(hit) = read(&self.clients).get(&(tenant, app_id)) {
+            return Ok(Some(hit.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some(app) = self.store.application_by_app_id(tenant, app_id).await? else {
+            return Ok(None);
+        };
+        let grants = self
+            .store
+            .role_assignments_of(tenant, app.service_principal_id)
+            .await?;
+        let client = Arc::new(Client { app, grants });
+        self.remember(&self.clients, (tenant, app_id), client.clone(), generation);
+        Ok(Some(client))
+    }
+
+    /// A resource application by identifier URI or by appId.
+    pub async fn resource(
+        &self,
+        tenant: Uuid,
+        key: &str,
+    ) -> Result<Option<Arc<Application>>, StoreError> {
+        let cache_key = (tenant, key.to_owned());
+        if let Some(hit) = read(&self.resources).get(&cache_key) {
+            return Ok(Some(hit.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = match self
+            .store
+            .application_by_identifier_uri(tenant, key)
+            .await?
+        {
+            Some(app) => Some(app),
+            None => match Uuid::try_parse(key) {
+                Ok(app_id) => self.store.application_by_app_id(tenant, app_id).await?,
+                Err(_) => None,
+            },
+        };
+        let Some(app) = found else { return Ok(None) };
+        let app = Arc::new(app);
+        self.remember(&self.resources, cache_key, app.clone(), generation);
+        Ok(Some(app))
+    }
+
+    fn remember<K: std::hash::Hash + Eq, V>(
+        &self,
+        map: &RwLock<HashMap<K, V>>,
+        key: K,
+        value: V,
+        generation: u64,
+    ) {
+        let mut map = write(map);
+        // Checked under the write lock: `invalidate` bumps the generation
+        // before it takes the lock, so a stale read is never cached.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if map.len() >= CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

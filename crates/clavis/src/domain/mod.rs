@@ -1,0 +1,6 @@
+//! Rules about application registrations that hold whatever the interface
+//! (management API today, portal later): names, identifier URIs, app roles
+//! and secret lifetimes. Plain functions, no HTTP or SQL.
+
+pub mod registration;
+pub mod secret_lifetime;

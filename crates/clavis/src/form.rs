@@ -1,0 +1,69 @@
+//! Strict `application/x-www-form-urlencoded` decoding (token requests and
+//! query strings): a bad `%` escape or invalid UTF-8 is an error, never a
+//! silent replacement character.
+
+/// Why a form could not be decoded (names the field, never its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FormError(String);
+
+/// Decode `name=value&...` into pairs, in order, duplicates kept.
+pub fn decode(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+    let mut out = Vec::new();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let mut kv = pair.splitn(2, |&b| b == b'=');
+        let key = kv.next().unwrap_or_default();
+        let value = kv.next().unwrap_or_default();
+        let key = percent_decode(key).ok_or_else(|| {
+            FormError("a parameter name is not valid UTF-8 or has a bad % escape".into())
+        })?;
+        let value = percent_decode(value).ok_or_else(|| {
+            FormError(format!(
+                "the value of '{key}' is not valid UTF-8 or has a bad % escape"
+            ))
+        })?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Percent-decode one component (`+` is a space), strictly.
+pub fn percent_decode(input: &[u8]) -> Option<String> {
+    let mut bytes = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(input.get(i + 1..i + 3)?).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => bytes.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_strictly() {
+        assert_eq!(
+            decode(b"a=1+2&b=%41&c").unwrap(),
+            vec![
+                ("a".into(), "1 2".into()),
+                ("b".into(), "A".into()),
+                ("c".into(), String::new())
+            ]
+        );
+        assert!(decode(b"a=%").is_err());
+        assert!(decode(b"a=%g1").is_err());
+        assert!(decode(b"a=%ff").is_err());
+        assert!(decode(b"%ff=1").is_err());
+        assert!(decode(b"a=%+1").is_err());
+    }
+}

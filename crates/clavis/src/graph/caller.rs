@@ -1,0 +1,265 @@
+//! Who is calling the management API: a bearer token Clavis issued for
+//! `api://clavis`, verified (signature, issuer, audience, lifetime), from an
+//! application and credential that still exist. Its `tid` scopes the call
+//! to one tenant; its `roles` decide what the call may do.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use clavis_store::{Application, Tenant};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::GraphError;
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::builtin::{Role, MANAGEMENT_API_URI};
+use crate::keys::jws;
+use crate::oauth::claims::AccessTokenClaims;
+
+/// Tolerated clock skew when checking `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 60;
+
+/// An authenticated management caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    pub app_id: Uuid,
+    pub service_principal_id: Uuid,
+    pub display_name: String,
+    pub key_id: Uuid,
+    pub roles: Vec<Role>,
+    pub client_ip: Option<String>,
+    pub request_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct TidOnly {
+    tid: Uuid,
+}
+
+fn invalid(why: &str) -> GraphError {
+    GraphError::Unauthenticated(format!(
+        "Access token validation failure: {why}. Get a token for {MANAGEMENT_API_URI}/.default \
+         from this server's token endpoint (`clavis login`)."
+    ))
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| invalid("the request has no Authorization header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid("the Authorization header is not 'Bearer <token>'"))?;
+        if token.len() > 16 * 1024 {
+            return Err(invalid("the token is too long"));
+        }
+
+        // Which tenant? Read `tid` unverified, only to find the keys to verify with.
+        let body = token
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| invalid("the token is not a JWT"))?;
+        let tid: TidOnly = B64
+            .decode(body)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| invalid("the token is not a JWT"))?;
+        let tenant = state
+            .directory
+            .tenant_by_id(tid.tid)
+            .ok_or_else(|| invalid("the token's tenant does not exist"))?;
+        let keys = state.keyring.for_tenant(&tenant).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot load signing keys");
+            GraphError::Internal
+        })?;
+        let kid = jws::peek_header(token)
+            .map_err(|_| invalid("the token is not a JWT"))?
+            .kid;
+        let verifier = keys
+            .verifiers
+            .get(&kid)
+            .ok_or_else(|| invalid("the token was not signed by this tenant"))?;
+        let claims: AccessTokenClaims =
+            jws::decode(token, verifier).map_err(|_| invalid("the token signature is invalid"))?;
+
+        let now = state.clock.now().unix_timestamp();
+        if claims.exp + LEEWAY_SECS <= now {
+            return Err(invalid("the token has expired"));
+        }
+        if claims.nbf - LEEWAY_SECS > now {
+            return Err(invalid("the token is not valid yet"));
+        }
+        if claims.iss != format!("{}/{}/v2.0", state.base_url, tenant.id) {
+            return Err(invalid(
+                "the token was issued for another address of this server",
+            ));
+        }
+        let management = management_api(state, tenant.id).await?;
+        if claims.aud != management.app_id {
+            return Err(invalid(&format!(
+                "the token's audience is not {MANAGEMENT_API_URI}"
+            )));
+        }
+        // The caller and the credential it used must still exist: removing a
+        // secret or deleting an app cuts off its management access at once.
+        let client = state
+            .directory
+            .client(tenant.id, claims.azp)
+            .await?
+            .ok_or_else(|| invalid("the calling application was deleted"))?;
+        if !client
+            .app
+            .password_credentials
+            .iter()
+            .any(|c| c.key_id == claims.credential_id)
+        {
+            return Err(invalid(
+                "the credential this token was issued for was removed",
+            ));
+        }
+
+        let client_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Caller {
+            tenant,
+            app_id: claims.azp,
+            service_principal_id: client.app.service_principal_id,
+            display_name: client.app.display_name.clone(),
+            key_id: claims.credential_id,
+            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            client_ip,
+            request_id: crate::http::request_id(&parts.headers),
+        })
+    }
+}
+
+/// The tenant's built-in management API application.
+pub async fn management_api(
+    state: &AppState,
+    tenant: Uuid,
+) -> Result<Arc<Application>, GraphError> {
+    state
+        .directory
+        .resource(tenant, MANAGEMENT_API_URI)
+        .await?
+        .ok_or_else(|| {
+            tracing::error!(%tenant, "tenant has no management API application");
+            GraphError::Internal
+        })
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Audit actor for this caller.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            app_id: Some(self.app_id),
+            service_principal_id: Some(self.service_principal_id),
+            display_name: self.display_name.clone(),
+            key_id: Some(self.key_id),
+            client_ip: self.client_ip.clone(),
+            correlation_id: self.request_id,
+        }
+    }
+
+    /// May list or read applications at all? Returns the owner filter to
+    /// apply (`Some(sp)` when the caller may only see what it owns).
+    pub fn read_scope(&self) -> Result<Option<Uuid>, GraphError> {
+        if self.has(Role::ApplicationReadWriteAll) || self.has(Role::ApplicationReadAll) {
+            Ok(None)
+        } else if self.has(Role::ApplicationReadWriteOwnedBy) {
+            Ok(Some(self.service_principal_id))
+        } else {
+            Err(denied(
+                "Application.Read.All, Application.ReadWrite.All or Application.ReadWrite.OwnedBy",
+            ))
+        }
+    }
+
+    /// May read this application?
+    pub fn can_read(&self, app: &Application) -> Result<(), GraphError> {
+        match self.read_scope()? {
+            None => Ok(()),
+            Some(owner) if app.owners.contains(&owner) => Ok(()),
+            Some(_) => Err(not_owner()),
+        }
+    }
+
+    /// May change this application (and its secrets and role grants)?
+    pub fn can_write(&self, app: &Application) -> Result<(), GraphError> {
+        if self.has(Role::ApplicationReadWriteAll) {
+            Ok(())
+        } else if self.has(Role::ApplicationReadWriteOwnedBy) {
+            if app.owners.contains(&self.service_principal_id) {
+                Ok(())
+            } else {
+                Err(not_owner())
+            }
+        } else {
+            Err(denied(
+                "Application.ReadWrite.All or Application.ReadWrite.OwnedBy",
+            ))
+        }
+    }
+
+    /// May create applications?
+    pub fn can_create(&self) -> Result<(), GraphError> {
+        if self.has(Role::ApplicationReadWriteAll) || self.has(Role::ApplicationReadWriteOwnedBy) {
+            Ok(())
+        } else {
+            Err(denied(
+                "Application.ReadWrite.All or Application.ReadWrite.OwnedBy",
+            ))
+        }
+    }
+
+    /// May read the audit log?
+    pub fn can_read_audit(&self) -> Result<(), GraphError> {
+        if self.has(Role::AuditLogReadAll) {
+            Ok(())
+        } else {
+            Err(denied("AuditLog.Read.All"))
+        }
+    }
+}
+
+fn denied(needed: &str) -> GraphError {
+    GraphError::Forbidden(format!(
+        "Insufficient privileges to complete the operation: the caller needs the {needed} role on \
+         {MANAGEMENT_API_URI} (grant it with `clavis role grant --resource {MANAGEMENT_API_URI} ...`)."
+    ))
+}
+
+fn not_owner() -> GraphError {
+    GraphError::Forbidden(
+        "Insufficient privileges to complete the operation: with Application.ReadWrite.OwnedBy a \
+         caller can only manage applications it owns."
+            .into(),
+    )
+}

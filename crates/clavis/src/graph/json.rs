@@ -1,0 +1,115 @@
+//! Request bodies and query strings of the management API, parsed strictly
+//! with errors in Graph's format: JSON only, capped in size, unknown fields
+//! named, duplicated query parameters refused.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+
+use super::error::GraphError;
+use crate::app::AppState;
+
+/// A JSON body whose rejections are Graph errors.
+#[derive(Debug)]
+pub struct GraphJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for GraphJson<T> {
+    type Rejection = GraphError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(GraphError::UnsupportedMediaType);
+        }
+        let limit = state.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| GraphError::TooLarge(limit))?;
+        parse_json(&bytes).map(GraphJson)
+    }
+}
+
+/// Parse JSON into `T`, with serde's message (which names the field and
+/// position) as the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(GraphError::bad("The request body is not valid UTF-8."));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| GraphError::bad(format!("The request body is not valid: {e}.")))
+}
+
+/// OData query options of a list call.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub top: Option<u32>,
+    pub skiptoken: Option<String>,
+    pub filter: Option<String>,
+}
+
+impl ListQuery {
+    /// Parse a raw query string; only `$top`, `$skiptoken` and `$filter`.
+    pub fn parse(raw: Option<&str>) -> Result<Self, GraphError> {
+        let mut q = ListQuery::default();
+        let params = crate::form::decode(raw.unwrap_or_default().as_bytes())
+            .map_err(|e| GraphError::bad(format!("The query string is not valid: {e}.")))?;
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in params {
+            if !seen.insert(name.clone()) {
+                return Err(GraphError::bad(format!(
+                    "Query option '{name}' is given more than once."
+                )));
+            }
+            match name.as_str() {
+                "$top" => {
+                    let top: u32 = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=999).contains(n))
+                        .ok_or_else(|| {
+                            GraphError::bad(
+                                "Invalid value for $top: use a whole number from 1 to 999.",
+                            )
+                        })?;
+                    q.top = Some(top);
+                }
+                "$skiptoken" => q.skiptoken = Some(value),
+                "$filter" => q.filter = Some(value),
+                other => {
+                    return Err(GraphError::bad(format!(
+                        "Query option '{other}' is not supported; use $top, $filter or $skiptoken."
+                    )))
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    /// Page size (default 100).
+    pub fn page_size(&self) -> u32 {
+        self.top.unwrap_or(100)
+    }
+}
+
+/// Split `field eq 'value'`, unescaping OData's doubled quotes.
+pub fn eq_clause<'a>(clause: &'a str, field: &str) -> Option<String> {
+    let rest = clause.trim().strip_prefix(field)?.trim_start();
+    let rest = rest.strip_prefix("eq")?.trim_start();
+    quoted(rest)
+}
+
+/// The content of a single-quoted OData literal that is the whole input.
+pub fn quoted(s: &str) -> Option<String> {
+    let inner = s.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    if inner.replace("''", "").contains('\'') {
+        return None;
+    }
+    Some(inner.replace("''", "'"))
+}

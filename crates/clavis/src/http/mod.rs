@@ -1,0 +1,120 @@
+//! HTTP: the router, the protocol endpoints (discovery, JWKS, token), health
+//! probes, the OpenAPI document, and TLS set-up. Handlers parse, call, map.
+
+pub mod discovery;
+pub mod health;
+pub mod oauth_response;
+pub mod tls;
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+/// Header carrying the request id (also Entra's `trace_id` and Graph's `request-id`).
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// The OpenAPI document's top level; the paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Clavis",
+        description = "Entra ID v2.0 compatible token endpoints and a Microsoft Graph shaped management API."
+    ),
+    tags(
+        (name = "oauth", description = "OAuth 2.0 / OpenID endpoints (Entra ID v2.0 layout)"),
+        (name = "applications", description = "Application registrations and their secrets"),
+        (name = "servicePrincipals", description = "Service principals and app role assignments"),
+        (name = "auditLogs", description = "The audit log"),
+        (name = "health", description = "Liveness and readiness")
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A Clavis access token for api://clavis/.default"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route, with its OpenAPI description collected from the same code.
+pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(discovery::openid_configuration))
+        .routes(routes!(discovery::jwks))
+        .routes(routes!(discovery::authorize))
+        .routes(routes!(token::token))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .merge(crate::graph::routes())
+        .with_state(state)
+        .split_for_parts();
+    (router, doc)
+}
+
+/// The complete service.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (router, doc) = api(state);
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "error": {
+                "code": "Request_ResourceNotFound",
+                "message": format!(
+                    "No endpoint at {}. Token endpoints live under /{{tenant}}/oauth2/v2.0/, the \
+                     management API under /v1.0/, and the full list at /openapi.json.",
+                    uri.path()
+                ),
+            }
+        })),
+    )
+}
+
+/// The request id Tower assigned to this request (or a new one).
+pub fn request_id(headers: &axum::http::HeaderMap) -> uuid::Uuid {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::try_parse(v).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+}

@@ -1,0 +1,110 @@
+//! HTTPS out of the box: on first start, a local CA and a server certificate
+//! for 127.0.0.1, ::1 and localhost in `{data-dir}/tls/`. Clients trust
+//! `{data-dir}/tls/ca.pem` (MSAL and azure-identity refuse plain http).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::keys::kek::create_private;
+
+/// Paths of the generated TLS material.
+#[derive(Debug, Clone)]
+pub struct LocalCa {
+    /// What clients trust.
+    pub ca_cert: PathBuf,
+    /// Served chain (server certificate).
+    pub server_cert: PathBuf,
+    /// Server private key (0600).
+    pub server_key: PathBuf,
+}
+
+/// Create the local CA and server certificate if missing; return their paths.
+pub fn ensure_local_ca(data_dir: &Path) -> anyhow::Result<LocalCa> {
+    let dir = data_dir.join("tls");
+    std::fs::create_dir_all(&dir)?;
+    let paths = LocalCa {
+        ca_cert: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server-key.pem"),
+    };
+    let ca_key_path = dir.join("ca-key.pem");
+    if paths.ca_cert.exists() && paths.server_cert.exists() && paths.server_key.exists() {
+        return Ok(paths);
+    }
+    // Start over as a whole: a partial set (crash mid-way) is replaced.
+    for p in [
+        &paths.ca_cert,
+        &paths.server_cert,
+        &paths.server_key,
+        &ca_key_path,
+    ] {
+        let _ = std::fs::remove_file(p);
+    }
+    let now = OffsetDateTime::now_utc();
+
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = name("Clavis local CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = now - Duration::hours(1);
+    ca.not_after = now + Duration::days(3650);
+    let ca_cert = ca.self_signed(&ca_key)?;
+
+    let server_key = KeyPair::generate()?;
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()])?;
+    server.distinguished_name = name("Clavis server");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("::1".parse()?));
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.not_before = now - Duration::hours(1);
+    server.not_after = now + Duration::days(825);
+    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
+
+    write_private(&ca_key_path, &ca_key.serialize_pem())?;
+    write_private(&paths.server_key, &server_key.serialize_pem())?;
+    std::fs::write(&paths.server_cert, server_cert.pem())?;
+    std::fs::write(&paths.ca_cert, ca_cert.pem())?;
+    tracing::info!(ca = %paths.ca_cert.display(), "created a local CA and server certificate");
+    Ok(paths)
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "Clavis");
+    dn
+}
+
+fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+    let mut f = create_private(path)?;
+    f.write_all(pem.as_bytes())?;
+    f.sync_all()
+}
+
+/// A rustls server configuration from PEM files.
+pub async fn rustls_config(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load TLS certificate {} / key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
+}

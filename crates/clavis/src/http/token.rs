@@ -1,0 +1,106 @@
+//! `POST /{tenant}/oauth2/v2.0/token`: reads the raw request (with a body
+//! cap), hands it to the protocol code, renders the result with
+//! `Cache-Control: no-store`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::oauth_response::OAuthFailure;
+use crate::app::AppState;
+use crate::oauth::client_credentials::{self, Issuer};
+use crate::oauth::{request, OAuthError};
+
+/// Form fields of a client-credentials token request (documentation only:
+/// the handler parses the raw body strictly).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// `client_credentials`.
+    grant_type: String,
+    /// The client's appId (or use HTTP Basic).
+    client_id: Option<String>,
+    /// The client secret (or use HTTP Basic). Never in the URL query.
+    client_secret: Option<String>,
+    /// `{resource}/.default`, resource = identifier URI or appId.
+    scope: String,
+}
+
+/// Issue an access token (client credentials grant).
+#[utoipa::path(post, path = "/{tenant}/oauth2/v2.0/token", tag = "oauth",
+    params(("tenant" = String, Path, description = "Tenant GUID or name")),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`{token_type, expires_in, ext_expires_in, access_token}`"),
+        (status = 400, description = "invalid_request, invalid_scope, invalid_resource, unsupported_grant_type, invalid_tenant"),
+        (status = 401, description = "invalid_client (7000215 wrong secret, 7000222 expired, 700016 unknown application)"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "temporarily_unavailable")
+    ))]
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    tenant: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let trace_id = super::request_id(&headers);
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let basic_used =
+        authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"));
+    let fail = |error: OAuthError| {
+        tracing::info!(
+            code = error.code,
+            error = error.kind.as_str(),
+            "token request refused"
+        );
+        OAuthFailure {
+            error,
+            basic_used,
+            trace_id,
+            correlation_id: trace_id,
+        }
+        .into_response()
+    };
+    let Ok(Path(tenant)) = tenant else {
+        return fail(OAuthError::malformed(
+            "the tenant in the URL is not valid UTF-8.",
+        ));
+    };
+    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return fail(OAuthError::too_large(state.max_body_bytes)),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let parsed = match request::parse(content_type, query.as_deref(), authorization, &body) {
+        Ok(parsed) => parsed,
+        Err(e) => return fail(e),
+    };
+    let issuer = Issuer {
+        directory: &state.directory,
+        keyring: &state.keyring,
+        hasher: &state.hasher,
+        clock: state.clock.as_ref(),
+        base_url: &state.base_url,
+        token_lifetime: state.token_lifetime,
+    };
+    match client_credentials::grant(&issuer, &tenant, parsed).await {
+        Ok((response, issued)) => {
+            tracing::debug!(client = %issued.client_app_id, credential = %issued.credential_id,
+                resource = %issued.resource_app_id, "token issued");
+            let mut response = Json(response).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(e) => fail(e),
+    }
+}

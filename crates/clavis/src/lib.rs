@@ -1,0 +1,43 @@
+//! Clavis: a self-hosted identity service for applications that speaks
+//! Entra ID v2.0's token endpoints and Microsoft Graph's management shapes.
+//!
+//! # Layout
+//! A token request flows `http::token` → `oauth::request` (parse) →
+//! `oauth::client_credentials` (check client via the cached `directory`,
+//! pick the resource, collect roles) → `keys` (sign). A management call
+//! flows `graph::caller` (verify the bearer token, roles) → `graph::<resource>`
+//! (validate with `domain`, build an audit event) → `directory::commit`
+//! (store change + audit in one transaction, then drop caches).
+//! Storage lives in the `clavis-store` crate; the CLI in `clavis-cli`.
+
+/// `App::build(config, clock)`: data dir, keys, store, bootstrap, listener.
+pub mod app;
+/// Audit events: who did what to which object, with which outcome.
+pub mod audit;
+/// First start of an empty store: default tenant and bootstrap admin.
+pub mod bootstrap;
+/// The built-in management API application and its roles.
+pub mod builtin;
+/// Time as a parameter (system clock, manual clock for tests).
+pub mod clock;
+/// `clavis serve` flags and the resolved configuration.
+pub mod config;
+/// The token path's cached view of tenants, clients and resources.
+pub mod directory;
+/// Registration rules: names, identifier URIs, app roles, secret lifetimes.
+pub mod domain;
+/// Strict form decoding shared by the token endpoint and query strings.
+pub mod form;
+/// Management API in Microsoft Graph shapes.
+pub mod graph;
+/// Router, protocol endpoints, health, OpenAPI, TLS.
+pub mod http;
+/// Key-encryption key, signing keys, JWS, per-tenant keyring.
+pub mod keys;
+/// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
+pub mod oauth;
+/// Client secret format and keyed hash.
+pub mod secret;
+
+pub use app::App;
+pub use config::{Config, ServeArgs, Tls};

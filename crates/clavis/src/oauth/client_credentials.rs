@@ -1,0 +1,157 @@
+//! The client credentials grant (RFC 6749 §4.4) with client secrets: check
+//! the client, pick the resource from `{resource}/.default`, collect the
+//! roles granted on it, and sign a token. No database access when the client
+//! and resource are cached; never a database write.
+
+use serde::Serialize;
+use time::Duration;
+use uuid::Uuid;
+
+use super::claims::AccessTokenClaims;
+use super::request::TokenRequest;
+use super::{scope, OAuthError};
+use crate::clock::Clock;
+use crate::directory::Directory;
+use crate::keys::{jws, Keyring};
+use crate::secret::SecretHasher;
+
+/// The successful response body (RFC 6749 §5.1 plus Entra's `ext_expires_in`).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub ext_expires_in: i64,
+    pub access_token: String,
+}
+
+/// What the grant needs from the running service.
+#[derive(Debug)]
+pub struct Issuer<'a> {
+    pub directory: &'a Directory,
+    pub keyring: &'a Keyring,
+    pub hasher: &'a SecretHasher,
+    pub clock: &'a dyn Clock,
+    /// Public base URL, without a trailing slash.
+    pub base_url: &'a str,
+    pub token_lifetime: Duration,
+}
+
+/// Who got a token (for logs; no secret).
+#[derive(Debug, Clone, Copy)]
+pub struct Issued {
+    pub client_app_id: Uuid,
+    pub credential_id: Uuid,
+    pub resource_app_id: Uuid,
+}
+
+/// Run the grant for `tenant_segment` (GUID or name).
+pub async fn grant(
+    issuer: &Issuer<'_>,
+    tenant_segment: &str,
+    request: TokenRequest,
+) -> Result<(TokenResponse, Issued), OAuthError> {
+    if request.grant_type != "client_credentials" {
+        return Err(OAuthError::unsupported_grant(&request.grant_type));
+    }
+    let tenant = issuer
+        .directory
+        .tenant(tenant_segment)
+        .ok_or_else(|| OAuthError::unknown_tenant(tenant_segment))?;
+    let client_id = request
+        .client_id
+        .as_deref()
+        .ok_or_else(|| OAuthError::missing("client_id"))?;
+    let secret = request
+        .client_secret
+        .as_ref()
+        .ok_or_else(OAuthError::no_credential)?;
+    let app_id = Uuid::try_parse(client_id).map_err(|_| OAuthError::malformed_client_id())?;
+    let client = issuer
+        .directory
+        .client(tenant.id, app_id)
+        .await?
+        .ok_or_else(|| OAuthError::unknown_client(client_id, tenant_segment))?;
+
+    // One HMAC, then a constant-time comparison against every credential.
+    let presented = issuer.hasher.hash(secret);
+    let mut matched = None;
+    for credential in &client.app.password_credentials {
+        if SecretHasher::matches(&presented, &credential.secret_hash) {
+            matched = Some(credential);
+        }
+    }
+    let now = issuer.clock.now();
+    let credential = matched.ok_or_else(|| OAuthError::wrong_secret(client_id))?;
+    if now >= credential.end_at {
+        return Err(OAuthError::expired_secret(
+            client_id,
+            &credential.key_id.to_string(),
+        ));
+    }
+    if now < credential.start_at {
+        return Err(OAuthError::wrong_secret(client_id));
+    }
+
+    let scope = request
+        .scope
+        .as_deref()
+        .ok_or_else(|| OAuthError::missing("scope"))?;
+    let resource_key = scope::resource_of(scope)?;
+    let resource = issuer
+        .directory
+        .resource(tenant.id, resource_key)
+        .await?
+        .ok_or_else(|| OAuthError::unknown_resource(resource_key, tenant_segment))?;
+
+    let roles = client
+        .grants
+        .iter()
+        .filter(|g| g.resource_id == resource.service_principal_id)
+        .filter_map(|g| {
+            resource
+                .app_roles
+                .iter()
+                .find(|r| r.id == g.app_role_id && r.is_enabled)
+        })
+        .map(|r| r.value.clone())
+        .collect();
+
+    let keys = issuer.keyring.for_tenant(&tenant).await.map_err(|e| {
+        tracing::error!(error = %e, tenant = %tenant.id, "no usable signing key");
+        OAuthError::internal()
+    })?;
+    let iat = now.unix_timestamp();
+    let lifetime = issuer.token_lifetime.whole_seconds();
+    let claims = AccessTokenClaims {
+        iss: format!("{}/{}/v2.0", issuer.base_url, tenant.id),
+        aud: resource.app_id,
+        sub: client.app.service_principal_id,
+        oid: client.app.service_principal_id,
+        azp: client.app.app_id,
+        client_id: client.app.app_id,
+        azpacr: "1".into(),
+        tid: tenant.id,
+        roles,
+        idtyp: "app".into(),
+        iat,
+        nbf: iat,
+        exp: iat + lifetime,
+        jti: Uuid::new_v4(),
+        ver: "2.0".into(),
+        credential_id: credential.key_id,
+    };
+    let access_token = jws::encode(&keys.current, &claims);
+    Ok((
+        TokenResponse {
+            token_type: "Bearer",
+            expires_in: lifetime,
+            ext_expires_in: lifetime,
+            access_token,
+        },
+        Issued {
+            client_app_id: client.app.app_id,
+            credential_id: credential.key_id,
+            resource_app_id: resource.app_id,
+        },
+    ))
+}

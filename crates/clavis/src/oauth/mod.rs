@@ -1,0 +1,12 @@
+//! The OAuth 2.0 protocol as Entra ID v2.0 speaks it, free of HTTP framework
+//! and database: request parsing ([`request`]), scopes ([`scope`]), errors
+//! with Entra's numeric codes ([`error`]), access-token claims ([`claims`])
+//! and one file per grant ([`client_credentials`]).
+
+pub mod claims;
+pub mod client_credentials;
+pub mod error;
+pub mod request;
+pub mod scope;
+
+pub use error::{OAuthError, OAuthErrorKind};
