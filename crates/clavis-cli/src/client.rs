@@ -190,3 +190,121 @@ impl Session {
         Ok(Some(value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{ProfileName, Settings};
+    use crate::testserver;
+    use serde_json::json;
+
+    const SECRET: &str = "clv_TopSecretValue123";
+
+    fn profile(url: &str) -> Profile {
+        Profile {
+            name: ProfileName::parse("default").unwrap(),
+            settings: Settings {
+                authority: Authority::parse(&format!("{url}/contoso")).unwrap(),
+                client_id: Uuid::parse_str("6f1c2d3e-0000-4000-8000-0000000000aa").unwrap(),
+                ca_file: None,
+            },
+            secret: ClientSecret::new(Zeroizing::new(SECRET.to_owned())),
+        }
+    }
+
+    fn token_ok() -> (u16, String) {
+        (200, json!({"token_type":"Bearer","expires_in":3600,"ext_expires_in":3600,"access_token":"tok-1"}).to_string())
+    }
+
+    #[tokio::test]
+    async fn session_uses_client_secret_post_then_bearer_and_follows_pages() {
+        let server = testserver::start(|req, base| match req.target.as_str() {
+            "/contoso/oauth2/v2.0/token" => token_ok(),
+            "/v1.0/applications" => (
+                200,
+                json!({"value":[{"id":"1"}],"@odata.nextLink":format!("{base}/v1.0/applications?$skiptoken=2")})
+                    .to_string(),
+            ),
+            "/v1.0/applications?$skiptoken=2" => (200, json!({"value":[{"id":"2"}]}).to_string()),
+            _ => (404, json!({"error":{"code":"Request_ResourceNotFound","message":"nope"}}).to_string()),
+        })
+        .await;
+        let s = Session::open(&profile(&server.url)).await.unwrap();
+        let items = s.list(s.url(&["applications"]), None).await.unwrap();
+        assert_eq!(items, vec![json!({"id":"1"}), json!({"id":"2"})]);
+
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].method, "POST");
+        assert_eq!(seen[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(
+            seen[0].body,
+            format!(
+                "grant_type=client_credentials&client_id=6f1c2d3e-0000-4000-8000-0000000000aa\
+                 &client_secret={SECRET}&scope=api%3A%2F%2Fclavis%2F.default"
+            )
+        );
+        assert!(seen[0].header("authorization").is_none());
+        for page in &seen[1..] {
+            assert_eq!(page.header("authorization"), Some("Bearer tok-1"));
+        }
+    }
+
+    #[tokio::test]
+    async fn rejected_secret_says_log_in_again_and_never_shows_the_secret() {
+        let server = testserver::start(|_, _| {
+            let description = format!("AADSTS7000215: Invalid client secret provided: {SECRET}\r\nTrace ID: t-1");
+            let body = json!({"error":"invalid_client","error_description":description,"error_codes":[7000215]});
+            (401, body.to_string())
+        })
+        .await;
+        let err = Session::open(&profile(&server.url)).await.unwrap_err();
+        let text = err.render();
+        assert!(text.starts_with("error: token request failed: invalid_client: AADSTS7000215"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains("Trace ID"), "{text}");
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.contains("hint: run `clavis login` again"));
+    }
+
+    #[tokio::test]
+    async fn graph_errors_keep_the_servers_message() {
+        let server = testserver::start(|req, _| match req.target.as_str() {
+            "/contoso/oauth2/v2.0/token" => token_ok(),
+            _ => (
+                403,
+                json!({"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}})
+                    .to_string(),
+            ),
+        })
+        .await;
+        let s = Session::open(&profile(&server.url)).await.unwrap();
+        let err = s.post(s.url(&["applications"]), &json!({})).await.unwrap_err();
+        assert_eq!(
+            err.reason(),
+            "Insufficient privileges to complete the operation. (Authorization_RequestDenied)"
+        );
+        assert!(err.hint_text().unwrap().contains("clavis role grant"));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_asks_whether_the_server_runs() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = Session::open(&profile(&url)).await.unwrap_err();
+        assert_eq!(err.reason(), format!("cannot connect to {url}: connection refused"));
+        assert_eq!(err.hint_text().unwrap(), format!("is `clavis serve` running at {url}?"));
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let authority = Authority::parse("https://localhost:8443/contoso").unwrap();
+        let err = Connection::new(authority.clone(), Some(&path)).unwrap_err();
+        assert!(err.reason().contains("holds no PEM certificate"));
+        let err = Connection::new(authority, Some(&dir.path().join("missing.pem"))).unwrap_err();
+        assert!(err.reason().starts_with("cannot read CA file"));
+    }
+}

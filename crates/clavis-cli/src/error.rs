@@ -245,3 +245,100 @@ pub fn from_transport_chain(chain: &[String], timeout: bool, origin: &str, ca_fi
     let cause = chain.last().map(String::as_str).unwrap_or("unknown failure");
     Error::new(format!("request to {origin} failed: {cause}")).hint(serve_hint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "clv_ShouldNeverBePrinted42";
+
+    fn token_error(status: u16, body: serde_json::Value) -> Error {
+        from_token_response(status, body.to_string().as_bytes(), "api://orders/.default")
+    }
+
+    #[test]
+    fn token_errors_name_the_entra_code_and_suggest_the_next_step() {
+        let expired = token_error(
+            401,
+            json!({"error":"invalid_client","error_description":"AADSTS7000222: The provided client secret keys are expired.\r\nTrace ID: 1","error_codes":[7000222]}),
+        );
+        assert_eq!(
+            expired.reason(),
+            "token request failed: invalid_client: AADSTS7000222: The provided client secret keys are expired."
+        );
+        assert_eq!(expired.hint_text(), Some(LOGIN_AGAIN));
+
+        let resource = token_error(400, json!({"error":"invalid_resource","error_description":"AADSTS500011: not found","error_codes":[500011]}));
+        assert!(resource.hint_text().unwrap().contains("api://orders/.default"));
+        let scope = token_error(400, json!({"error":"invalid_scope","error_codes":[1002012]}));
+        assert_eq!(scope.reason(), "token request failed: invalid_scope");
+        assert!(scope.hint_text().unwrap().contains("/.default"));
+        let unknown_app = token_error(400, json!({"error":"unauthorized_client","error_codes":[700016]}));
+        assert!(unknown_app.hint_text().unwrap().contains("--client-id"));
+        let plain_404 = from_token_response(404, b"<html>Not Found</html>", "s");
+        assert_eq!(plain_404.reason(), "the server answered 404");
+        assert!(plain_404.hint_text().unwrap().contains("HOST:PORT/TENANT"));
+    }
+
+    #[test]
+    fn graph_errors_by_status() {
+        let body = |code: &str, msg: &str| json!({"error":{"code":code,"message":msg}}).to_string();
+        let unauth = from_graph_response(401, body("InvalidAuthenticationToken", "Access token has expired.").as_bytes());
+        assert_eq!(unauth.reason(), "Access token has expired. (InvalidAuthenticationToken)");
+        assert!(unauth.hint_text().unwrap().contains("clavis login"));
+        let missing = from_graph_response(404, body("Request_ResourceNotFound", "Resource 'x' does not exist.").as_bytes());
+        assert!(missing.is_not_found() && missing.hint_text().is_none());
+        let bad = from_graph_response(400, body("Request_BadRequest", "Invalid value\nfor endDateTime").as_bytes());
+        assert_eq!(bad.reason(), "Invalid value for endDateTime (Request_BadRequest)");
+        assert_eq!(from_graph_response(502, b"").reason(), "the server answered 502");
+        assert_eq!(from_graph_response(500, b"oops").reason(), "the server answered 500: oops");
+    }
+
+    #[test]
+    fn transport_failures_get_hints() {
+        let chain = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let tls = chain(&["error sending request", "client error (Connect)", "invalid peer certificate: UnknownIssuer"]);
+        let err = from_transport_chain(&tls, false, "https://h:8443", None);
+        assert_eq!(err.hint_text(), Some("pass --ca-file DATA_DIR/tls/ca.pem to `clavis login`"));
+        let err = from_transport_chain(&tls, false, "https://h:8443", Some("/old/ca.pem"));
+        assert!(err.hint_text().unwrap().contains("/old/ca.pem"));
+        let name = chain(&["x", "invalid peer certificate: certificate not valid for name \"h\""]);
+        assert!(from_transport_chain(&name, false, "https://h", None).reason().contains("does not name"));
+        let timeout = chain(&["operation timed out"]);
+        assert!(from_transport_chain(&timeout, true, "https://h", None).reason().contains("did not answer"));
+        let other = chain(&["error sending request", "something odd"]);
+        assert_eq!(from_transport_chain(&other, false, "https://h", None).reason(), "request to https://h failed: something odd");
+    }
+
+    #[test]
+    fn rendered_errors_are_one_line_plus_hint_and_redacted() {
+        let err = Error::new(format!("server said:\n  {SECRET} is wrong")).hint(format!("try\r\nagain {SECRET}")).redact(SECRET);
+        assert_eq!(err.render(), "error: server said: [redacted] is wrong\nhint: try again [redacted]\n");
+        let long = Error::new("x".repeat(1000));
+        assert!(long.reason().chars().count() <= MAX_REASON + 1);
+    }
+
+    /// Whatever the server sends back, the secret it may echo is scrubbed by
+    /// the token path's `redact`; and no mapping adds anything secret itself.
+    #[test]
+    fn no_mapping_invents_secret_content() {
+        let bodies = [
+            json!({"error":"invalid_client","error_description":"bad"}).to_string(),
+            json!({"error":{"code":"X","message":"y"}}).to_string(),
+            String::new(),
+        ];
+        for status in [400, 401, 403, 404, 500] {
+            for body in &bodies {
+                let texts = [
+                    from_token_response(status, body.as_bytes(), "api://x/.default").render(),
+                    from_graph_response(status, body.as_bytes()).render(),
+                ];
+                for text in texts {
+                    assert!(!text.contains(SECRET));
+                    assert!(text.lines().count() <= 2 && text.starts_with("error: "), "{text}");
+                }
+            }
+        }
+    }
+}

@@ -48,6 +48,7 @@ pub use profile::ProfileName;
 
 /// Options every client command accepts, before or after its verb.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Profile to use: the saved server address and application credentials.
     #[arg(
@@ -180,5 +181,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
     }
 }
 
+#[cfg(test)]
+mod testserver;
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,8 @@ const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
 /// Arguments of `clavis login`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
-    printf '%s\\n' \"$SECRET\" | clavis login --authority https://id.example:8443/contoso --client-id 6f1c...\n  \
-    clavis login --bootstrap /var/lib/clavis")]
+    clavis login --bootstrap /var/lib/clavis\n  \
+    clavis login --authority https://id.example:8443/contoso --client-id APP_ID < secret.txt")]
 pub struct LoginArgs {
     /// The server and tenant: https://HOST:PORT/TENANT (the tenant's name or id).
     #[arg(long, value_name = "URL", required_unless_present = "bootstrap", conflicts_with = "bootstrap")]

@@ -14,8 +14,12 @@ use crate::Ctx;
 /// `clavis role ...`
 #[derive(clap::Subcommand, Debug)]
 pub enum RoleCommand {
-    /// Grant a resource's app role to a client application; its next tokens for
-    /// that resource carry the role in their `roles` claim.
+    /// Grant a resource's app role to a client application.
+    ///
+    /// The client's next tokens for that resource carry the role's value in
+    /// their `roles` claim. Management roles (Application.ReadWrite.All,
+    /// Application.ReadWrite.OwnedBy, Application.Read.All, AuditLog.Read.All)
+    /// are app roles of the resource api://clavis.
     Grant {
         /// The client application: object id, appId, identifier URI or display name.
         #[arg(long, value_name = "APP")]

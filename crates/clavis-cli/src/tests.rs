@@ -1,4 +1,5 @@
-//! Command-line parsing: the tree `clavis` exposes, its global options and help.
+//! Whole commands: the tree `clavis` exposes, its global options and help, and
+//! login → command → logout against a canned server in an isolated config dir.
 
 use clap::{CommandFactory as _, Parser, Subcommand as _};
 
@@ -90,7 +91,7 @@ fn help_everywhere() {
 fn print_help() {
     fn walk(cmd: &mut clap::Command, path: &str) {
         println!("$ {path} --help\n{}", cmd.render_help());
-        for sub in cmd.get_subcommands_mut() {
+        for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
             let path = format!("{path} {}", sub.get_name());
             walk(sub, &path);
         }
@@ -98,4 +99,98 @@ fn print_help() {
     let mut root = Command::augment_subcommands(clap::Command::new("clavis"));
     root.build();
     walk(&mut root, "clavis");
+}
+
+mod flow {
+    use super::*;
+    use crate::profile::ConfigDir;
+    use crate::testserver;
+    use serde_json::json;
+
+    const SECRET: &str = "clv_BootstrapSecretValue";
+
+    fn bootstrap_dir(authority: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let file = json!({
+            "tenantId": "9a0b1c2d-0000-4000-8000-000000000001", "tenantName": "default",
+            "clientId": "6f1c2d3e-0000-4000-8000-0000000000aa", "clientSecret": SECRET,
+            "authority": authority, "caFile": null
+        });
+        std::fs::write(dir.path().join("bootstrap-admin.json"), file.to_string()).unwrap();
+        dir
+    }
+
+    async fn run_in(config: &std::path::Path, args: &[&str]) -> Result<(), Error> {
+        dispatch(parse(args).unwrap(), Some(ConfigDir::new(config))).await
+    }
+
+    #[tokio::test]
+    async fn bootstrap_login_then_app_list_then_logout() {
+        let server = testserver::start(|req, _| match req.target.as_str() {
+            "/default/oauth2/v2.0/token" => (200, json!({"token_type":"Bearer","expires_in":3600,"access_token":"t"}).to_string()),
+            "/v1.0/applications" => (200, json!({"value":[{"id":"o","appId":"a","displayName":"bootstrap-admin"}]}).to_string()),
+            _ => (404, json!({"error":{"code":"Request_ResourceNotFound","message":"no"}}).to_string()),
+        })
+        .await;
+        let data = bootstrap_dir(&format!("{}/default", server.url));
+        let config = tempfile::tempdir().unwrap();
+        let data_dir = data.path().to_str().unwrap();
+        run_in(config.path(), &["login", "--bootstrap", data_dir, "--profile", "admin"]).await.unwrap();
+
+        let name = ProfileName::parse("admin").unwrap();
+        let saved = ConfigDir::new(config.path()).load(&name).unwrap();
+        assert_eq!(saved.secret.expose(), SECRET);
+        assert_eq!(saved.settings.authority.as_str(), format!("{}/default", server.url));
+
+        run_in(config.path(), &["app", "list", "--profile", "admin", "--output", "json"]).await.unwrap();
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 4, "login token, then token + list: {seen:?}");
+        assert_eq!(seen[3].target, "/v1.0/applications");
+
+        run_in(config.path(), &["logout", "--profile", "admin"]).await.unwrap();
+        let err = run_in(config.path(), &["app", "list", "--profile", "admin"]).await.unwrap_err();
+        assert!(err.reason().contains("no profile 'admin'"));
+        assert!(run_in(config.path(), &["logout", "--profile", "admin"]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_saves_nothing() {
+        let server = testserver::start(|_, _| {
+            (401, json!({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}).to_string())
+        })
+        .await;
+        let data = bootstrap_dir(&format!("{}/default", server.url));
+        let config = tempfile::tempdir().unwrap();
+        let err = run_in(config.path(), &["login", "--bootstrap", data.path().to_str().unwrap()]).await.unwrap_err();
+        assert!(err.reason().contains("AADSTS7000215"));
+        assert!(!config.path().join("profiles").exists());
+    }
+
+    #[tokio::test]
+    async fn app_lookup_falls_back_from_object_id_to_app_id_and_reports_ambiguity() {
+        let app_id = "22222222-2222-4222-8222-222222222222";
+        let server = testserver::start(move |req, _| {
+            let target = req.target.as_str();
+            if target.ends_with("/oauth2/v2.0/token") {
+                return (200, json!({"access_token":"t"}).to_string());
+            }
+            if target == format!("/v1.0/applications/{app_id}") {
+                return (404, json!({"error":{"code":"Request_ResourceNotFound","message":"no"}}).to_string());
+            }
+            if target == format!("/v1.0/applications?$filter=appId%20eq%20%27{app_id}%27") {
+                return (200, json!({"value":[{"id":"o1","appId":app_id,"displayName":"orders"}]}).to_string());
+            }
+            if target == "/v1.0/applications?$filter=displayName%20eq%20%27twin%27" {
+                return (200, json!({"value":[{"appId":"a1"},{"appId":"a2"}]}).to_string());
+            }
+            (400, json!({"error":{"code":"Request_BadRequest","message":format!("unexpected {target}")}}).to_string())
+        })
+        .await;
+        let data = bootstrap_dir(&format!("{}/default", server.url));
+        let config = tempfile::tempdir().unwrap();
+        run_in(config.path(), &["login", "--bootstrap", data.path().to_str().unwrap()]).await.unwrap();
+        run_in(config.path(), &["app", "show", app_id]).await.unwrap();
+        let err = run_in(config.path(), &["app", "show", "twin"]).await.unwrap_err();
+        assert_eq!(err.reason(), "'twin' matches 2 applications: a1, a2");
+    }
 }

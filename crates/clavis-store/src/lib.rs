@@ -96,6 +96,13 @@ pub enum Mutation {
 ///
 /// Reads return `Ok(None)` / empty lists for objects that do not exist *in
 /// the given tenant*: a caller can never read across tenants by id.
+///
+/// What every backend gives back (the suite in `tests/suite` checks it):
+/// - times in UTC at microsecond precision, anything finer truncated toward
+///   the past on write (PostgreSQL `timestamptz` has the same precision);
+/// - `identifier_uris`, `app_roles` and `owners` in the order they were
+///   written; `password_credentials` ordered by `(start_at, key_id)`;
+/// - `tenants` and role assignments ordered by `(created_at, id)`.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Cheap round-trip proving the database answers (for `/readyz`).

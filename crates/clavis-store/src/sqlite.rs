@@ -1,10 +1,12 @@
-//! The embedded SQLite backend: [`SqliteStore`] implements [`Store`] over a
-//! `sqlx` pool, with its schema in `migrations/sqlite`.
+//! The embedded SQLite backend: [`SqliteStore`](crate::sqlite::SqliteStore)
+//! implements [`Store`](crate::Store) over a `sqlx` pool, with its schema in
+//! `migrations/sqlite`.
 //!
 //! # Layout
 //! - `codec`: UUID / timestamp / JSON encodings and the row types.
 //! - `error`: sqlx and SQLite errors → [`StoreError`](crate::StoreError).
-//! - `mutate`: one function per [`Mutation`], run inside `commit`'s transaction.
+//! - `mutate`: one function per [`Mutation`], run inside `commit`'s transaction
+//!   (`applications`: those that write applications and credentials).
 //! - `read`: every query of the read side.
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up
@@ -12,6 +14,7 @@
 //! `SQLITE_BUSY` when a reader upgrades. Multi-statement reads run in a
 //! (deferred) transaction so that they see one snapshot.
 
+mod applications;
 mod codec;
 mod error;
 mod mutate;
@@ -117,8 +120,10 @@ impl SqliteStore {
     /// Run `mutations` and `audit` in one write transaction, in a task of
     /// its own: a caller that stops waiting (a client hanging up) cannot
     /// cancel the transaction half-way, so it always ends in COMMIT or
-    /// ROLLBACK and never leaves a half-begun transaction on a pooled
-    /// connection.
+    /// ROLLBACK. (sqlx 0.8's `begin_with`, cancelled between its BEGIN and
+    /// its check, leaves an open transaction on a pooled connection that
+    /// fails every later `begin_with`; `cancelled_commit_leaves_all_or_nothing`
+    /// in the test suite catches that.)
     async fn write(&self, mutations: Vec<Mutation>, audit: Vec<AuditEvent>) -> StoreResult<()> {
         if mutations.is_empty() && audit.is_empty() {
             return Ok(());

@@ -2,6 +2,7 @@
 //! `pub async fn` here takes a fresh, empty `&dyn Store` and panics on a
 //! broken contract. A backend's test binary runs each one on its own database.
 
+pub mod atomic;
 pub mod canary;
 pub mod cascade;
 pub mod fixtures;
@@ -9,6 +10,7 @@ pub mod lists;
 pub mod records;
 pub mod rules;
 
+pub use atomic::*;
 pub use canary::*;
 pub use cascade::*;
 pub use lists::*;

@@ -8,6 +8,7 @@ pub mod audit_logs;
 pub mod caller;
 pub mod error;
 pub mod json;
+pub mod policies;
 pub mod service_principals;
 pub mod shapes;
 
@@ -45,6 +46,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(service_principals::unassign))
         .routes(routes!(service_principals::assignments))
         .routes(routes!(audit_logs::directory_audits))
+        .routes(routes!(policies::get, policies::update))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.

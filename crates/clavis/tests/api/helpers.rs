@@ -1,0 +1,245 @@
+//! `spawn_app()` and `TestApp`: a real server on a random port with its own
+//! data directory and SQLite file, and one method per endpoint.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use clavis::clock::ManualClock;
+use clavis::{App, Config, Tls};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub http: Client,
+    pub dir: TempDir,
+    pub clock: ManualClock,
+    pub tenant_id: String,
+    pub admin_id: String,
+    pub admin_secret: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Start a plain-HTTP server (TLS has its own tests).
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Tls::Off).await
+}
+
+pub async fn spawn_with(tls: Tls) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_in(dir, tls).await
+}
+
+/// Start a server on an existing data directory (restarts).
+pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
+    let app = App::build(config, Arc::new(clock.clone())).await.expect("app builds");
+    let base = app.base_url().to_owned();
+    let mut http = Client::builder();
+    if let Some(ca) = &app.ca_file {
+        let pem = std::fs::read(ca).expect("ca.pem");
+        http = http.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")]);
+    }
+    let http = http.build().expect("client");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
+    let boot: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bootstrap-admin.json")).expect("bootstrap file"),
+    )
+    .expect("bootstrap json");
+    TestApp {
+        base,
+        http,
+        clock,
+        tenant_id: boot["tenantId"].as_str().unwrap().to_owned(),
+        admin_id: boot["clientId"].as_str().unwrap().to_owned(),
+        admin_secret: boot["clientSecret"].as_str().unwrap().to_owned(),
+        dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// The claims of a JWT, unverified (tests verify signatures separately).
+pub fn claims(token: &str) -> Value {
+    let body = token.split('.').nth(1).expect("jwt");
+    serde_json::from_slice(&B64.decode(body).expect("b64")).expect("json")
+}
+
+pub fn header(token: &str) -> Value {
+    let head = token.split('.').next().expect("jwt");
+    serde_json::from_slice(&B64.decode(head).expect("b64")).expect("json")
+}
+
+/// A registered client with one secret.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub id: String,
+    pub app_id: String,
+    pub sp_id: String,
+    pub secret: String,
+    pub key_id: String,
+}
+
+impl TestApp {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base)
+    }
+
+    /// POST a form to the token endpoint (client_secret_post).
+    pub async fn token_post(&self, client_id: &str, secret: &str, scope: &str) -> Response {
+        self.http
+            .post(self.token_url("default"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A token, asserting success.
+    pub async fn token(&self, client_id: &str, secret: &str, scope: &str) -> String {
+        let r = self.token_post(client_id, secret, scope).await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A management token for the bootstrap admin.
+    pub async fn admin_token(&self) -> String {
+        self.token(&self.admin_id, &self.admin_secret, "api://clavis/.default").await
+    }
+
+    /// Call the management API with `token`.
+    pub async fn graph(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("json body") };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.graph(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.graph(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    /// Create an application, asserting 201.
+    pub async fn create_app(&self, token: &str, body: Value) -> Value {
+        let (status, app) = self.post("/v1.0/applications", token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app
+    }
+
+    /// Add a secret, asserting 200.
+    pub async fn add_secret(&self, token: &str, app_object_id: &str) -> Value {
+        let (status, cred) = self
+            .post(&format!("/v1.0/applications/{app_object_id}/addPassword"), token, json!({"passwordCredential": {"displayName": "test"}}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{cred}");
+        cred
+    }
+
+    /// The service principal of an appId.
+    pub async fn sp_of(&self, token: &str, app_id: &str) -> String {
+        let (status, list) = self
+            .get(&format!("/v1.0/servicePrincipals?$filter=appId%20eq%20'{app_id}'"), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["value"][0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Register a client app with a secret.
+    pub async fn register_client(&self, token: &str, name: &str) -> Registered {
+        let app = self.create_app(token, json!({"displayName": name})).await;
+        let cred = self.add_secret(token, app["id"].as_str().unwrap()).await;
+        let sp_id = self.sp_of(token, app["appId"].as_str().unwrap()).await;
+        Registered {
+            id: app["id"].as_str().unwrap().into(),
+            app_id: app["appId"].as_str().unwrap().into(),
+            sp_id,
+            secret: cred["secretText"].as_str().unwrap().into(),
+            key_id: cred["keyId"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Register an API with one app role, returns (app json, role id).
+    pub async fn register_api(&self, token: &str, uri: &str, role: &str) -> (Value, String) {
+        let role_id = uuid::Uuid::new_v4().to_string();
+        let app = self
+            .create_app(
+                token,
+                json!({"displayName": format!("api {uri}"), "identifierUris": [uri],
+                       "appRoles": [{"id": role_id, "value": role, "displayName": role,
+                                     "allowedMemberTypes": ["Application"], "isEnabled": true}]}),
+            )
+            .await;
+        (app, role_id)
+    }
+
+    /// Grant `role_id` of the resource `api_app_id` to `client_sp`.
+    pub async fn grant(&self, token: &str, api_app_id: &str, client_sp: &str, role_id: &str) -> (StatusCode, Value) {
+        let resource_sp = self.sp_of(token, api_app_id).await;
+        self.post(
+            &format!("/v1.0/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
+            token,
+            json!({"principalId": client_sp, "resourceId": resource_sp, "appRoleId": role_id}),
+        )
+        .await
+    }
+
+    /// Grant a management role (by value) to a client.
+    pub async fn grant_management(&self, token: &str, client_sp: &str, role: &str) {
+        let (_, list) = self
+            .get("/v1.0/applications?$filter=identifierUris/any(x:x%20eq%20'api://clavis')", token)
+            .await;
+        let mgmt = &list["value"][0];
+        let role_id = mgmt["appRoles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["value"] == role)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = self.grant(token, mgmt["appId"].as_str().unwrap(), client_sp, &role_id).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}

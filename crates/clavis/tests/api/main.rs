@@ -1,0 +1,8 @@
+//! One integration-test binary: every test starts a real Clavis on a random
+//! port with a fresh SQLite file (see `helpers::spawn_app`).
+
+mod bad_input;
+mod helpers;
+mod management;
+mod secrets;
+mod token;
