@@ -68,12 +68,17 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
     let s = ctx.session().await?;
     let format = ctx.global.output;
     match cmd {
-        AppCommand::Create { name, identifier_uris } => {
+        AppCommand::Create {
+            name,
+            identifier_uris,
+        } => {
             let body = json!({ "displayName": name, "identifierUris": identifier_uris });
             let created = s
                 .post(s.url(&["applications"]), &body)
                 .await?
-                .ok_or_else(|| Error::new("the server created the application but did not return it"))?;
+                .ok_or_else(|| {
+                    Error::new("the server created the application but did not return it")
+                })?;
             output::emit(&show(format, &created)?);
         }
         AppCommand::List => {
@@ -89,21 +94,37 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
             s.delete(s.url(&["applications", &found.view.id])).await?;
             if format == OutputFormat::Table {
                 let a = &found.view;
-                output::emit(&format!("Deleted application '{}' (appId {}).\n", a.display_name, a.app_id));
+                output::emit(&format!(
+                    "Deleted application '{}' (appId {}).\n",
+                    a.display_name, a.app_id
+                ));
             }
         }
-        AppCommand::Role { command: AppRoleCommand::Add { app, value, display_name, description } } => {
+        AppCommand::Role {
+            command:
+                AppRoleCommand::Add {
+                    app,
+                    value,
+                    display_name,
+                    description,
+                },
+        } => {
             let found = lookup::application(&s, &app).await?;
             let role = new_role(&value, display_name, description);
             let roles = with_role(&found.raw, &found.view, role.clone())?;
-            s.patch(s.url(&["applications", &found.view.id]), &json!({ "appRoles": roles }))
-                .await?;
+            s.patch(
+                s.url(&["applications", &found.view.id]),
+                &json!({ "appRoles": roles }),
+            )
+            .await?;
             output::emit(&match format {
                 OutputFormat::Json => output::json(&role),
                 OutputFormat::Table => roles_table(&[view(&role, "app role")?]),
             });
         }
-        AppCommand::Role { command: AppRoleCommand::List { app } } => {
+        AppCommand::Role {
+            command: AppRoleCommand::List { app },
+        } => {
             let found = lookup::application(&s, &app).await?;
             output::emit(&match format {
                 OutputFormat::Json => output::json(&found.raw["appRoles"]),
@@ -133,11 +154,19 @@ fn new_role(value: &str, display_name: Option<String>, description: Option<Strin
 fn with_role(raw: &Value, app: &Application, role: Value) -> Result<Vec<Value>, Error> {
     let value = role["value"].as_str().unwrap_or_default();
     if value.is_empty() || value.chars().any(char::is_whitespace) {
-        return Err(Error::new(format!("'{value}' is not a role value: it must be non-empty, without spaces")));
+        return Err(Error::new(format!(
+            "'{value}' is not a role value: it must be non-empty, without spaces"
+        )));
     }
     if app.app_roles.iter().any(|r| r.value == value) {
-        return Err(Error::new(format!("application '{}' already has an app role '{value}'", app.display_name))
-            .hint(format!("see them with `clavis app role list {}`", app.app_id)));
+        return Err(Error::new(format!(
+            "application '{}' already has an app role '{value}'",
+            app.display_name
+        ))
+        .hint(format!(
+            "see them with `clavis app role list {}`",
+            app.app_id
+        )));
     }
     let mut roles = raw["appRoles"].as_array().cloned().unwrap_or_default();
     roles.push(role);
@@ -167,7 +196,13 @@ fn list(format: OutputFormat, raw: &[Value]) -> Result<String, Error> {
     if format == OutputFormat::Json {
         return Ok(output::json(&Value::from(raw.to_vec())));
     }
-    let mut table = Table::new(&["DISPLAY NAME", "APP ID", "OBJECT ID", "IDENTIFIER URIS", "CREATED"]);
+    let mut table = Table::new(&[
+        "DISPLAY NAME",
+        "APP ID",
+        "OBJECT ID",
+        "IDENTIFIER URIS",
+        "CREATED",
+    ]);
     for raw in raw {
         let a: Application = view(raw, "application")?;
         table.row(vec![
@@ -218,7 +253,10 @@ mod tests {
         let a: Application = view(&raw, "application").unwrap();
         let roles = with_role(&raw, &a, new_role("Orders.Write", None, None)).unwrap();
         assert_eq!(roles.len(), 2);
-        assert_eq!(roles[0]["origin"], "kept", "unknown fields survive the PATCH");
+        assert_eq!(
+            roles[0]["origin"], "kept",
+            "unknown fields survive the PATCH"
+        );
         assert_eq!(roles[1]["value"], "Orders.Write");
         assert_eq!(roles[1]["displayName"], "Orders.Write");
         assert_eq!(roles[1]["allowedMemberTypes"], json!(["Application"]));
@@ -237,7 +275,8 @@ mod tests {
             "DISPLAY NAME  APP ID                                OBJECT ID                             IDENTIFIER URIS  CREATED\n\
              orders        22222222-2222-4222-8222-222222222222  11111111-1111-4111-8111-111111111111  api://orders     2026-01-02T03:04:05Z\n"
         );
-        let json: Value = serde_json::from_str(&list(OutputFormat::Json, &[app()]).unwrap()).unwrap();
+        let json: Value =
+            serde_json::from_str(&list(OutputFormat::Json, &[app()]).unwrap()).unwrap();
         assert_eq!(json, json!([app()]));
         let block = show(OutputFormat::Table, &app()).unwrap();
         assert!(block.contains("appRoles:        Orders.Read\n"), "{block}");

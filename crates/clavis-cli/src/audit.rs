@@ -28,7 +28,9 @@ pub enum AuditCommand {
 
 pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> Result<(), Error> {
     let AuditCommand::List { top, since } = cmd;
-    let since = since.map(|s| when::parse_since(&s, OffsetDateTime::now_utc())).transpose()?;
+    let since = since
+        .map(|s| when::parse_since(&s, OffsetDateTime::now_utc()))
+        .transpose()?;
     let s = ctx.session().await?;
     let url = list_url(s.url(&["auditLogs", "directoryAudits"]), top, since);
     let events = s.list(url, Some(top as usize)).await?;
@@ -51,18 +53,41 @@ fn list_url(collection: Url, top: u32, since: Option<OffsetDateTime>) -> Url {
 }
 
 fn table(events: &[Value]) -> Result<String, Error> {
-    let mut table = Table::new(&["TIME", "ACTIVITY", "RESULT", "INITIATED BY", "TARGETS", "CORRELATION ID"]);
+    let mut table = Table::new(&[
+        "TIME",
+        "ACTIVITY",
+        "RESULT",
+        "INITIATED BY",
+        "TARGETS",
+        "CORRELATION ID",
+    ]);
     for raw in events {
         let e: DirectoryAudit = view(raw, "audit event")?;
-        let result = if e.result_reason.is_empty() { e.result } else { format!("{} ({})", e.result, e.result_reason) };
+        let result = if e.result_reason.is_empty() {
+            e.result
+        } else {
+            format!("{} ({})", e.result, e.result_reason)
+        };
         let app = &e.initiated_by.app;
-        let by = if app.display_name.is_empty() { app.app_id.clone() } else { app.display_name.clone() };
+        let by = if app.display_name.is_empty() {
+            app.app_id.clone()
+        } else {
+            app.display_name.clone()
+        };
         let targets: Vec<String> = e
             .target_resources
             .iter()
             .map(|t| {
-                let name = if t.display_name.is_empty() { &t.id } else { &t.display_name };
-                if t.kind.is_empty() { name.clone() } else { format!("{}:{name}", t.kind) }
+                let name = if t.display_name.is_empty() {
+                    &t.id
+                } else {
+                    &t.display_name
+                };
+                if t.kind.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{}:{name}", t.kind)
+                }
             })
             .collect();
         table.row(vec![
@@ -86,7 +111,10 @@ mod tests {
     #[test]
     fn list_url_has_top_and_filter() {
         let base = Url::parse("https://h/v1.0/auditLogs/directoryAudits").unwrap();
-        assert_eq!(list_url(base.clone(), 5, None).as_str(), "https://h/v1.0/auditLogs/directoryAudits?$top=5");
+        assert_eq!(
+            list_url(base.clone(), 5, None).as_str(),
+            "https://h/v1.0/auditLogs/directoryAudits?$top=5"
+        );
         let url = list_url(base, 5, Some(datetime!(2026-01-02 03:04:05.6 +01:00)));
         let pairs: Vec<_> = url.query_pairs().collect();
         assert_eq!(pairs[1].1, "activityDateTime ge 2026-01-02T02:04:05Z");

@@ -62,7 +62,9 @@ impl Authority {
     /// The management API's base: the authority without its last segment (the tenant).
     pub fn management_base(&self) -> Url {
         let mut url = self.0.clone();
-        url.path_segments_mut().expect("http(s) URLs have paths").pop();
+        url.path_segments_mut()
+            .expect("http(s) URLs have paths")
+            .pop();
         url
     }
 }
@@ -104,7 +106,10 @@ mod tests {
     #[test]
     fn derives_token_and_management_urls() {
         let a = Authority::parse("https://id.example:8443/contoso").unwrap();
-        assert_eq!(a.token_url().as_str(), "https://id.example:8443/contoso/oauth2/v2.0/token");
+        assert_eq!(
+            a.token_url().as_str(),
+            "https://id.example:8443/contoso/oauth2/v2.0/token"
+        );
         assert_eq!(a.management_base().as_str(), "https://id.example:8443/");
         assert_eq!(
             api_url(&a.management_base(), &["applications", "x y"]).as_str(),
@@ -115,8 +120,12 @@ mod tests {
 
     #[test]
     fn keeps_a_path_prefix_and_drops_a_trailing_slash() {
-        let a = Authority::parse("http://127.0.0.1:9000/idp/2c3e1a52-0000-4000-8000-000000000001/").unwrap();
-        assert_eq!(a.as_str(), "http://127.0.0.1:9000/idp/2c3e1a52-0000-4000-8000-000000000001");
+        let a = Authority::parse("http://127.0.0.1:9000/idp/2c3e1a52-0000-4000-8000-000000000001/")
+            .unwrap();
+        assert_eq!(
+            a.as_str(),
+            "http://127.0.0.1:9000/idp/2c3e1a52-0000-4000-8000-000000000001"
+        );
         assert_eq!(a.management_base().as_str(), "http://127.0.0.1:9000/idp");
         assert_eq!(
             api_url(&a.management_base(), &["servicePrincipals"]).as_str(),

@@ -64,7 +64,11 @@ impl Connection {
         let http = builder
             .build()
             .map_err(|e| Error::new(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Connection { http, authority, ca_file: ca_file.map(Path::to_owned) })
+        Ok(Connection {
+            http,
+            authority,
+            ca_file: ca_file.map(Path::to_owned),
+        })
     }
 
     pub fn authority(&self) -> &Authority {
@@ -72,7 +76,12 @@ impl Connection {
     }
 
     /// Client-credentials grant: `POST {authority}/oauth2/v2.0/token` for `scope`.
-    pub async fn token(&self, client_id: Uuid, secret: &ClientSecret, scope: &str) -> Result<TokenResponse, Error> {
+    pub async fn token(
+        &self,
+        client_id: Uuid,
+        secret: &ClientSecret,
+        scope: &str,
+    ) -> Result<TokenResponse, Error> {
         let client_id = client_id.to_string();
         let form = [
             ("grant_type", "client_credentials"),
@@ -85,8 +94,9 @@ impl Connection {
             if !(200..300).contains(&status) {
                 return Err(error::from_token_response(status, &body, scope));
             }
-            let raw: Value = serde_json::from_slice(&body)
-                .map_err(|_| Error::new("the token endpoint answered with something that is not JSON"))?;
+            let raw: Value = serde_json::from_slice(&body).map_err(|_| {
+                Error::new("the token endpoint answered with something that is not JSON")
+            })?;
             let token = raw
                 .get("access_token")
                 .and_then(Value::as_str)
@@ -113,11 +123,14 @@ impl Connection {
 
 /// Read every certificate of a PEM file; none at all is an error.
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
-    let pem = std::fs::read(path).map_err(|e| Error::new(format!("cannot read CA file {}: {e}", path.display())))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::new(format!("cannot read CA file {}: {e}", path.display())))?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(certs),
-        _ => Err(Error::new(format!("{} holds no PEM certificate", path.display()))
-            .hint("pass the server's CA certificate, DATA_DIR/tls/ca.pem")),
+        _ => Err(
+            Error::new(format!("{} holds no PEM certificate", path.display()))
+                .hint("pass the server's CA certificate, DATA_DIR/tls/ca.pem"),
+        ),
     }
 }
 
@@ -134,9 +147,15 @@ impl Session {
     pub async fn open(profile: &Profile) -> Result<Self, Error> {
         let settings = &profile.settings;
         let conn = Connection::new(settings.authority.clone(), settings.ca_file.as_deref())?;
-        let token = conn.token(settings.client_id, &profile.secret, MANAGEMENT_SCOPE).await?;
+        let token = conn
+            .token(settings.client_id, &profile.secret, MANAGEMENT_SCOPE)
+            .await?;
         let base = conn.authority().management_base();
-        Ok(Session { conn, token: token.access_token, base })
+        Ok(Session {
+            conn,
+            token: token.access_token,
+            base,
+        })
     }
 
     /// `{base}/v1.0/{segments...}`.
@@ -145,9 +164,9 @@ impl Session {
     }
 
     pub async fn get(&self, url: Url) -> Result<Value, Error> {
-        self.call(Method::GET, url, None)
-            .await?
-            .ok_or_else(|| Error::new("the server answered with no content where an object was expected"))
+        self.call(Method::GET, url, None).await?.ok_or_else(|| {
+            Error::new("the server answered with no content where an object was expected")
+        })
     }
 
     /// GET a collection and every page it links to, keeping at most `limit` items.
@@ -168,7 +187,12 @@ impl Session {
         self.call(Method::DELETE, url, None).await.map(drop)
     }
 
-    async fn call(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Option<Value>, Error> {
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, Error> {
         let mut request = self
             .conn
             .http
@@ -185,8 +209,11 @@ impl Session {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let value = serde_json::from_slice(&body)
-            .map_err(|_| Error::new(format!("the server answered {status} with something that is not JSON")))?;
+        let value = serde_json::from_slice(&body).map_err(|_| {
+            Error::new(format!(
+                "the server answered {status} with something that is not JSON"
+            ))
+        })?;
         Ok(Some(value))
     }
 }
@@ -235,7 +262,10 @@ mod tests {
 
         let seen = server.seen.lock().unwrap().clone();
         assert_eq!(seen[0].method, "POST");
-        assert_eq!(seen[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(
+            seen[0].header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
         assert_eq!(
             seen[0].body,
             format!(
@@ -259,7 +289,10 @@ mod tests {
         .await;
         let err = Session::open(&profile(&server.url)).await.unwrap_err();
         let text = err.render();
-        assert!(text.starts_with("error: token request failed: invalid_client: AADSTS7000215"), "{text}");
+        assert!(
+            text.starts_with("error: token request failed: invalid_client: AADSTS7000215"),
+            "{text}"
+        );
         assert!(!text.contains(SECRET), "{text}");
         assert!(!text.contains("Trace ID"), "{text}");
         assert_eq!(text.lines().count(), 2);
@@ -278,7 +311,10 @@ mod tests {
         })
         .await;
         let s = Session::open(&profile(&server.url)).await.unwrap();
-        let err = s.post(s.url(&["applications"]), &json!({})).await.unwrap_err();
+        let err = s
+            .post(s.url(&["applications"]), &json!({}))
+            .await
+            .unwrap_err();
         assert_eq!(
             err.reason(),
             "Insufficient privileges to complete the operation. (Authorization_RequestDenied)"
@@ -292,8 +328,14 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let err = Session::open(&profile(&url)).await.unwrap_err();
-        assert_eq!(err.reason(), format!("cannot connect to {url}: connection refused"));
-        assert_eq!(err.hint_text().unwrap(), format!("is `clavis serve` running at {url}?"));
+        assert_eq!(
+            err.reason(),
+            format!("cannot connect to {url}: connection refused")
+        );
+        assert_eq!(
+            err.hint_text().unwrap(),
+            format!("is `clavis serve` running at {url}?")
+        );
     }
 
     #[test]

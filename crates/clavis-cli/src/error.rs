@@ -23,7 +23,11 @@ pub struct Error {
 impl Error {
     /// An error with just a reason.
     pub fn new(reason: impl Into<String>) -> Self {
-        Error { reason: one_line(&reason.into()), hint: None, status: None }
+        Error {
+            reason: one_line(&reason.into()),
+            hint: None,
+            status: None,
+        }
     }
 
     /// Add (or replace) the hint.
@@ -205,9 +209,17 @@ pub fn from_transport(err: &reqwest::Error, origin: &str, ca_file: Option<&str>)
 }
 
 /// [`from_transport`] on the error's `Display` chain, outermost first.
-pub fn from_transport_chain(chain: &[String], timeout: bool, origin: &str, ca_file: Option<&str>) -> Error {
+pub fn from_transport_chain(
+    chain: &[String],
+    timeout: bool,
+    origin: &str,
+    ca_file: Option<&str>,
+) -> Error {
     let all = chain.join(": ");
-    let has = |needle: &str| all.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+    let has = |needle: &str| {
+        all.to_ascii_lowercase()
+            .contains(&needle.to_ascii_lowercase())
+    };
     let serve_hint = format!("is `clavis serve` running at {origin}?");
     if has("UnknownIssuer") || has("unknown issuer") || has("UnknownCA") {
         let err = Error::new(format!(
@@ -221,14 +233,19 @@ pub fn from_transport_chain(chain: &[String], timeout: bool, origin: &str, ca_fi
         };
     }
     if has("not valid for name") || has("NotValidForName") {
-        return Error::new(format!("the certificate of {origin} does not name that host"))
-            .hint("use the host name the server's certificate was issued for in --authority");
+        return Error::new(format!(
+            "the certificate of {origin} does not name that host"
+        ))
+        .hint("use the host name the server's certificate was issued for in --authority");
     }
     if has("certificate") && (has("expired") || has("NotValidYet")) {
-        return Error::new(format!("the certificate of {origin} has expired or is not valid yet"));
+        return Error::new(format!(
+            "the certificate of {origin} has expired or is not valid yet"
+        ));
     }
     if has("connection refused") {
-        return Error::new(format!("cannot connect to {origin}: connection refused")).hint(serve_hint);
+        return Error::new(format!("cannot connect to {origin}: connection refused"))
+            .hint(serve_hint);
     }
     if has("failed to lookup address") || has("dns error") {
         return Error::new(format!("cannot resolve the host of {origin}"))
@@ -238,11 +255,15 @@ pub fn from_transport_chain(chain: &[String], timeout: bool, origin: &str, ca_fi
         return Error::new(format!("{origin} did not answer in time")).hint(serve_hint);
     }
     if has("InvalidContentType") || has("corrupt message") || has("wrong version number") {
-        return Error::new(format!("TLS handshake with {origin} failed"))
-            .hint("check the authority's scheme: http:// for a plain-HTTP server, https:// for TLS");
+        return Error::new(format!("TLS handshake with {origin} failed")).hint(
+            "check the authority's scheme: http:// for a plain-HTTP server, https:// for TLS",
+        );
     }
     // The innermost cause is usually the most telling one.
-    let cause = chain.last().map(String::as_str).unwrap_or("unknown failure");
+    let cause = chain
+        .last()
+        .map(String::as_str)
+        .unwrap_or("unknown failure");
     Error::new(format!("request to {origin} failed: {cause}")).hint(serve_hint)
 }
 
@@ -269,12 +290,24 @@ mod tests {
         );
         assert_eq!(expired.hint_text(), Some(LOGIN_AGAIN));
 
-        let resource = token_error(400, json!({"error":"invalid_resource","error_description":"AADSTS500011: not found","error_codes":[500011]}));
-        assert!(resource.hint_text().unwrap().contains("api://orders/.default"));
-        let scope = token_error(400, json!({"error":"invalid_scope","error_codes":[1002012]}));
+        let resource = token_error(
+            400,
+            json!({"error":"invalid_resource","error_description":"AADSTS500011: not found","error_codes":[500011]}),
+        );
+        assert!(resource
+            .hint_text()
+            .unwrap()
+            .contains("api://orders/.default"));
+        let scope = token_error(
+            400,
+            json!({"error":"invalid_scope","error_codes":[1002012]}),
+        );
         assert_eq!(scope.reason(), "token request failed: invalid_scope");
         assert!(scope.hint_text().unwrap().contains("/.default"));
-        let unknown_app = token_error(400, json!({"error":"unauthorized_client","error_codes":[700016]}));
+        let unknown_app = token_error(
+            400,
+            json!({"error":"unauthorized_client","error_codes":[700016]}),
+        );
         assert!(unknown_app.hint_text().unwrap().contains("--client-id"));
         let plain_404 = from_token_response(404, b"<html>Not Found</html>", "s");
         assert_eq!(plain_404.reason(), "the server answered 404");
@@ -284,37 +317,80 @@ mod tests {
     #[test]
     fn graph_errors_by_status() {
         let body = |code: &str, msg: &str| json!({"error":{"code":code,"message":msg}}).to_string();
-        let unauth = from_graph_response(401, body("InvalidAuthenticationToken", "Access token has expired.").as_bytes());
-        assert_eq!(unauth.reason(), "Access token has expired. (InvalidAuthenticationToken)");
+        let unauth = from_graph_response(
+            401,
+            body("InvalidAuthenticationToken", "Access token has expired.").as_bytes(),
+        );
+        assert_eq!(
+            unauth.reason(),
+            "Access token has expired. (InvalidAuthenticationToken)"
+        );
         assert!(unauth.hint_text().unwrap().contains("clavis login"));
-        let missing = from_graph_response(404, body("Request_ResourceNotFound", "Resource 'x' does not exist.").as_bytes());
+        let missing = from_graph_response(
+            404,
+            body("Request_ResourceNotFound", "Resource 'x' does not exist.").as_bytes(),
+        );
         assert!(missing.is_not_found() && missing.hint_text().is_none());
-        let bad = from_graph_response(400, body("Request_BadRequest", "Invalid value\nfor endDateTime").as_bytes());
-        assert_eq!(bad.reason(), "Invalid value for endDateTime (Request_BadRequest)");
-        assert_eq!(from_graph_response(502, b"").reason(), "the server answered 502");
-        assert_eq!(from_graph_response(500, b"oops").reason(), "the server answered 500: oops");
+        let bad = from_graph_response(
+            400,
+            body("Request_BadRequest", "Invalid value\nfor endDateTime").as_bytes(),
+        );
+        assert_eq!(
+            bad.reason(),
+            "Invalid value for endDateTime (Request_BadRequest)"
+        );
+        assert_eq!(
+            from_graph_response(502, b"").reason(),
+            "the server answered 502"
+        );
+        assert_eq!(
+            from_graph_response(500, b"oops").reason(),
+            "the server answered 500: oops"
+        );
     }
 
     #[test]
     fn transport_failures_get_hints() {
         let chain = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let tls = chain(&["error sending request", "client error (Connect)", "invalid peer certificate: UnknownIssuer"]);
+        let tls = chain(&[
+            "error sending request",
+            "client error (Connect)",
+            "invalid peer certificate: UnknownIssuer",
+        ]);
         let err = from_transport_chain(&tls, false, "https://h:8443", None);
-        assert_eq!(err.hint_text(), Some("pass --ca-file DATA_DIR/tls/ca.pem to `clavis login`"));
+        assert_eq!(
+            err.hint_text(),
+            Some("pass --ca-file DATA_DIR/tls/ca.pem to `clavis login`")
+        );
         let err = from_transport_chain(&tls, false, "https://h:8443", Some("/old/ca.pem"));
         assert!(err.hint_text().unwrap().contains("/old/ca.pem"));
-        let name = chain(&["x", "invalid peer certificate: certificate not valid for name \"h\""]);
-        assert!(from_transport_chain(&name, false, "https://h", None).reason().contains("does not name"));
+        let name = chain(&[
+            "x",
+            "invalid peer certificate: certificate not valid for name \"h\"",
+        ]);
+        assert!(from_transport_chain(&name, false, "https://h", None)
+            .reason()
+            .contains("does not name"));
         let timeout = chain(&["operation timed out"]);
-        assert!(from_transport_chain(&timeout, true, "https://h", None).reason().contains("did not answer"));
+        assert!(from_transport_chain(&timeout, true, "https://h", None)
+            .reason()
+            .contains("did not answer"));
         let other = chain(&["error sending request", "something odd"]);
-        assert_eq!(from_transport_chain(&other, false, "https://h", None).reason(), "request to https://h failed: something odd");
+        assert_eq!(
+            from_transport_chain(&other, false, "https://h", None).reason(),
+            "request to https://h failed: something odd"
+        );
     }
 
     #[test]
     fn rendered_errors_are_one_line_plus_hint_and_redacted() {
-        let err = Error::new(format!("server said:\n  {SECRET} is wrong")).hint(format!("try\r\nagain {SECRET}")).redact(SECRET);
-        assert_eq!(err.render(), "error: server said: [redacted] is wrong\nhint: try again [redacted]\n");
+        let err = Error::new(format!("server said:\n  {SECRET} is wrong"))
+            .hint(format!("try\r\nagain {SECRET}"))
+            .redact(SECRET);
+        assert_eq!(
+            err.render(),
+            "error: server said: [redacted] is wrong\nhint: try again [redacted]\n"
+        );
         let long = Error::new("x".repeat(1000));
         assert!(long.reason().chars().count() <= MAX_REASON + 1);
     }
@@ -336,7 +412,10 @@ mod tests {
                 ];
                 for text in texts {
                     assert!(!text.contains(SECRET));
-                    assert!(text.lines().count() <= 2 && text.starts_with("error: "), "{text}");
+                    assert!(
+                        text.lines().count() <= 2 && text.starts_with("error: "),
+                        "{text}"
+                    );
                 }
             }
         }

@@ -166,11 +166,17 @@ impl Ctx {
 async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<(), Error> {
     match cmd {
         Command::Login(args) => {
-            let ctx = Ctx { config, global: args.global.clone() };
+            let ctx = Ctx {
+                config,
+                global: args.global.clone(),
+            };
             login::login(&ctx, args).await
         }
         Command::Logout(args) => {
-            let ctx = Ctx { config, global: args.global.clone() };
+            let ctx = Ctx {
+                config,
+                global: args.global.clone(),
+            };
             login::logout(&ctx)
         }
         Command::App { global, command } => app::run(&Ctx { config, global }, command).await,
@@ -182,6 +188,6 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
 }
 
 #[cfg(test)]
-mod testserver;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testserver;

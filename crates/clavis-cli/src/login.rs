@@ -27,11 +27,21 @@ const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
     clavis login --authority https://id.example:8443/contoso --client-id APP_ID < secret.txt")]
 pub struct LoginArgs {
     /// The server and tenant: https://HOST:PORT/TENANT (the tenant's name or id).
-    #[arg(long, value_name = "URL", required_unless_present = "bootstrap", conflicts_with = "bootstrap")]
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "bootstrap",
+        conflicts_with = "bootstrap"
+    )]
     authority: Option<String>,
 
     /// The application's client id (its appId, a GUID). The secret is read from stdin.
-    #[arg(long, value_name = "APP_ID", required_unless_present = "bootstrap", conflicts_with = "bootstrap")]
+    #[arg(
+        long,
+        value_name = "APP_ID",
+        required_unless_present = "bootstrap",
+        conflicts_with = "bootstrap"
+    )]
     client_id: Option<Uuid>,
 
     /// PEM file of the CA to trust for this server, and only it (e.g. DATA_DIR/tls/ca.pem);
@@ -68,21 +78,30 @@ struct BootstrapFile {
 
 pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
     let config = ctx.config()?;
-    let (authority, client_id, ca_file, secret) = match (&args.bootstrap, &args.authority, args.client_id) {
-        (Some(dir), _, _) => {
-            let file = read_bootstrap(dir)?;
-            let authority = Authority::parse(&file.authority)?;
-            (authority, file.client_id, args.ca_file.or(file.ca_file), file.client_secret)
-        }
-        (None, Some(authority), Some(client_id)) => {
-            let authority = Authority::parse(authority)?;
-            (authority, client_id, args.ca_file, read_secret(client_id)?)
-        }
-        _ => unreachable!("clap requires --authority and --client-id without --bootstrap"),
-    };
+    let (authority, client_id, ca_file, secret) =
+        match (&args.bootstrap, &args.authority, args.client_id) {
+            (Some(dir), _, _) => {
+                let file = read_bootstrap(dir)?;
+                let authority = Authority::parse(&file.authority)?;
+                (
+                    authority,
+                    file.client_id,
+                    args.ca_file.or(file.ca_file),
+                    file.client_secret,
+                )
+            }
+            (None, Some(authority), Some(client_id)) => {
+                let authority = Authority::parse(authority)?;
+                (authority, client_id, args.ca_file, read_secret(client_id)?)
+            }
+            _ => unreachable!("clap requires --authority and --client-id without --bootstrap"),
+        };
     let ca_file = match ca_file {
         Some(path) => Some(std::path::absolute(&path).map_err(|e| {
-            Error::new(format!("cannot resolve CA file path {}: {e}", path.display()))
+            Error::new(format!(
+                "cannot resolve CA file path {}: {e}",
+                path.display()
+            ))
         })?),
         None => None,
     };
@@ -90,14 +109,25 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
     conn.token(client_id, &secret, MANAGEMENT_SCOPE).await?;
 
     let name = ctx.global.profile.clone();
-    let settings = Settings { authority, client_id, ca_file };
-    let summary = json!({ "profile": name.as_str(), "configDir": config.path(), "settings": &settings });
-    config.save(&Profile { name: name.clone(), settings, secret })?;
+    let settings = Settings {
+        authority,
+        client_id,
+        ca_file,
+    };
+    let summary =
+        json!({ "profile": name.as_str(), "configDir": config.path(), "settings": &settings });
+    config.save(&Profile {
+        name: name.clone(),
+        settings,
+        secret,
+    })?;
     output::emit(&match ctx.global.output {
         OutputFormat::Json => output::json(&summary),
         OutputFormat::Table => format!(
             "Logged in to {} as {client_id}; saved as profile '{name}'.\n",
-            summary["settings"]["authority"].as_str().unwrap_or_default()
+            summary["settings"]["authority"]
+                .as_str()
+                .unwrap_or_default()
         ),
     });
     Ok(())
@@ -106,7 +136,8 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
 pub fn logout(ctx: &Ctx) -> Result<(), Error> {
     let name = &ctx.global.profile;
     if !ctx.config()?.remove(name)? {
-        return Err(Error::new(format!("there is no profile '{name}'")).hint("pass --profile NAME to pick another"));
+        return Err(Error::new(format!("there is no profile '{name}'"))
+            .hint("pass --profile NAME to pick another"));
     }
     if ctx.global.output == OutputFormat::Table {
         output::emit(&format!("Removed profile '{name}'.\n"));
@@ -119,8 +150,12 @@ fn read_bootstrap(dir: &Path) -> Result<BootstrapFile, Error> {
     let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
         let err = Error::new(format!("cannot read {}: {e}", path.display()));
         match e.kind() {
-            std::io::ErrorKind::PermissionDenied => err.hint("run this as the user that runs `clavis serve`"),
-            std::io::ErrorKind::NotFound => err.hint("pass the data dir that `clavis serve` printed on its first start"),
+            std::io::ErrorKind::PermissionDenied => {
+                err.hint("run this as the user that runs `clavis serve`")
+            }
+            std::io::ErrorKind::NotFound => {
+                err.hint("pass the data dir that `clavis serve` printed on its first start")
+            }
             _ => err,
         }
     })?);

@@ -27,7 +27,9 @@ impl<T: serde::de::DeserializeOwned> Found<T> {
 
 /// Resolve `spec` to one application.
 pub async fn application(s: &Session, spec: &str) -> Result<Found<Application>, Error> {
-    find_application(s, spec).await?.ok_or_else(|| not_found(spec))
+    find_application(s, spec)
+        .await?
+        .ok_or_else(|| not_found(spec))
 }
 
 /// Resolve `spec` to one application, if any matches.
@@ -37,9 +39,10 @@ async fn find_application(s: &Session, spec: &str) -> Result<Option<Found<Applic
         let id = id.to_string();
         match s.get(s.url(&["applications", &id])).await {
             Ok(raw) => Some(raw),
-            Err(e) if e.is_not_found() => {
-                pick(spec, filter(s, "applications", &format!("appId eq {}", literal(&id))).await?)?
-            }
+            Err(e) if e.is_not_found() => pick(
+                spec,
+                filter(s, "applications", &format!("appId eq {}", literal(&id))).await?,
+            )?,
             Err(e) => return Err(e),
         }
     } else {
@@ -69,32 +72,54 @@ pub fn pick(spec: &str, mut matches: Vec<Value>) -> Result<Option<Value>, Error>
         0 => Ok(None),
         1 => Ok(matches.pop()),
         n => {
-            let ids: Vec<&str> = matches.iter().map(|m| m["appId"].as_str().unwrap_or("?")).collect();
-            Err(Error::new(format!("'{spec}' matches {n} applications: {}", ids.join(", ")))
-                .hint("pass one of these appIds instead"))
+            let ids: Vec<&str> = matches
+                .iter()
+                .map(|m| m["appId"].as_str().unwrap_or("?"))
+                .collect();
+            Err(Error::new(format!(
+                "'{spec}' matches {n} applications: {}",
+                ids.join(", ")
+            ))
+            .hint("pass one of these appIds instead"))
         }
     }
 }
 
 /// The service principal of the application with `app_id`.
-pub async fn service_principal(s: &Session, app_id: &str, label: &str) -> Result<Found<ServicePrincipal>, Error> {
-    let matches = filter(s, "servicePrincipals", &format!("appId eq {}", literal(app_id))).await?;
+pub async fn service_principal(
+    s: &Session,
+    app_id: &str,
+    label: &str,
+) -> Result<Found<ServicePrincipal>, Error> {
+    let matches = filter(
+        s,
+        "servicePrincipals",
+        &format!("appId eq {}", literal(app_id)),
+    )
+    .await?;
     match pick(label, matches)? {
         Some(raw) => Found::new(raw, "service principal"),
-        None => Err(Error::new(format!("application '{label}' (appId {app_id}) has no service principal"))),
+        None => Err(Error::new(format!(
+            "application '{label}' (appId {app_id}) has no service principal"
+        ))),
     }
 }
 
 /// The service principal of a resource: via its application when the tenant
 /// has one, else by service principal name (built-in resources such as
 /// `api://clavis` may exist only as service principals).
-pub async fn resource_service_principal(s: &Session, spec: &str) -> Result<Found<ServicePrincipal>, Error> {
+pub async fn resource_service_principal(
+    s: &Session,
+    spec: &str,
+) -> Result<Found<ServicePrincipal>, Error> {
     if let Some(app) = find_application(s, spec).await? {
         return service_principal(s, &app.view.app_id, spec).await;
     }
     let query = match Uuid::parse_str(spec.trim()) {
         Ok(id) => format!("appId eq {}", literal(&id.to_string())),
-        Err(_) if spec.contains(':') => format!("servicePrincipalNames/any(x:x eq {})", literal(spec.trim())),
+        Err(_) if spec.contains(':') => {
+            format!("servicePrincipalNames/any(x:x eq {})", literal(spec.trim()))
+        }
         Err(_) => return Err(not_found(spec)),
     };
     match filter(s, "servicePrincipals", &query).await {
@@ -110,7 +135,11 @@ pub async fn resource_service_principal(s: &Session, spec: &str) -> Result<Found
 
 /// `GET /v1.0/{collection}?$filter=...`, every page.
 async fn filter(s: &Session, collection: &str, filter: &str) -> Result<Vec<Value>, Error> {
-    s.list(with_query(s.url(&[collection]), &[("$filter", filter)]), None).await
+    s.list(
+        with_query(s.url(&[collection]), &[("$filter", filter)]),
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -121,8 +150,15 @@ mod tests {
     #[test]
     fn pick_one_none_or_complain_with_app_ids() {
         assert_eq!(pick("x", vec![]).unwrap(), None);
-        assert_eq!(pick("x", vec![json!({"appId":"a"})]).unwrap(), Some(json!({"appId":"a"})));
-        let err = pick("billing", vec![json!({"appId":"a1"}), json!({"appId":"a2"})]).unwrap_err();
+        assert_eq!(
+            pick("x", vec![json!({"appId":"a"})]).unwrap(),
+            Some(json!({"appId":"a"}))
+        );
+        let err = pick(
+            "billing",
+            vec![json!({"appId":"a1"}), json!({"appId":"a2"})],
+        )
+        .unwrap_err();
         assert_eq!(err.reason(), "'billing' matches 2 applications: a1, a2");
         assert!(err.hint_text().unwrap().contains("appId"));
     }

@@ -11,8 +11,11 @@ use crate::error::Error;
 
 /// Read a view from a raw object.
 pub fn view<T: DeserializeOwned>(value: &Value, what: &str) -> Result<T, Error> {
-    serde_json::from_value(value.clone())
-        .map_err(|e| Error::new(format!("the server sent a {what} this client cannot read: {e}")))
+    serde_json::from_value(value.clone()).map_err(|e| {
+        Error::new(format!(
+            "the server sent a {what} this client cannot read: {e}"
+        ))
+    })
 }
 
 /// `null` reads as the type's default (empty string, empty list).
@@ -168,10 +171,18 @@ mod tests {
             "application",
         )
         .unwrap();
-        assert_eq!((app.id.as_str(), app.app_id.as_str(), app.display_name.as_str()), ("o1", "a1", ""));
+        assert_eq!(
+            (
+                app.id.as_str(),
+                app.app_id.as_str(),
+                app.display_name.as_str()
+            ),
+            ("o1", "a1", "")
+        );
         assert!(app.identifier_uris.is_empty());
         assert_eq!(app.password_credentials[0].key_id, "k");
-        let audit: DirectoryAudit = view(&json!({"initiatedBy":{"app":null}}), "audit event").unwrap();
+        let audit: DirectoryAudit =
+            view(&json!({"initiatedBy":{"app":null}}), "audit event").unwrap();
         assert_eq!(audit.initiated_by.app.app_id, "");
     }
 }

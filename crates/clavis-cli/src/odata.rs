@@ -21,7 +21,10 @@ pub fn literal(text: &str) -> String {
 /// Set `url`'s query to `pairs`, percent-encoded (RFC 3986: spaces as `%20`,
 /// `$` kept in names, every reserved character in values escaped).
 pub fn with_query(mut url: Url, pairs: &[(&str, &str)]) -> Url {
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
     url.set_query(Some(&query.join("&")));
     url
 }
@@ -42,17 +45,26 @@ fn encode(text: &str) -> String {
 /// must be on the same origin as `origin` (the token goes wherever we follow).
 pub fn parse_page(page: Value, origin: &Url) -> Result<(Vec<Value>, Option<Url>), Error> {
     let Value::Object(mut page) = page else {
-        return Err(Error::new("the server sent a list that is not a JSON object"));
+        return Err(Error::new(
+            "the server sent a list that is not a JSON object",
+        ));
     };
     let items = match page.remove("value") {
         Some(Value::Array(items)) => items,
-        _ => return Err(Error::new("the server sent a list without a \"value\" array")),
+        _ => {
+            return Err(Error::new(
+                "the server sent a list without a \"value\" array",
+            ))
+        }
     };
     let next = match page.remove("@odata.nextLink") {
         None | Some(Value::Null) => None,
         Some(Value::String(link)) => {
-            let url = Url::parse(&link)
-                .map_err(|_| Error::new(format!("the server sent a nextLink that is not a URL: {link}")))?;
+            let url = Url::parse(&link).map_err(|_| {
+                Error::new(format!(
+                    "the server sent a nextLink that is not a URL: {link}"
+                ))
+            })?;
             if url.origin() != origin.origin() {
                 return Err(Error::new(format!(
                     "the server sent a nextLink to another server ({}); not following it",
@@ -61,13 +73,21 @@ pub fn parse_page(page: Value, origin: &Url) -> Result<(Vec<Value>, Option<Url>)
             }
             Some(url)
         }
-        Some(_) => return Err(Error::new("the server sent a nextLink that is not a string")),
+        Some(_) => {
+            return Err(Error::new(
+                "the server sent a nextLink that is not a string",
+            ))
+        }
     };
     Ok((items, next))
 }
 
 /// Fetch `first` and every page it links to, keeping at most `limit` items.
-pub async fn collect<F, Fut>(first: Url, limit: Option<usize>, mut fetch: F) -> Result<Vec<Value>, Error>
+pub async fn collect<F, Fut>(
+    first: Url,
+    limit: Option<usize>,
+    mut fetch: F,
+) -> Result<Vec<Value>, Error>
 where
     F: FnMut(Url) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
@@ -78,7 +98,9 @@ where
     let mut next = Some(first);
     while let Some(url) = next.take() {
         if !seen.insert(url.to_string()) || seen.len() > MAX_PAGES {
-            return Err(Error::new("the server's nextLinks go round in circles; stopped listing"));
+            return Err(Error::new(
+                "the server's nextLinks go round in circles; stopped listing",
+            ));
         }
         let (page, link) = parse_page(fetch(url).await?, &origin)?;
         items.extend(page);
@@ -104,7 +126,10 @@ mod tests {
         assert_eq!(literal("O'Brien"), "'O''Brien'");
         let url = with_query(
             Url::parse("https://h/v1.0/applications").unwrap(),
-            &[("$filter", &format!("identifierUris/any(x:x eq {})", literal("api://a b&c")))],
+            &[(
+                "$filter",
+                &format!("identifierUris/any(x:x eq {})", literal("api://a b&c")),
+            )],
         );
         assert_eq!(
             url.as_str(),
@@ -117,13 +142,26 @@ mod tests {
 
     fn pages() -> HashMap<String, Value> {
         HashMap::from([
-            ("https://h/v1.0/apps".to_owned(), json!({"value":[1,2],"@odata.nextLink":"https://h/v1.0/apps?page=2"})),
-            ("https://h/v1.0/apps?page=2".to_owned(), json!({"value":[3],"@odata.nextLink":"https://h/v1.0/apps?page=3"})),
-            ("https://h/v1.0/apps?page=3".to_owned(), json!({"value":[4,5]})),
+            (
+                "https://h/v1.0/apps".to_owned(),
+                json!({"value":[1,2],"@odata.nextLink":"https://h/v1.0/apps?page=2"}),
+            ),
+            (
+                "https://h/v1.0/apps?page=2".to_owned(),
+                json!({"value":[3],"@odata.nextLink":"https://h/v1.0/apps?page=3"}),
+            ),
+            (
+                "https://h/v1.0/apps?page=3".to_owned(),
+                json!({"value":[4,5]}),
+            ),
         ])
     }
 
-    async fn run(first: &str, limit: Option<usize>, pages: HashMap<String, Value>) -> Result<Vec<Value>, Error> {
+    async fn run(
+        first: &str,
+        limit: Option<usize>,
+        pages: HashMap<String, Value>,
+    ) -> Result<Vec<Value>, Error> {
         collect(Url::parse(first).unwrap(), limit, |url| {
             let page = pages.get(url.as_str()).cloned();
             async move { page.ok_or_else(|| Error::new(format!("unexpected fetch of {url}"))) }
@@ -134,21 +172,29 @@ mod tests {
     #[tokio::test]
     async fn follows_next_links_to_the_end() {
         let items = run("https://h/v1.0/apps", None, pages()).await.unwrap();
-        assert_eq!(items, vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+        assert_eq!(
+            items,
+            vec![json!(1), json!(2), json!(3), json!(4), json!(5)]
+        );
     }
 
     #[tokio::test]
     async fn stops_at_the_limit_without_fetching_more() {
         let mut two_pages = pages();
         two_pages.remove("https://h/v1.0/apps?page=3");
-        let items = run("https://h/v1.0/apps", Some(3), two_pages).await.unwrap();
+        let items = run("https://h/v1.0/apps", Some(3), two_pages)
+            .await
+            .unwrap();
         assert_eq!(items, vec![json!(1), json!(2), json!(3)]);
     }
 
     #[tokio::test]
     async fn refuses_loops_and_foreign_links() {
         let mut looping = pages();
-        looping.insert("https://h/v1.0/apps?page=3".to_owned(), json!({"value":[],"@odata.nextLink":"https://h/v1.0/apps"}));
+        looping.insert(
+            "https://h/v1.0/apps?page=3".to_owned(),
+            json!({"value":[],"@odata.nextLink":"https://h/v1.0/apps"}),
+        );
         let err = run("https://h/v1.0/apps", None, looping).await.unwrap_err();
         assert!(err.reason().contains("circles"));
 
@@ -165,7 +211,8 @@ mod tests {
         let origin = Url::parse("https://h/").unwrap();
         assert!(parse_page(json!({"items":[]}), &origin).is_err());
         assert!(parse_page(json!([]), &origin).is_err());
-        let (items, next) = parse_page(json!({"value":[], "@odata.nextLink": null}), &origin).unwrap();
+        let (items, next) =
+            parse_page(json!({"value":[], "@odata.nextLink": null}), &origin).unwrap();
         assert!(items.is_empty() && next.is_none());
     }
 }

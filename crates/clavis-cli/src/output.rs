@@ -25,19 +25,26 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&'static str]) -> Self {
-        Table { header: header.to_vec(), rows: Vec::new() }
+        Table {
+            header: header.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     /// Add a row; cells are cleaned so one row stays one line.
     pub fn row(&mut self, cells: Vec<String>) {
         debug_assert_eq!(cells.len(), self.header.len());
-        self.rows.push(cells.into_iter().map(|c| cell(&c)).collect());
+        self.rows
+            .push(cells.into_iter().map(|c| cell(&c)).collect());
     }
 
     pub fn render(&self) -> String {
         let width = |i: usize| {
             let head = self.header[i].chars().count();
-            self.rows.iter().map(|r| r[i].chars().count()).fold(head, usize::max)
+            self.rows
+                .iter()
+                .map(|r| r[i].chars().count())
+                .fold(head, usize::max)
         };
         let widths: Vec<usize> = (0..self.header.len()).map(width).collect();
         let line = |cells: &mut dyn Iterator<Item = &str>| {
@@ -63,7 +70,11 @@ impl Table {
 
 /// `key:  value` lines with the values aligned, for one object.
 pub fn key_values(pairs: &[(&str, String)]) -> String {
-    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (key, value) in pairs {
         let pad = width - key.chars().count();
@@ -76,7 +87,9 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
 
 /// Replace control characters (newlines, tabs, escapes) so a cell is one line.
 fn cell(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A server time shown as RFC 3339 in UTC, to the second; unparsable text as it came.
@@ -89,7 +102,10 @@ pub fn time(text: &str) -> String {
 
 /// `t` as RFC 3339 in UTC, whole seconds (`2026-01-02T03:04:05Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).expect("0 ns is valid");
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .expect("0 ns is valid");
     t.format(&Rfc3339).expect("UTC times format as RFC 3339")
 }
 
@@ -103,7 +119,9 @@ pub fn json(value: &Value) -> String {
 /// Write to stdout; a closed pipe (`clavis app list | head`) is not an error.
 pub fn emit(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 #[cfg(test)]
@@ -113,8 +131,16 @@ mod tests {
     #[test]
     fn table_aligns_columns_without_trailing_blanks() {
         let mut t = Table::new(&["NAME", "APP ID", "URIS"]);
-        t.row(vec!["billing".into(), "1111".into(), "api://billing".into()]);
-        t.row(vec!["a much longer name".into(), "22".into(), String::new()]);
+        t.row(vec![
+            "billing".into(),
+            "1111".into(),
+            "api://billing".into(),
+        ]);
+        t.row(vec![
+            "a much longer name".into(),
+            "22".into(),
+            String::new(),
+        ]);
         assert_eq!(
             t.render(),
             "NAME                APP ID  URIS\n\
@@ -133,13 +159,20 @@ mod tests {
 
     #[test]
     fn key_values_align() {
-        let text = key_values(&[("id", "1".into()), ("displayName", "x".into()), ("uris", String::new())]);
+        let text = key_values(&[
+            ("id", "1".into()),
+            ("displayName", "x".into()),
+            ("uris", String::new()),
+        ]);
         assert_eq!(text, "id:           1\ndisplayName:  x\nuris:\n");
     }
 
     #[test]
     fn times_are_rfc3339_utc_seconds() {
-        assert_eq!(time("2026-03-01T10:20:30.123456+02:00"), "2026-03-01T08:20:30Z");
+        assert_eq!(
+            time("2026-03-01T10:20:30.123456+02:00"),
+            "2026-03-01T08:20:30Z"
+        );
         assert_eq!(time("not a time"), "not a time");
     }
 }

@@ -61,11 +61,16 @@ impl ProfileName {
         let ok = !text.is_empty()
             && text.len() <= 64
             && !text.starts_with('.')
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(ProfileName(text.to_owned()))
         } else {
-            Err("a profile name is 1-64 letters, digits, '-', '_' or '.', not starting with '.'".to_owned())
+            Err(
+                "a profile name is 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+                    .to_owned(),
+            )
         }
     }
 
@@ -106,8 +111,10 @@ pub struct ConfigDir(PathBuf);
 
 /// The error for "no config dir could be determined".
 pub fn no_config_dir() -> Error {
-    Error::new("cannot find a config dir: none of CLAVIS_CONFIG_DIR, XDG_CONFIG_HOME or HOME is set")
-        .hint("set CLAVIS_CONFIG_DIR to the directory where clavis should keep its profiles")
+    Error::new(
+        "cannot find a config dir: none of CLAVIS_CONFIG_DIR, XDG_CONFIG_HOME or HOME is set",
+    )
+    .hint("set CLAVIS_CONFIG_DIR to the directory where clavis should keep its profiles")
 }
 
 impl ConfigDir {
@@ -147,7 +154,10 @@ impl ConfigDir {
     pub fn save(&self, profile: &Profile) -> Result<(), Error> {
         let dir = self.profiles();
         create_private_dir(&dir)?;
-        write_new_then_rename(&self.secret_path(&profile.name), profile.secret.expose().as_bytes())?;
+        write_new_then_rename(
+            &self.secret_path(&profile.name),
+            profile.secret.expose().as_bytes(),
+        )?;
         let json = serde_json::to_vec_pretty(&profile.settings).expect("settings serialize");
         write_new_then_rename(&self.settings_path(&profile.name), &json)
     }
@@ -158,7 +168,11 @@ impl ConfigDir {
         let json = match std::fs::read(&settings_path) {
             Ok(json) => json,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let flag = if name.as_str() == "default" { String::new() } else { format!(" --profile {name}") };
+                let flag = if name.as_str() == "default" {
+                    String::new()
+                } else {
+                    format!(" --profile {name}")
+                };
                 return Err(Error::new(format!("no profile '{name}' in {}", self.profiles().display())).hint(
                     format!("run `clavis login{flag} --authority https://HOST:PORT/TENANT --client-id APP_ID` first"),
                 ));
@@ -166,12 +180,18 @@ impl ConfigDir {
             Err(e) => return Err(io_error("read", &settings_path, &e)),
         };
         let settings: Settings = serde_json::from_slice(&json).map_err(|e| {
-            Error::new(format!("{} is not a valid profile: {e}", settings_path.display()))
-                .hint(format!("run `clavis login --profile {name} ...` again to rewrite it"))
+            Error::new(format!(
+                "{} is not a valid profile: {e}",
+                settings_path.display()
+            ))
+            .hint(format!(
+                "run `clavis login --profile {name} ...` again to rewrite it"
+            ))
         })?;
         let secret_path = self.secret_path(name);
         let bytes = Zeroizing::new(std::fs::read(&secret_path).map_err(|e| {
-            io_error("read", &secret_path, &e).hint(format!("run `clavis login --profile {name} ...` again"))
+            io_error("read", &secret_path, &e)
+                .hint(format!("run `clavis login --profile {name} ...` again"))
         })?);
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::new(format!("{} is not UTF-8", secret_path.display())))?;
@@ -180,7 +200,11 @@ impl ConfigDir {
             return Err(Error::new(format!("{} is empty", secret_path.display()))
                 .hint(format!("run `clavis login --profile {name} ...` again")));
         }
-        Ok(Profile { name: name.clone(), settings, secret })
+        Ok(Profile {
+            name: name.clone(),
+            settings,
+            secret,
+        })
     }
 
     /// Delete a profile's files; `Ok(false)` if there was no such profile.
@@ -275,7 +299,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let config = ConfigDir::new(tmp.path().join("cfg"));
         config.save(&sample("default")).unwrap();
-        let mode = |p: &str| std::fs::metadata(tmp.path().join(p)).unwrap().permissions().mode() & 0o777;
+        let mode = |p: &str| {
+            std::fs::metadata(tmp.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
         assert_eq!(mode("cfg/profiles/default.secret"), 0o600);
         assert_eq!(mode("cfg/profiles"), 0o700);
         assert_eq!(mode("cfg"), 0o700);
@@ -288,7 +318,10 @@ mod tests {
         let name = ProfileName::parse("prod").unwrap();
         let err = config.load(&name).unwrap_err();
         assert!(err.reason().contains("no profile 'prod'"));
-        assert!(err.hint_text().unwrap().contains("clavis login --profile prod"));
+        assert!(err
+            .hint_text()
+            .unwrap()
+            .contains("clavis login --profile prod"));
         assert!(!config.remove(&name).unwrap());
         config.save(&sample("prod")).unwrap();
         assert!(config.remove(&name).unwrap());
@@ -305,13 +338,28 @@ mod tests {
     #[test]
     fn config_dir_precedence() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| OsString::from(v))
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
         };
         let dir = |pairs| ConfigDir::from_env(env(pairs)).map(|d| d.path().to_owned());
-        let all = &[("CLAVIS_CONFIG_DIR", "/c"), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")];
+        let all = &[
+            ("CLAVIS_CONFIG_DIR", "/c"),
+            ("XDG_CONFIG_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
         assert_eq!(dir(all), Some(PathBuf::from("/c")));
-        assert_eq!(dir(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]), Some(PathBuf::from("/x/clavis")));
-        assert_eq!(dir(&[("CLAVIS_CONFIG_DIR", ""), ("HOME", "/h")]), Some(PathBuf::from("/h/.config/clavis")));
+        assert_eq!(
+            dir(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]),
+            Some(PathBuf::from("/x/clavis"))
+        );
+        assert_eq!(
+            dir(&[("CLAVIS_CONFIG_DIR", ""), ("HOME", "/h")]),
+            Some(PathBuf::from("/h/.config/clavis"))
+        );
         assert_eq!(dir(&[]), None);
     }
 

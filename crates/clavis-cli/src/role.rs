@@ -51,7 +51,11 @@ pub async fn run(ctx: &Ctx, cmd: RoleCommand) -> Result<(), Error> {
     let s = ctx.session().await?;
     let format = ctx.global.output;
     match cmd {
-        RoleCommand::Grant { client, resource, role } => {
+        RoleCommand::Grant {
+            client,
+            resource,
+            role,
+        } => {
             let client_app = lookup::application(&s, &client).await?;
             let client_sp = lookup::service_principal(&s, &client_app.view.app_id, &client).await?;
             let resource_sp = lookup::resource_service_principal(&s, &resource).await?;
@@ -61,11 +65,14 @@ pub async fn run(ctx: &Ctx, cmd: RoleCommand) -> Result<(), Error> {
                 "resourceId": resource_sp.view.id,
                 "appRoleId": role.id,
             });
-            let url = s.url(&["servicePrincipals", &resource_sp.view.id, "appRoleAssignedTo"]);
-            let assignment = s
-                .post(url, &body)
-                .await?
-                .ok_or_else(|| Error::new("the server granted the role but did not return the assignment"))?;
+            let url = s.url(&[
+                "servicePrincipals",
+                &resource_sp.view.id,
+                "appRoleAssignedTo",
+            ]);
+            let assignment = s.post(url, &body).await?.ok_or_else(|| {
+                Error::new("the server granted the role but did not return the assignment")
+            })?;
             output::emit(&match format {
                 OutputFormat::Json => output::json(&assignment),
                 OutputFormat::Table => granted_block(&assignment, &role.value)?,
@@ -73,19 +80,33 @@ pub async fn run(ctx: &Ctx, cmd: RoleCommand) -> Result<(), Error> {
         }
         RoleCommand::List { resource } => {
             let resource_sp = lookup::resource_service_principal(&s, &resource).await?;
-            let url = s.url(&["servicePrincipals", &resource_sp.view.id, "appRoleAssignedTo"]);
+            let url = s.url(&[
+                "servicePrincipals",
+                &resource_sp.view.id,
+                "appRoleAssignedTo",
+            ]);
             let assignments = s.list(url, None).await?;
             output::emit(&match format {
                 OutputFormat::Json => output::json(&Value::from(assignments)),
                 OutputFormat::Table => list_table(&assignments, &resource_sp.view)?,
             });
         }
-        RoleCommand::Revoke { resource, assignment_id } => {
+        RoleCommand::Revoke {
+            resource,
+            assignment_id,
+        } => {
             let resource_sp = lookup::resource_service_principal(&s, &resource).await?;
-            let url = s.url(&["servicePrincipals", &resource_sp.view.id, "appRoleAssignedTo", &assignment_id]);
+            let url = s.url(&[
+                "servicePrincipals",
+                &resource_sp.view.id,
+                "appRoleAssignedTo",
+                &assignment_id,
+            ]);
             s.delete(url).await.map_err(|e| {
                 if e.is_not_found() {
-                    e.hint(format!("see the assignments with `clavis role list --resource {resource}`"))
+                    e.hint(format!(
+                        "see the assignments with `clavis role list --resource {resource}`"
+                    ))
                 } else {
                     e
                 }
@@ -106,15 +127,25 @@ pub async fn run(ctx: &Ctx, cmd: RoleCommand) -> Result<(), Error> {
 fn find_role<'a>(sp: &'a ServicePrincipal, value: &str) -> Result<&'a AppRole, Error> {
     let Some(role) = sp.app_roles.iter().find(|r| r.value == value) else {
         let values: Vec<&str> = sp.app_roles.iter().map(|r| r.value.as_str()).collect();
-        let offered = if values.is_empty() { "none".to_owned() } else { values.join(", ") };
+        let offered = if values.is_empty() {
+            "none".to_owned()
+        } else {
+            values.join(", ")
+        };
         return Err(Error::new(format!(
             "'{}' has no app role '{value}'; its roles: {offered}",
             sp.display_name
         ))
-        .hint(format!("add one with `clavis app role add {} --value {value}`", sp.app_id)));
+        .hint(format!(
+            "add one with `clavis app role add {} --value {value}`",
+            sp.app_id
+        )));
     };
     if !role.is_enabled {
-        return Err(Error::new(format!("app role '{value}' of '{}' is disabled", sp.display_name)));
+        return Err(Error::new(format!(
+            "app role '{value}' of '{}' is disabled",
+            sp.display_name
+        )));
     }
     if Uuid::parse_str(&role.id).is_err() {
         return Err(Error::new(format!("app role '{value}' has no valid id")));
@@ -127,7 +158,10 @@ fn granted_block(raw: &Value, role_value: &str) -> Result<String, Error> {
     Ok(key_values(&[
         ("id", a.id),
         ("role", role_value.to_owned()),
-        ("client", format!("{} ({})", a.principal_display_name, a.principal_id)),
+        (
+            "client",
+            format!("{} ({})", a.principal_display_name, a.principal_id),
+        ),
         ("resource", a.resource_display_name),
         ("created", output::time(&a.created_date_time)),
     ]))
@@ -170,17 +204,31 @@ mod tests {
     #[test]
     fn finds_roles_by_value() {
         let sp = sp();
-        assert_eq!(find_role(&sp, "Orders.Read").unwrap().id, "5b1c0a6e-0000-4000-8000-000000000001");
+        assert_eq!(
+            find_role(&sp, "Orders.Read").unwrap().id,
+            "5b1c0a6e-0000-4000-8000-000000000001"
+        );
         let missing = find_role(&sp, "Orders.Write").unwrap_err();
-        assert_eq!(missing.reason(), "'orders' has no app role 'Orders.Write'; its roles: Orders.Read, Orders.Old");
-        assert!(missing.hint_text().unwrap().contains("clavis app role add app1 --value Orders.Write"));
-        assert!(find_role(&sp, "Orders.Old").unwrap_err().reason().contains("disabled"));
+        assert_eq!(
+            missing.reason(),
+            "'orders' has no app role 'Orders.Write'; its roles: Orders.Read, Orders.Old"
+        );
+        assert!(missing
+            .hint_text()
+            .unwrap()
+            .contains("clavis app role add app1 --value Orders.Write"));
+        assert!(find_role(&sp, "Orders.Old")
+            .unwrap_err()
+            .reason()
+            .contains("disabled"));
     }
 
     #[test]
     fn list_shows_role_values() {
-        let rows = [json!({"id":"as1","appRoleId":"5B1C0A6E-0000-4000-8000-000000000001","principalId":"p1",
-                            "principalDisplayName":"billing","createdDateTime":"2026-02-03T04:05:06Z"})];
+        let rows = [
+            json!({"id":"as1","appRoleId":"5B1C0A6E-0000-4000-8000-000000000001","principalId":"p1",
+                            "principalDisplayName":"billing","createdDateTime":"2026-02-03T04:05:06Z"}),
+        ];
         let table = list_table(&rows, &sp()).unwrap();
         assert_eq!(
             table,

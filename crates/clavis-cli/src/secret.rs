@@ -47,7 +47,10 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
     let now = OffsetDateTime::now_utc();
     // Check what we can before any network round-trip.
     let expires = match &cmd {
-        SecretCommand::Add { expires: Some(text), .. } => Some(when::parse_expiry(text, now)?),
+        SecretCommand::Add {
+            expires: Some(text),
+            ..
+        } => Some(when::parse_expiry(text, now)?),
         _ => None,
     };
     let s = ctx.session().await?;
@@ -81,12 +84,20 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
         SecretCommand::Remove { app, key_id } => {
             let found = lookup::application(&s, &app).await?;
             let key_id = key_id.to_string();
-            if !found.view.password_credentials.iter().any(|c| c.key_id.eq_ignore_ascii_case(&key_id)) {
+            if !found
+                .view
+                .password_credentials
+                .iter()
+                .any(|c| c.key_id.eq_ignore_ascii_case(&key_id))
+            {
                 return Err(Error::new(format!(
                     "application '{}' has no secret with key id {key_id}",
                     found.view.display_name
                 ))
-                .hint(format!("see its secrets with `clavis secret list {}`", found.view.app_id)));
+                .hint(format!(
+                    "see its secrets with `clavis secret list {}`",
+                    found.view.app_id
+                )));
             }
             let url = s.url(&["applications", &found.view.id, "removePassword"]);
             s.post(url, &json!({ "keyId": key_id })).await?;
@@ -103,7 +114,11 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
 
 /// What `secret add` prints: the response object (json), or a short block with
 /// the value and a warning that it is shown only this once (table).
-fn added_text(format: OutputFormat, added: &Value, app_name: &str) -> Result<Zeroizing<String>, Error> {
+fn added_text(
+    format: OutputFormat,
+    added: &Value,
+    app_name: &str,
+) -> Result<Zeroizing<String>, Error> {
     if format == OutputFormat::Json {
         return Ok(Zeroizing::new(output::json(added)));
     }
@@ -141,8 +156,11 @@ fn forget_secret_text(added: &mut Value) {
 fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String {
     let mut table = Table::new(&["KEY ID", "DISPLAY NAME", "HINT", "START", "END", "STATUS"]);
     for c in credentials {
-        let expired = time::OffsetDateTime::parse(&c.end_date_time, &time::format_description::well_known::Rfc3339)
-            .is_ok_and(|end| end <= now);
+        let expired = time::OffsetDateTime::parse(
+            &c.end_date_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_ok_and(|end| end <= now);
         table.row(vec![
             c.key_id.clone(),
             c.display_name.clone(),
@@ -168,12 +186,18 @@ mod tests {
     #[test]
     fn add_shows_the_value_once_with_a_warning() {
         let text = added_text(OutputFormat::Table, &added(), "orders").unwrap();
-        assert!(text.contains("secret:       clv_AbCsecretvalue\n"), "{}", *text);
+        assert!(
+            text.contains("secret:       clv_AbCsecretvalue\n"),
+            "{}",
+            *text
+        );
         assert!(text.contains("expires:      2026-04-01T00:00:00Z\n"));
         assert!(text.ends_with("it will not be shown again.\n"));
         assert_eq!(text.matches("clv_AbCsecretvalue").count(), 1);
 
-        let json: Value = serde_json::from_str(&added_text(OutputFormat::Json, &added(), "orders").unwrap()).unwrap();
+        let json: Value =
+            serde_json::from_str(&added_text(OutputFormat::Json, &added(), "orders").unwrap())
+                .unwrap();
         assert_eq!(json, added());
 
         let mut response = added();
@@ -184,12 +208,23 @@ mod tests {
     #[test]
     fn list_marks_expired_secrets() {
         let creds: Vec<PasswordCredential> = vec![
-            view(&json!({"keyId":"a","hint":"x","endDateTime":"2026-01-01T00:00:00Z"}), "c").unwrap(),
-            view(&json!({"keyId":"b","hint":"y","endDateTime":"2027-01-01T00:00:00Z"}), "c").unwrap(),
+            view(
+                &json!({"keyId":"a","hint":"x","endDateTime":"2026-01-01T00:00:00Z"}),
+                "c",
+            )
+            .unwrap(),
+            view(
+                &json!({"keyId":"b","hint":"y","endDateTime":"2027-01-01T00:00:00Z"}),
+                "c",
+            )
+            .unwrap(),
         ];
         let table = list_table(&creds, datetime!(2026-06-01 0:00 UTC));
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[1].starts_with("a ") && lines[1].ends_with("expired"), "{table}");
+        assert!(
+            lines[1].starts_with("a ") && lines[1].ends_with("expired"),
+            "{table}"
+        );
         assert!(lines[2].ends_with("valid"));
     }
 }

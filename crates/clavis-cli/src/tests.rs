@@ -29,7 +29,9 @@ fn global_options_go_before_or_after_the_verb() {
         &["app", "--output", "json", "--profile", "ci", "list"][..],
         &["app", "list", "--output", "json", "--profile", "ci"][..],
     ] {
-        let Command::App { global, command } = parse(args).unwrap() else { panic!("not app") };
+        let Command::App { global, command } = parse(args).unwrap() else {
+            panic!("not app")
+        };
         assert_eq!(global.output, OutputFormat::Json, "{args:?}");
         assert_eq!(global.profile.as_str(), "ci");
         assert!(matches!(command, app::AppCommand::List));
@@ -38,19 +40,75 @@ fn global_options_go_before_or_after_the_verb() {
 
 #[test]
 fn nested_and_repeated_arguments_parse() {
-    let cmd = parse(&["app", "create", "orders", "--identifier-uri", "api://orders", "--identifier-uri", "api://o2"]);
-    let Command::App { command: app::AppCommand::Create { name, identifier_uris }, .. } = cmd.unwrap() else {
+    let cmd = parse(&[
+        "app",
+        "create",
+        "orders",
+        "--identifier-uri",
+        "api://orders",
+        "--identifier-uri",
+        "api://o2",
+    ]);
+    let Command::App {
+        command: app::AppCommand::Create {
+            name,
+            identifier_uris,
+        },
+        ..
+    } = cmd.unwrap()
+    else {
         panic!("not app create")
     };
     assert_eq!((name.as_str(), identifier_uris.len()), ("orders", 2));
 
     let cmd = parse(&["app", "role", "add", "orders", "--value", "Orders.Read"]).unwrap();
-    assert!(matches!(cmd, Command::App { command: app::AppCommand::Role { .. }, .. }));
-    let cmd = parse(&["role", "grant", "--client", "a", "--resource", "api://clavis", "--role", "X"]).unwrap();
-    assert!(matches!(cmd, Command::Role { command: role::RoleCommand::Grant { .. }, .. }));
-    let cmd = parse(&["secret", "remove", "orders", "0b9f1a4e-59c4-4b8e-9d0e-5f8c8f7e3c21"]).unwrap();
-    assert!(matches!(cmd, Command::Secret { command: secret::SecretCommand::Remove { .. }, .. }));
-    assert!(parse(&["token", "get", "--scope", "api://orders/.default", "--decode"]).is_ok());
+    assert!(matches!(
+        cmd,
+        Command::App {
+            command: app::AppCommand::Role { .. },
+            ..
+        }
+    ));
+    let cmd = parse(&[
+        "role",
+        "grant",
+        "--client",
+        "a",
+        "--resource",
+        "api://clavis",
+        "--role",
+        "X",
+    ])
+    .unwrap();
+    assert!(matches!(
+        cmd,
+        Command::Role {
+            command: role::RoleCommand::Grant { .. },
+            ..
+        }
+    ));
+    let cmd = parse(&[
+        "secret",
+        "remove",
+        "orders",
+        "0b9f1a4e-59c4-4b8e-9d0e-5f8c8f7e3c21",
+    ])
+    .unwrap();
+    assert!(matches!(
+        cmd,
+        Command::Secret {
+            command: secret::SecretCommand::Remove { .. },
+            ..
+        }
+    ));
+    assert!(parse(&[
+        "token",
+        "get",
+        "--scope",
+        "api://orders/.default",
+        "--decode"
+    ])
+    .is_ok());
     assert!(parse(&["audit", "list", "--top", "5", "--since", "24h"]).is_ok());
 }
 
@@ -58,9 +116,23 @@ fn nested_and_repeated_arguments_parse() {
 fn usage_errors_are_clap_errors() {
     // login needs either --bootstrap or both --authority and --client-id.
     assert!(parse(&["login", "--authority", "https://h/t"]).is_err());
-    assert!(parse(&["login", "--bootstrap", "/d", "--client-id", "0b9f1a4e-59c4-4b8e-9d0e-5f8c8f7e3c21"]).is_err());
+    assert!(parse(&[
+        "login",
+        "--bootstrap",
+        "/d",
+        "--client-id",
+        "0b9f1a4e-59c4-4b8e-9d0e-5f8c8f7e3c21"
+    ])
+    .is_err());
     assert!(parse(&["login", "--bootstrap", "/d"]).is_ok());
-    assert!(parse(&["login", "--authority", "https://h/t", "--client-id", "not-a-guid"]).is_err());
+    assert!(parse(&[
+        "login",
+        "--authority",
+        "https://h/t",
+        "--client-id",
+        "not-a-guid"
+    ])
+    .is_err());
     assert!(parse(&["secret", "remove", "orders", "not-a-guid"]).is_err());
     assert!(parse(&["app", "list", "--profile", "../etc"]).is_err());
     assert!(parse(&["app", "list", "--output", "yaml"]).is_err());
@@ -76,7 +148,11 @@ fn help_everywhere() {
             assert!(sub.get_about().is_some(), "no about for `{path}`");
             for arg in sub.get_arguments() {
                 if arg.get_id() != "help" {
-                    assert!(arg.get_help().is_some(), "no help for {} of `{path}`", arg.get_id());
+                    assert!(
+                        arg.get_help().is_some(),
+                        "no help for {} of `{path}`",
+                        arg.get_id()
+                    );
                 }
             }
             check(sub, &path);
@@ -127,30 +203,59 @@ mod flow {
     #[tokio::test]
     async fn bootstrap_login_then_app_list_then_logout() {
         let server = testserver::start(|req, _| match req.target.as_str() {
-            "/default/oauth2/v2.0/token" => (200, json!({"token_type":"Bearer","expires_in":3600,"access_token":"t"}).to_string()),
-            "/v1.0/applications" => (200, json!({"value":[{"id":"o","appId":"a","displayName":"bootstrap-admin"}]}).to_string()),
-            _ => (404, json!({"error":{"code":"Request_ResourceNotFound","message":"no"}}).to_string()),
+            "/default/oauth2/v2.0/token" => (
+                200,
+                json!({"token_type":"Bearer","expires_in":3600,"access_token":"t"}).to_string(),
+            ),
+            "/v1.0/applications" => (
+                200,
+                json!({"value":[{"id":"o","appId":"a","displayName":"bootstrap-admin"}]})
+                    .to_string(),
+            ),
+            _ => (
+                404,
+                json!({"error":{"code":"Request_ResourceNotFound","message":"no"}}).to_string(),
+            ),
         })
         .await;
         let data = bootstrap_dir(&format!("{}/default", server.url));
         let config = tempfile::tempdir().unwrap();
         let data_dir = data.path().to_str().unwrap();
-        run_in(config.path(), &["login", "--bootstrap", data_dir, "--profile", "admin"]).await.unwrap();
+        run_in(
+            config.path(),
+            &["login", "--bootstrap", data_dir, "--profile", "admin"],
+        )
+        .await
+        .unwrap();
 
         let name = ProfileName::parse("admin").unwrap();
         let saved = ConfigDir::new(config.path()).load(&name).unwrap();
         assert_eq!(saved.secret.expose(), SECRET);
-        assert_eq!(saved.settings.authority.as_str(), format!("{}/default", server.url));
+        assert_eq!(
+            saved.settings.authority.as_str(),
+            format!("{}/default", server.url)
+        );
 
-        run_in(config.path(), &["app", "list", "--profile", "admin", "--output", "json"]).await.unwrap();
+        run_in(
+            config.path(),
+            &["app", "list", "--profile", "admin", "--output", "json"],
+        )
+        .await
+        .unwrap();
         let seen = server.seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 4, "login token, then token + list: {seen:?}");
-        assert_eq!(seen[3].target, "/v1.0/applications");
+        assert_eq!(seen.len(), 3, "login token, then token + list: {seen:?}");
+        assert_eq!(seen[2].target, "/v1.0/applications");
 
-        run_in(config.path(), &["logout", "--profile", "admin"]).await.unwrap();
-        let err = run_in(config.path(), &["app", "list", "--profile", "admin"]).await.unwrap_err();
+        run_in(config.path(), &["logout", "--profile", "admin"])
+            .await
+            .unwrap();
+        let err = run_in(config.path(), &["app", "list", "--profile", "admin"])
+            .await
+            .unwrap_err();
         assert!(err.reason().contains("no profile 'admin'"));
-        assert!(run_in(config.path(), &["logout", "--profile", "admin"]).await.is_err());
+        assert!(run_in(config.path(), &["logout", "--profile", "admin"])
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -161,7 +266,12 @@ mod flow {
         .await;
         let data = bootstrap_dir(&format!("{}/default", server.url));
         let config = tempfile::tempdir().unwrap();
-        let err = run_in(config.path(), &["login", "--bootstrap", data.path().to_str().unwrap()]).await.unwrap_err();
+        let err = run_in(
+            config.path(),
+            &["login", "--bootstrap", data.path().to_str().unwrap()],
+        )
+        .await
+        .unwrap_err();
         assert!(err.reason().contains("AADSTS7000215"));
         assert!(!config.path().join("profiles").exists());
     }
@@ -188,9 +298,18 @@ mod flow {
         .await;
         let data = bootstrap_dir(&format!("{}/default", server.url));
         let config = tempfile::tempdir().unwrap();
-        run_in(config.path(), &["login", "--bootstrap", data.path().to_str().unwrap()]).await.unwrap();
-        run_in(config.path(), &["app", "show", app_id]).await.unwrap();
-        let err = run_in(config.path(), &["app", "show", "twin"]).await.unwrap_err();
+        run_in(
+            config.path(),
+            &["login", "--bootstrap", data.path().to_str().unwrap()],
+        )
+        .await
+        .unwrap();
+        run_in(config.path(), &["app", "show", app_id])
+            .await
+            .unwrap();
+        let err = run_in(config.path(), &["app", "show", "twin"])
+            .await
+            .unwrap_err();
         assert_eq!(err.reason(), "'twin' matches 2 applications: a1, a2");
     }
 }

@@ -18,7 +18,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -32,7 +35,9 @@ pub struct TestServer {
 type Handler = dyn Fn(&Seen, &str) -> (u16, String) + Send + Sync;
 
 /// Start answering with `handler(request, base_url) -> (status, JSON body)`.
-pub async fn start(handler: impl Fn(&Seen, &str) -> (u16, String) + Send + Sync + 'static) -> TestServer {
+pub async fn start(
+    handler: impl Fn(&Seen, &str) -> (u16, String) + Send + Sync + 'static,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -40,7 +45,9 @@ pub async fn start(handler: impl Fn(&Seen, &str) -> (u16, String) + Send + Sync 
     let (base, log) = (url.clone(), seen.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             let request = read_request(&mut stream).await;
             let (status, body) = handler(&request, &base);
             log.lock().unwrap().push(request);
@@ -69,7 +76,10 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Seen {
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let mut start = lines.next().unwrap().split(' ');
-    let (method, target) = (start.next().unwrap().to_owned(), start.next().unwrap().to_owned());
+    let (method, target) = (
+        start.next().unwrap().to_owned(),
+        start.next().unwrap().to_owned(),
+    );
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -84,5 +94,10 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Seen {
         buf.extend_from_slice(&chunk[..n]);
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-    Seen { method, target, headers, body }
+    Seen {
+        method,
+        target,
+        headers,
+        body,
+    }
 }

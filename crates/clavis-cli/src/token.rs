@@ -34,8 +34,14 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> Result<(), Error> {
     let profile = ctx.config()?.load(&ctx.global.profile)?;
     let settings = &profile.settings;
     let conn = Connection::new(settings.authority.clone(), settings.ca_file.as_deref())?;
-    let token = conn.token(settings.client_id, &profile.secret, &scope).await?;
-    let decoded = if decode { Some(decode_jwt(token.access_token.expose())?) } else { None };
+    let token = conn
+        .token(settings.client_id, &profile.secret, &scope)
+        .await?;
+    let decoded = if decode {
+        Some(decode_jwt(token.access_token.expose())?)
+    } else {
+        None
+    };
     let text = match (ctx.global.output, decoded) {
         (OutputFormat::Json, None) => output::json(&token.raw),
         (OutputFormat::Json, Some((header, claims))) => {
@@ -60,12 +66,15 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> Result<(), Error> {
 pub fn decode_jwt(token: &str) -> Result<(Value, Value), Error> {
     let not_jwt = || Error::new("the access token is not a JWT (header.payload.signature)");
     let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(claims), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(not_jwt());
     };
     let part = |text: &str| -> Result<Value, Error> {
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| not_jwt())?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| not_jwt())?;
         serde_json::from_slice(&bytes).map_err(|_| not_jwt())
     };
     Ok((part(header)?, part(claims)?))

@@ -7,7 +7,8 @@ use time::{Duration, OffsetDateTime};
 use crate::error::Error;
 
 /// What a duration looks like, for error hints.
-const FORMS: &str = "use a duration such as 12h, 90d, 2w or 1y, or an RFC 3339 time such as 2027-01-31T00:00:00Z";
+const FORMS: &str =
+    "use a duration such as 12h, 90d, 2w or 1y, or an RFC 3339 time such as 2027-01-31T00:00:00Z";
 
 /// Parse `90d` / `12h` / `2w` / `1y` (365 days); `None` if `text` is not a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -39,7 +40,10 @@ pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Er
     parse_point(text, |d| now - d)
 }
 
-fn parse_point(text: &str, from_duration: impl Fn(Duration) -> OffsetDateTime) -> Result<OffsetDateTime, Error> {
+fn parse_point(
+    text: &str,
+    from_duration: impl Fn(Duration) -> OffsetDateTime,
+) -> Result<OffsetDateTime, Error> {
     let text = text.trim();
     if let Some(d) = parse_duration(text) {
         if d.is_zero() {
@@ -47,8 +51,12 @@ fn parse_point(text: &str, from_duration: impl Fn(Duration) -> OffsetDateTime) -
         }
         return Ok(from_duration(d));
     }
-    OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| Error::new(format!("'{text}' is neither a duration nor an RFC 3339 time")).hint(FORMS))
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        Error::new(format!(
+            "'{text}' is neither a duration nor an RFC 3339 time"
+        ))
+        .hint(FORMS)
+    })
 }
 
 #[cfg(test)]
@@ -71,8 +79,14 @@ mod tests {
 
     #[test]
     fn expiry_from_duration_or_rfc3339() {
-        assert_eq!(parse_expiry("90d", NOW).unwrap(), datetime!(2026-04-10 12:00 UTC));
-        assert_eq!(parse_expiry("12h", NOW).unwrap(), datetime!(2026-01-11 00:00 UTC));
+        assert_eq!(
+            parse_expiry("90d", NOW).unwrap(),
+            datetime!(2026-04-10 12:00 UTC)
+        );
+        assert_eq!(
+            parse_expiry("12h", NOW).unwrap(),
+            datetime!(2026-01-11 00:00 UTC)
+        );
         assert_eq!(
             parse_expiry("2027-01-31T00:00:00+01:00", NOW).unwrap(),
             datetime!(2027-01-30 23:00 UTC)
@@ -86,7 +100,13 @@ mod tests {
 
     #[test]
     fn since_counts_back() {
-        assert_eq!(parse_since("24h", NOW).unwrap(), datetime!(2026-01-09 12:00 UTC));
-        assert_eq!(parse_since("2026-01-01T00:00:00Z", NOW).unwrap(), datetime!(2026-01-01 00:00 UTC));
+        assert_eq!(
+            parse_since("24h", NOW).unwrap(),
+            datetime!(2026-01-09 12:00 UTC)
+        );
+        assert_eq!(
+            parse_since("2026-01-01T00:00:00Z", NOW).unwrap(),
+            datetime!(2026-01-01 00:00 UTC)
+        );
     }
 }
