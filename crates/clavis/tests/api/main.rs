@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod helpers;
+mod interop;
 mod management;
 mod secrets;
 mod token;
