@@ -127,7 +127,7 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
         } => {
             let found = lookup::application(&s, &app).await?;
             output::emit(&match format {
-                OutputFormat::Json => output::json(&found.raw["appRoles"]),
+                OutputFormat::Json => output::json(&output::list_field(&found.raw, "appRoles")),
                 OutputFormat::Table => roles_table(&found.view.app_roles),
             });
         }

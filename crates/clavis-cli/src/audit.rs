@@ -41,9 +41,13 @@ pub async fn run(ctx: &Ctx, cmd: AuditCommand) -> Result<(), Error> {
     Ok(())
 }
 
-/// The collection URL with `$top` and, with `since`, `$filter=activityDateTime ge ...`.
+/// Largest page the management API serves; more events take more pages.
+const MAX_PAGE: u32 = 999;
+
+/// The collection URL with `$top` (the page size) and, with `since`,
+/// `$filter=activityDateTime ge ...`.
 fn list_url(collection: Url, top: u32, since: Option<OffsetDateTime>) -> Url {
-    let top = top.to_string();
+    let top = top.min(MAX_PAGE).to_string();
     let filter = since.map(|t| format!("activityDateTime ge {}", output::rfc3339(t)));
     let mut pairs = vec![("$top", top.as_str())];
     if let Some(filter) = &filter {
@@ -115,6 +119,9 @@ mod tests {
             list_url(base.clone(), 5, None).as_str(),
             "https://h/v1.0/auditLogs/directoryAudits?$top=5"
         );
+        assert!(list_url(base.clone(), 5000, None)
+            .as_str()
+            .ends_with("$top=999"));
         let url = list_url(base, 5, Some(datetime!(2026-01-02 03:04:05.6 +01:00)));
         let pairs: Vec<_> = url.query_pairs().collect();
         assert_eq!(pairs[1].1, "activityDateTime ge 2026-01-02T02:04:05Z");

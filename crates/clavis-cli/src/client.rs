@@ -350,23 +350,3 @@ mod tests {
         assert!(err.reason().starts_with("cannot read CA file"));
     }
 }
-
-#[cfg(test)]
-mod scratch_tls {
-    use super::*;
-    #[tokio::test]
-    #[ignore]
-    async fn tls_chain() {
-        let p = Profile {
-            name: crate::profile::ProfileName::parse("d").unwrap(),
-            settings: crate::profile::Settings {
-                authority: Authority::parse("https://127.0.0.1:18443/t").unwrap(),
-                client_id: Uuid::new_v4(),
-                ca_file: std::env::var_os("CA").map(PathBuf::from),
-            },
-            secret: ClientSecret::new(Zeroizing::new("x".into())),
-        };
-        let e = Session::open(&p).await.unwrap_err();
-        println!("{}", e.render());
-    }
-}

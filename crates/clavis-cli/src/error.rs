@@ -98,7 +98,8 @@ fn one_line(text: &str) -> String {
 }
 
 /// Hint for credentials the token endpoint no longer accepts.
-const LOGIN_AGAIN: &str = "run `clavis login` again; the secret may have been removed or expired";
+pub const LOGIN_AGAIN: &str =
+    "run `clavis login` again; the secret may have been removed or expired";
 
 #[derive(Deserialize)]
 struct OAuthError {
@@ -243,6 +244,12 @@ pub fn from_transport_chain(
             "the certificate of {origin} has expired or is not valid yet"
         ));
     }
+    if has("invalid peer certificate") {
+        let cause = chain.last().map(String::as_str).unwrap_or_default();
+        return Error::new(format!("the certificate of {origin} was rejected: {cause}")).hint(
+            "check that --ca-file given to `clavis login` is the server's CA, DATA_DIR/tls/ca.pem",
+        );
+    }
     if has("connection refused") {
         return Error::new(format!("cannot connect to {origin}: connection refused"))
             .hint(serve_hint);
@@ -371,6 +378,14 @@ mod tests {
         assert!(from_transport_chain(&name, false, "https://h", None)
             .reason()
             .contains("does not name"));
+        let other_cert = chain(&[
+            "x",
+            "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+        ]);
+        let err = from_transport_chain(&other_cert, false, "https://h", None);
+        assert!(
+            err.reason().contains("was rejected") && err.hint_text().unwrap().contains("ca.pem")
+        );
         let timeout = chain(&["operation timed out"]);
         assert!(from_transport_chain(&timeout, true, "https://h", None)
             .reason()

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::authority::Authority;
 use crate::client::{Connection, MANAGEMENT_SCOPE};
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::output::{self, OutputFormat};
 use crate::profile::{ClientSecret, Profile, Settings};
 use crate::{Ctx, Global};
@@ -94,7 +94,12 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
                 let authority = Authority::parse(authority)?;
                 (authority, client_id, args.ca_file, read_secret(client_id)?)
             }
-            _ => unreachable!("clap requires --authority and --client-id without --bootstrap"),
+            // clap already requires these; kept as an error rather than a panic.
+            _ => {
+                return Err(Error::new(
+                    "pass --authority and --client-id, or --bootstrap DATA_DIR",
+                ))
+            }
         };
     let ca_file = match ca_file {
         Some(path) => Some(std::path::absolute(&path).map_err(|e| {
@@ -106,9 +111,18 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
         None => None,
     };
     let conn = Connection::new(authority.clone(), ca_file.as_deref())?;
-    conn.token(client_id, &secret, MANAGEMENT_SCOPE).await?;
+    conn.token(client_id, &secret, MANAGEMENT_SCOPE)
+        .await
+        .map_err(|e| match e.hint_text() {
+            // "Log in again" is no advice while logging in.
+            Some(error::LOGIN_AGAIN) => {
+                e.hint("check the client id and the secret; it may have been removed or expired")
+            }
+            _ => e,
+        })?;
 
     let name = ctx.global.profile.clone();
+    let done = format!("Logged in to {authority} as {client_id}; saved as profile '{name}'.\n");
     let settings = Settings {
         authority,
         client_id,
@@ -123,12 +137,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
     })?;
     output::emit(&match ctx.global.output {
         OutputFormat::Json => output::json(&summary),
-        OutputFormat::Table => format!(
-            "Logged in to {} as {client_id}; saved as profile '{name}'.\n",
-            summary["settings"]["authority"]
-                .as_str()
-                .unwrap_or_default()
-        ),
+        OutputFormat::Table => done,
     });
     Ok(())
 }

@@ -109,6 +109,14 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("UTC times format as RFC 3339")
 }
 
+/// An object's list field for `--output json`; missing or `null` prints as `[]`.
+pub fn list_field(object: &Value, field: &str) -> Value {
+    match &object[field] {
+        Value::Null => Value::Array(Vec::new()),
+        other => other.clone(),
+    }
+}
+
 /// Pretty JSON with a final newline.
 pub fn json(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");

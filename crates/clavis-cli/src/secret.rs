@@ -77,7 +77,9 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
         SecretCommand::List { app } => {
             let found = lookup::application(&s, &app).await?;
             output::emit(&match format {
-                OutputFormat::Json => output::json(&found.raw["passwordCredentials"]),
+                OutputFormat::Json => {
+                    output::json(&output::list_field(&found.raw, "passwordCredentials"))
+                }
                 OutputFormat::Table => list_table(&found.view.password_credentials, now),
             });
         }

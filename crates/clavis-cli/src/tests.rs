@@ -273,6 +273,10 @@ mod flow {
         .await
         .unwrap_err();
         assert!(err.reason().contains("AADSTS7000215"));
+        assert!(err
+            .hint_text()
+            .unwrap()
+            .starts_with("check the client id and the secret"));
         assert!(!config.path().join("profiles").exists());
     }
 

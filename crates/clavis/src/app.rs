@@ -57,12 +57,21 @@ impl App {
                 config.data_dir.display()
             )
         })?;
-        let kek = Arc::new(KeyEncryptionKey::load_or_create(
-            &config.data_dir.join("kek.key"),
-        )?);
+        let kek_path = config.data_dir.join("kek.key");
+        let kek_is_new = !kek_path.exists();
+        let kek = Arc::new(KeyEncryptionKey::load_or_create(&kek_path)?);
         let store = clavis_store::connect(&config.database_url)
             .await
             .with_context(|| "cannot open the database (check --database-url)".to_string())?;
+        if kek_is_new && !store.tenants().await?.is_empty() {
+            // A fresh key cannot open anything already stored: stop before
+            // anything is sealed under it, and leave no stray key behind.
+            let _ = std::fs::remove_file(&kek_path);
+            anyhow::bail!(
+                "{} is missing but the database already holds data sealed under it: restore that key file (from your backup) and start again",
+                kek_path.display()
+            );
+        }
         let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
 
         let listener = std::net::TcpListener::bind(config.listen)

@@ -174,10 +174,10 @@ mod tests {
     #[test]
     fn roles() {
         let read = role("Orders.Read", true);
-        assert!(app_roles(&[read.clone()], &[]).is_ok());
+        assert!(app_roles(std::slice::from_ref(&read), &[]).is_ok());
         assert!(app_roles(&[read.clone(), read.clone()], &[]).is_err());
         assert!(app_roles(&[role("has space", true)], &[]).is_err());
-        assert!(app_roles(&[], &[read.clone()])
+        assert!(app_roles(&[], std::slice::from_ref(&read))
             .unwrap_err()
             .contains("disabled"));
         let disabled = AppRole {

@@ -151,7 +151,7 @@ pub async fn create(
         builtin: false,
         created_at: state.clock.now(),
     };
-    let event = Audited::new(&state, &caller, app_action("Add application", "Add", &app));
+    let event = Audited::success(&state, &caller, app_action("Add application", "Add", &app));
     commit(
         &state,
         vec![Mutation::InsertApplication(app.clone())],
@@ -284,7 +284,7 @@ pub async fn update(
         registration::app_roles(&roles, &app.app_roles).map_err(GraphError::BadRequest)?;
         app.app_roles = roles;
     }
-    let event = Audited::new(
+    let event = Audited::success(
         &state,
         &caller,
         app_action("Update application", "Update", &app),
@@ -311,7 +311,7 @@ pub async fn delete(
     )
     .await?;
     refuse_builtin(&app)?;
-    let event = Audited::new(
+    let event = Audited::success(
         &state,
         &caller,
         app_action("Delete application", "Delete", &app),
@@ -395,7 +395,7 @@ pub async fn add_password(
     };
     let mut action = app_action("Add password credential", "Add", &app);
     action.target_key_id = Some(credential.key_id);
-    let event = Audited::new(&state, &caller, action);
+    let event = Audited::success(&state, &caller, action);
     commit(
         &state,
         vec![Mutation::AddPassword {
@@ -440,7 +440,7 @@ pub async fn remove_password(
             body.key_id
         )));
     }
-    let event = Audited::new(&state, &caller, action);
+    let event = Audited::success(&state, &caller, action);
     commit(
         &state,
         vec![Mutation::RemovePassword {

@@ -99,7 +99,7 @@ impl ListQuery {
 }
 
 /// Split `field eq 'value'`, unescaping OData's doubled quotes.
-pub fn eq_clause<'a>(clause: &'a str, field: &str) -> Option<String> {
+pub fn eq_clause(clause: &str, field: &str) -> Option<String> {
     let rest = clause.trim().strip_prefix(field)?.trim_start();
     let rest = rest.strip_prefix("eq")?.trim_start();
     quoted(rest)

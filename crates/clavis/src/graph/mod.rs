@@ -66,7 +66,7 @@ pub struct Audited;
 
 impl Audited {
     /// The success event for `action` by `caller`, to commit with the change.
-    pub fn new(state: &AppState, caller: &Caller, action: Action) -> AuditEvent {
+    pub fn success(state: &AppState, caller: &Caller, action: Action) -> AuditEvent {
         caller
             .actor()
             .succeeded(caller.tenant.id, state.clock.now(), action)

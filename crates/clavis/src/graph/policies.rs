@@ -106,7 +106,7 @@ pub async fn update(
             "defaultSecretLifetimeDays must not exceed maxSecretLifetimeDays.",
         ));
     }
-    let event = Audited::new(&state, &caller, action);
+    let event = Audited::success(&state, &caller, action);
     commit(&state, vec![Mutation::UpdateTenant(tenant)], event).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -206,7 +206,7 @@ pub async fn assign(
         "{} → {} ({})",
         principal.display_name, resource.display_name, role.value
     );
-    let event = Audited::new(&state, &caller, action);
+    let event = Audited::success(&state, &caller, action);
     commit(
         &state,
         vec![Mutation::InsertRoleAssignment(assignment.clone())],
@@ -278,7 +278,7 @@ pub async fn unassign(
     if !exists {
         return Err(GraphError::not_found("appRoleAssignment", assignment_id));
     }
-    let event = Audited::new(&state, &caller, action);
+    let event = Audited::success(&state, &caller, action);
     commit(
         &state,
         vec![Mutation::DeleteRoleAssignment {

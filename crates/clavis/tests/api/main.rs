@@ -6,4 +6,5 @@ mod helpers;
 mod interop;
 mod management;
 mod secrets;
+mod serve;
 mod token;

@@ -289,4 +289,5 @@ async fn https_with_the_generated_local_ca() {
     assert_eq!(r.status(), 200);
     let r = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    app.stop().await.expect("graceful shutdown");
 }
