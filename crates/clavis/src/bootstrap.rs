@@ -183,6 +183,32 @@ pub async fn bootstrap_if_empty(
             },
         ),
     ];
+    let audit: Vec<_> = audit
+        .into_iter()
+        .chain(grants.iter().map(|g| {
+            actor.succeeded(
+                tenant.id,
+                now,
+                Action {
+                    activity: "Add app role assignment to service principal",
+                    category: "RoleManagement",
+                    operation: "Assign",
+                    target_type: "ServicePrincipal",
+                    target_id: g.resource_id.to_string(),
+                    target_name: format!(
+                        "{} → {MANAGEMENT_API_NAME} ({})",
+                        admin.display_name,
+                        Role::ALL
+                            .iter()
+                            .find(|r| r.id() == g.app_role_id)
+                            .map(|r| r.value())
+                            .unwrap_or_default()
+                    ),
+                    target_key_id: None,
+                },
+            )
+        }))
+        .collect();
     let mut mutations = vec![
         Mutation::InsertTenant(tenant.clone()),
         Mutation::InsertApplication(management),

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use clavis_store::{AppRole, Application, ApplicationFilter, Mutation, PasswordCredential};
+use clavis_store::{AppRole, Application, Mutation, PasswordCredential};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::GraphError;
-use super::json::{eq_clause, quoted, GraphJson, ListQuery};
+use super::json::{GraphJson, ListQuery};
 use super::shapes::{AppRoleDto, ApplicationDto, Collection, PasswordCredentialDto};
-use super::{commit, object_id, Audited};
+use super::{commit, listing, object_id, Audited};
 use crate::app::AppState;
 use crate::audit::Action;
 use crate::domain::{registration, secret_lifetime};
@@ -173,63 +173,8 @@ pub async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Collection<ApplicationDto>>, GraphError> {
-    let owner = caller.read_scope()?;
     let query = ListQuery::parse(raw.as_deref())?;
-    let mut filter = ApplicationFilter {
-        owner,
-        limit: query.page_size(),
-        after: match &query.skiptoken {
-            Some(t) => Some(Uuid::try_parse(t).map_err(|_| {
-                GraphError::bad("$skiptoken is not valid; use the @odata.nextLink as given.")
-            })?),
-            None => None,
-        },
-        ..Default::default()
-    };
-    let mut by_uri = None;
-    if let Some(f) = &query.filter {
-        if let Some(v) = eq_clause(f, "appId") {
-            filter.app_id = Some(
-                Uuid::try_parse(&v)
-                    .map_err(|_| GraphError::bad("appId in $filter must be a GUID."))?,
-            );
-        } else if let Some(v) = eq_clause(f, "displayName") {
-            filter.display_name = Some(v);
-        } else if let Some(v) = f
-            .trim()
-            .strip_prefix("identifierUris/any(x:x eq ")
-            .and_then(|r| r.strip_suffix(')'))
-            .and_then(quoted)
-        {
-            by_uri = Some(v);
-        } else {
-            return Err(GraphError::bad(
-                "Unsupported $filter: use appId eq '…', displayName eq '…' or identifierUris/any(x:x eq '…').",
-            ));
-        }
-    }
-    let store = state.directory.store();
-    let apps = match by_uri {
-        Some(uri) => store
-            .application_by_identifier_uri(caller.tenant.id, &uri)
-            .await?
-            .into_iter()
-            .filter(|a| owner.is_none_or(|o| a.owners.contains(&o)))
-            .collect(),
-        None => store.list_applications(caller.tenant.id, &filter).await?,
-    };
-    let next_link = (apps.len() as u32 == filter.limit).then(|| {
-        let last = apps.last().map(|a| a.id).unwrap_or_default();
-        let mut link = format!(
-            "{}/v1.0/applications?$top={}&$skiptoken={last}",
-            state.base_url, filter.limit
-        );
-        if let Some(f) = &query.filter {
-            link.push_str("&$filter=");
-            link.push_str(&crate::graph::encode_query(f));
-        }
-        link
-    });
+    let (apps, next_link) = listing::applications(&state, &caller, &query, "applications").await?;
     Ok(Json(Collection {
         context: format!("{}/v1.0/$metadata#applications", state.base_url),
         value: apps.iter().map(ApplicationDto::from).collect(),

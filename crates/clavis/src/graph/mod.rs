@@ -8,6 +8,7 @@ pub mod audit_logs;
 pub mod caller;
 pub mod error;
 pub mod json;
+pub mod listing;
 pub mod policies;
 pub mod service_principals;
 pub mod shapes;

@@ -91,13 +91,17 @@ pub async fn update(
     }
     if let Some(days) = body.max_secret_lifetime_days {
         if !(1..=3650).contains(&days) {
-            return Err(GraphError::bad("maxSecretLifetimeDays must be between 1 and 3650."));
+            return Err(GraphError::bad(
+                "maxSecretLifetimeDays must be between 1 and 3650.",
+            ));
         }
         tenant.max_secret_lifetime_secs = days * DAY;
     }
     if let Some(days) = body.default_secret_lifetime_days {
         if !(1..=3650).contains(&days) {
-            return Err(GraphError::bad("defaultSecretLifetimeDays must be between 1 and 3650."));
+            return Err(GraphError::bad(
+                "defaultSecretLifetimeDays must be between 1 and 3650.",
+            ));
         }
         tenant.default_secret_lifetime_secs = days * DAY;
     }

@@ -9,16 +9,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use clavis_store::{Application, ApplicationFilter, Mutation, RoleAssignment};
+use clavis_store::{Application, Mutation, RoleAssignment};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::caller::Caller;
 use super::error::GraphError;
-use super::json::{eq_clause, GraphJson, ListQuery};
+use super::json::{GraphJson, ListQuery};
 use super::shapes::{AppRoleAssignmentDto, Collection, ServicePrincipalDto};
-use super::{commit, object_id, Audited};
+use super::{commit, listing, object_id, Audited};
 use crate::app::AppState;
 use crate::audit::Action;
 
@@ -46,7 +46,7 @@ async fn load_sp(state: &AppState, caller: &Caller, id: Uuid) -> Result<Applicat
 /// List service principals (`$filter=appId eq '…'`, `$top`, `$skiptoken`).
 #[utoipa::path(get, path = "/v1.0/servicePrincipals", tag = "servicePrincipals", security(("bearer" = [])),
     params(("$top" = Option<u32>, Query, description = "Page size, 1–999"),
-           ("$filter" = Option<String>, Query, description = "appId eq '…' or displayName eq '…'"),
+           ("$filter" = Option<String>, Query, description = "appId eq '…', displayName eq '…' or servicePrincipalNames/any(x:x eq '…')"),
            ("$skiptoken" = Option<String>, Query, description = "From @odata.nextLink")),
     responses((status = 200, body = Collection<ServicePrincipalDto>), (status = 400), (status = 401), (status = 403)))]
 pub async fn list(
@@ -54,49 +54,9 @@ pub async fn list(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Collection<ServicePrincipalDto>>, GraphError> {
-    let owner = caller.read_scope()?;
     let query = ListQuery::parse(raw.as_deref())?;
-    let mut filter = ApplicationFilter {
-        owner,
-        limit: query.page_size(),
-        after: match &query.skiptoken {
-            Some(t) => {
-                Some(Uuid::try_parse(t).map_err(|_| GraphError::bad("$skiptoken is not valid."))?)
-            }
-            None => None,
-        },
-        ..Default::default()
-    };
-    if let Some(f) = &query.filter {
-        if let Some(v) = eq_clause(f, "appId") {
-            filter.app_id = Some(
-                Uuid::try_parse(&v)
-                    .map_err(|_| GraphError::bad("appId in $filter must be a GUID."))?,
-            );
-        } else if let Some(v) = eq_clause(f, "displayName") {
-            filter.display_name = Some(v);
-        } else {
-            return Err(GraphError::bad(
-                "Unsupported $filter: use appId eq '…' or displayName eq '…'.",
-            ));
-        }
-    }
-    let apps = state
-        .directory
-        .store()
-        .list_applications(caller.tenant.id, &filter)
-        .await?;
-    let next_link = (apps.len() as u32 == filter.limit).then(|| {
-        let last = apps.last().map(|a| a.id).unwrap_or_default();
-        format!(
-            "{}/v1.0/servicePrincipals?$top={}&$skiptoken={last}",
-            state.base_url, filter.limit
-        ) + &query
-            .filter
-            .as_ref()
-            .map(|f| format!("&$filter={}", super::encode_query(f)))
-            .unwrap_or_default()
-    });
+    let (apps, next_link) =
+        listing::applications(&state, &caller, &query, "servicePrincipals").await?;
     Ok(Json(Collection {
         context: format!("{}/v1.0/$metadata#servicePrincipals", state.base_url),
         value: apps.iter().map(ServicePrincipalDto::from).collect(),

@@ -26,6 +26,24 @@ fn failure(headers: &HeaderMap, error: OAuthError) -> Response {
     .into_response()
 }
 
+/// The tenant named in the path, or the OAuth error response for it.
+fn resolve(
+    state: &AppState,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<Arc<clavis_store::Tenant>, Response> {
+    let Ok(Path(segment)) = tenant else {
+        return Err(failure(
+            headers,
+            OAuthError::malformed("the tenant in the URL is not valid UTF-8."),
+        ));
+    };
+    state
+        .directory
+        .tenant(&segment)
+        .ok_or_else(|| failure(headers, OAuthError::unknown_tenant(&segment)))
+}
+
 /// The OpenID Provider metadata of a tenant.
 #[utoipa::path(get, path = "/{tenant}/v2.0/.well-known/openid-configuration", tag = "oauth",
     params(("tenant" = String, Path, description = "Tenant GUID or name")),
@@ -35,14 +53,9 @@ pub async fn openid_configuration(
     tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(Path(segment)) = tenant else {
-        return failure(
-            &headers,
-            OAuthError::malformed("the tenant in the URL is not valid UTF-8."),
-        );
-    };
-    let Some(tenant) = state.directory.tenant(&segment) else {
-        return failure(&headers, OAuthError::unknown_tenant(&segment));
+    let tenant = match resolve(&state, tenant, &headers) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
     };
     let base = &state.base_url;
     let id = tenant.id;
@@ -79,14 +92,9 @@ pub async fn jwks(
     tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(Path(segment)) = tenant else {
-        return failure(
-            &headers,
-            OAuthError::malformed("the tenant in the URL is not valid UTF-8."),
-        );
-    };
-    let Some(tenant) = state.directory.tenant(&segment) else {
-        return failure(&headers, OAuthError::unknown_tenant(&segment));
+    let tenant = match resolve(&state, tenant, &headers) {
+        Ok(tenant) => tenant,
+        Err(response) => return response,
     };
     match state.keyring.for_tenant(&tenant).await {
         Ok(keys) => {

@@ -90,6 +90,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
@@ -109,6 +110,20 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
             }
         })),
     )
+}
+
+/// A known path with the wrong method: 405 in the path's own error format.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {
+    let message = format!(
+        "{method} is not allowed on {}; /openapi.json lists each route's methods.",
+        uri.path()
+    );
+    let body = if uri.path().starts_with("/v1.0/") {
+        serde_json::json!({"error": {"code": "Request_BadRequest", "message": message}})
+    } else {
+        serde_json::json!({"error": "invalid_request", "error_description": message})
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body))
 }
 
 /// The request id Tower assigned to this request (or a new one).

@@ -32,7 +32,11 @@ impl TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.server.take().expect("running").await.expect("server task")
+        self.server
+            .take()
+            .expect("running")
+            .await
+            .expect("server task")
     }
 }
 
@@ -58,7 +62,9 @@ pub async fn spawn_with(tls: Tls) -> TestApp {
 pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
-    let app = App::build(config, Arc::new(clock.clone())).await.expect("app builds");
+    let app = App::build(config, Arc::new(clock.clone()))
+        .await
+        .expect("app builds");
     let base = app.base_url().to_owned();
     let mut http = Client::builder();
     if let Some(ca) = &app.ca_file {
@@ -143,11 +149,18 @@ impl TestApp {
 
     /// A management token for the bootstrap admin.
     pub async fn admin_token(&self) -> String {
-        self.token(&self.admin_id, &self.admin_secret, "api://clavis/.default").await
+        self.token(&self.admin_id, &self.admin_secret, "api://clavis/.default")
+            .await
     }
 
     /// Call the management API with `token`.
-    pub async fn graph(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn graph(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -158,7 +171,11 @@ impl TestApp {
         let r = req.send().await.expect("request");
         let status = r.status();
         let text = r.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("json body") };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json body")
+        };
         (status, value)
     }
 
@@ -167,7 +184,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.graph(reqwest::Method::POST, path, token, Some(body)).await
+        self.graph(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     /// Create an application, asserting 201.
@@ -180,7 +198,11 @@ impl TestApp {
     /// Add a secret, asserting 200.
     pub async fn add_secret(&self, token: &str, app_object_id: &str) -> Value {
         let (status, cred) = self
-            .post(&format!("/v1.0/applications/{app_object_id}/addPassword"), token, json!({"passwordCredential": {"displayName": "test"}}))
+            .post(
+                &format!("/v1.0/applications/{app_object_id}/addPassword"),
+                token,
+                json!({"passwordCredential": {"displayName": "test"}}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{cred}");
         cred
@@ -189,7 +211,10 @@ impl TestApp {
     /// The service principal of an appId.
     pub async fn sp_of(&self, token: &str, app_id: &str) -> String {
         let (status, list) = self
-            .get(&format!("/v1.0/servicePrincipals?$filter=appId%20eq%20'{app_id}'"), token)
+            .get(
+                &format!("/v1.0/servicePrincipals?$filter=appId%20eq%20'{app_id}'"),
+                token,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{list}");
         list["value"][0]["id"].as_str().unwrap().to_owned()
@@ -224,7 +249,13 @@ impl TestApp {
     }
 
     /// Grant `role_id` of the resource `api_app_id` to `client_sp`.
-    pub async fn grant(&self, token: &str, api_app_id: &str, client_sp: &str, role_id: &str) -> (StatusCode, Value) {
+    pub async fn grant(
+        &self,
+        token: &str,
+        api_app_id: &str,
+        client_sp: &str,
+        role_id: &str,
+    ) -> (StatusCode, Value) {
         let resource_sp = self.sp_of(token, api_app_id).await;
         self.post(
             &format!("/v1.0/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
@@ -237,7 +268,10 @@ impl TestApp {
     /// Grant a management role (by value) to a client.
     pub async fn grant_management(&self, token: &str, client_sp: &str, role: &str) {
         let (_, list) = self
-            .get("/v1.0/applications?$filter=identifierUris/any(x:x%20eq%20'api://clavis')", token)
+            .get(
+                "/v1.0/applications?$filter=identifierUris/any(x:x%20eq%20'api://clavis')",
+                token,
+            )
             .await;
         let mgmt = &list["value"][0];
         let role_id = mgmt["appRoles"]
@@ -249,7 +283,9 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned();
-        let (status, body) = self.grant(token, mgmt["appId"].as_str().unwrap(), client_sp, &role_id).await;
+        let (status, body) = self
+            .grant(token, mgmt["appId"].as_str().unwrap(), client_sp, &role_id)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 }

@@ -48,16 +48,29 @@ fn python() -> PathBuf {
 async fn msal_and_azure_identity_get_tokens() {
     let app = spawn_with(clavis::Tls::LocalCa).await;
     let admin = app.admin_token().await;
-    let (api, role_id) = app.register_api(&admin, "api://orders", "Orders.Read").await;
+    let (api, role_id) = app
+        .register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "python-worker").await;
-    let (status, _) = app.grant(&admin, api["appId"].as_str().unwrap(), &client.sp_id, &role_id).await;
+    let (status, _) = app
+        .grant(
+            &admin,
+            api["appId"].as_str().unwrap(),
+            &client.sp_id,
+            &role_id,
+        )
+        .await;
     assert_eq!(status, 201);
 
     let host = app.base.trim_start_matches("https://").to_owned();
     let script = workspace().join("tests/interop/azure_clients.py");
     let ca = app.data_dir().join("tls/ca.pem");
     let python = python();
-    let (tenant, app_id, secret) = (app.tenant_id.clone(), client.app_id.clone(), client.secret.clone());
+    let (tenant, app_id, secret) = (
+        app.tenant_id.clone(),
+        client.app_id.clone(),
+        client.secret.clone(),
+    );
     // Run the blocking clients off the runtime that serves them.
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
@@ -79,8 +92,14 @@ async fn msal_and_azure_identity_get_tokens() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "interop script failed:\n{stdout}\n{stderr}");
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        output.status.success(),
+        "interop script failed:\n{stdout}\n{stderr}"
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     for line in &lines[..2] {
         let c = &line["claims"];

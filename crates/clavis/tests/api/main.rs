@@ -2,6 +2,7 @@
 //! port with a fresh SQLite file (see `helpers::spawn_app`).
 
 mod bad_input;
+mod cli;
 mod helpers;
 mod interop;
 mod management;

@@ -71,33 +71,46 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
 
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "canary").await;
     let mut secrets = vec![app.admin_secret.clone(), client.secret.clone()];
 
     // Use the secret every way a client can, right and wrong.
-    app.token(&client.app_id, &client.secret, "api://orders/.default").await;
+    app.token(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     app.http
         .post(app.token_url("default"))
         .basic_auth(&client.app_id, Some(&client.secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "api://orders/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://orders/.default"),
+        ])
         .send()
         .await
         .unwrap();
     let wrong = format!("{}Z", client.secret);
     secrets.push(wrong.clone());
-    let r = app.token_post(&client.app_id, &wrong, "api://orders/.default").await;
+    let r = app
+        .token_post(&client.app_id, &wrong, "api://orders/.default")
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(!r.text().await.unwrap().contains(&wrong));
     let r = app
         .http
-        .post(format!("{}?client_secret={}", app.token_url("default"), client.secret))
+        .post(format!(
+            "{}?client_secret={}",
+            app.token_url("default"),
+            client.secret
+        ))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
         .unwrap();
     assert!(!r.text().await.unwrap().contains(&client.secret));
-    let r = app.token_post(&client.app_id, &client.secret, "api://missing/.default").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://missing/.default")
+        .await;
     assert!(!r.text().await.unwrap().contains(&client.secret));
 
     // Later responses: the application, the lists, the audit log.
@@ -113,7 +126,11 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
         later.push_str(&body.to_string());
     }
     let (_, _) = app
-        .post(&format!("/v1.0/applications/{}/removePassword", client.id), &admin, json!({"keyId": client.key_id}))
+        .post(
+            &format!("/v1.0/applications/{}/removePassword", client.id),
+            &admin,
+            json!({"keyId": client.key_id}),
+        )
         .await;
     let (_, audit) = app.get("/v1.0/auditLogs/directoryAudits", &admin).await;
     later.push_str(&audit.to_string());
@@ -121,7 +138,10 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
     drop(app.http.clone());
     let dir = app.data_dir();
     let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(log_text.contains("token request refused"), "the canary must see the server's logs");
+    assert!(
+        log_text.contains("token request refused"),
+        "the canary must see the server's logs"
+    );
     for secret in &secrets {
         // The random part alone too: an encoded or truncated form would still leak it.
         let core = &secret[7..40];
@@ -135,9 +155,15 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
     // The store holds private keys only sealed: the OID of an EC private key
     // (id-ecPublicKey, inside PKCS#8) never appears in the clear.
     const EC_OID: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    for file in walk(&dir).iter().filter(|p| p.to_string_lossy().contains("clavis.db")) {
+    for file in walk(&dir)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("clavis.db"))
+    {
         let bytes = std::fs::read(file).unwrap();
-        assert!(!bytes.windows(EC_OID.len()).any(|w| w == EC_OID), "plaintext key in {file:?}");
+        assert!(
+            !bytes.windows(EC_OID.len()).any(|w| w == EC_OID),
+            "plaintext key in {file:?}"
+        );
     }
     drop(app);
 }

@@ -25,7 +25,14 @@ impl Drop for Server {
 /// Start the binary and wait for the line that names the bound address.
 fn start(data_dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env_remove("CLAVIS_DATABASE_URL")
         .stdout(Stdio::piped())
@@ -53,9 +60,14 @@ fn start(data_dir: &std::path::Path) -> Server {
             }
         });
     }
-    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-        panic!("server did not report its address:\n{}", log.lock().unwrap())
-    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "server did not report its address:\n{}",
+                log.lock().unwrap()
+            )
+        });
     Server {
         child,
         base: format!("https://{addr}"),
@@ -101,14 +113,28 @@ async fn first_start_restart_and_sigterm() {
     assert_eq!(mode(boot_path.clone()), 0o600);
     assert_eq!(mode(data.join("kek.key")), 0o600);
     assert_eq!(mode(data.join("tls/server-key.pem")), 0o600);
-    for field in ["tenantId", "clientId", "clientSecret", "authority", "caFile"] {
+    for field in [
+        "tenantId",
+        "clientId",
+        "clientSecret",
+        "authority",
+        "caFile",
+    ] {
         assert!(boot[field].is_string(), "{field} in bootstrap file");
     }
     assert_eq!(boot["authority"], format!("{}/default", server.base));
 
-    let r = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = admin_token(&http, &server.base, &boot).await;
     assert_eq!(r.status(), 200);
@@ -122,20 +148,36 @@ async fn first_start_restart_and_sigterm() {
         .unwrap();
 
     let log = server.log.lock().unwrap().clone();
-    assert!(log.contains(&boot_path.display().to_string()), "log names the bootstrap file:\n{log}");
-    assert!(log.contains(&format!("{}/default", server.base)), "log names the authority");
-    assert!(!log.contains(boot["clientSecret"].as_str().unwrap()), "secret in the log");
+    assert!(
+        log.contains(&boot_path.display().to_string()),
+        "log names the bootstrap file:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("{}/default", server.base)),
+        "log names the authority"
+    );
+    assert!(
+        !log.contains(boot["clientSecret"].as_str().unwrap()),
+        "secret in the log"
+    );
 
     // SIGTERM: a clean exit, quickly.
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut server = server;
     let started = Instant::now();
     let status = loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "no exit after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status:?}");
@@ -156,7 +198,10 @@ async fn first_start_restart_and_sigterm() {
         .json()
         .await
         .unwrap();
-    assert_eq!(jwks["keys"][0]["kid"], again["keys"][0]["kid"], "signing key survives restart");
+    assert_eq!(
+        jwks["keys"][0]["kid"], again["keys"][0]["kid"],
+        "signing key survives restart"
+    );
 }
 
 #[tokio::test]
@@ -184,5 +229,8 @@ async fn refuses_a_key_file_others_can_read_and_a_wrong_key_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kek.key is missing"), "{err}");
-    assert!(!data.join("kek.key").exists(), "no stray key file left behind");
+    assert!(
+        !data.join("kek.key").exists(),
+        "no stray key file left behind"
+    );
 }

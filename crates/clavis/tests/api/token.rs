@@ -36,21 +36,42 @@ async fn discovery_by_name_and_guid() {
     for tenant in ["default", "DEFAULT", app.tenant_id.as_str()] {
         let r = app
             .http
-            .get(format!("{}/{tenant}/v2.0/.well-known/openid-configuration", app.base))
+            .get(format!(
+                "{}/{tenant}/v2.0/.well-known/openid-configuration",
+                app.base
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         let doc: Value = r.json().await.unwrap();
-        assert_eq!(doc["issuer"], format!("{}/{}/v2.0", app.base, app.tenant_id));
-        assert_eq!(doc["token_endpoint"], format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant_id));
-        assert!(doc["authorization_endpoint"].as_str().unwrap().ends_with("/oauth2/v2.0/authorize"));
-        assert!(doc["jwks_uri"].as_str().unwrap().ends_with("/discovery/v2.0/keys"));
-        assert_eq!(doc["token_endpoint_auth_methods_supported"], json!(["client_secret_post", "client_secret_basic"]));
+        assert_eq!(
+            doc["issuer"],
+            format!("{}/{}/v2.0", app.base, app.tenant_id)
+        );
+        assert_eq!(
+            doc["token_endpoint"],
+            format!("{}/{}/oauth2/v2.0/token", app.base, app.tenant_id)
+        );
+        assert!(doc["authorization_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/oauth2/v2.0/authorize"));
+        assert!(doc["jwks_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/discovery/v2.0/keys"));
+        assert_eq!(
+            doc["token_endpoint_auth_methods_supported"],
+            json!(["client_secret_post", "client_secret_basic"])
+        );
     }
     let r = app
         .http
-        .get(format!("{}/nope/v2.0/.well-known/openid-configuration", app.base))
+        .get(format!(
+            "{}/nope/v2.0/.well-known/openid-configuration",
+            app.base
+        ))
         .send()
         .await
         .unwrap();
@@ -63,12 +84,23 @@ async fn discovery_by_name_and_guid() {
 async fn client_gets_a_token_with_roles_by_uri_and_by_app_id() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let (api, role_id) = app.register_api(&admin, "api://orders", "Orders.Read").await;
+    let (api, role_id) = app
+        .register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "worker").await;
-    let (status, body) = app.grant(&admin, api["appId"].as_str().unwrap(), &client.sp_id, &role_id).await;
+    let (status, body) = app
+        .grant(
+            &admin,
+            api["appId"].as_str().unwrap(),
+            &client.sp_id,
+            &role_id,
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
-    let r = app.token_post(&client.app_id, &client.secret, "api://orders/.default").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let body: Value = r.json().await.unwrap();
@@ -87,13 +119,20 @@ async fn client_gets_a_token_with_roles_by_uri_and_by_app_id() {
     assert_eq!(c["roles"], json!(["Orders.Read"]));
     assert_eq!(c["ver"], "2.0");
     assert_eq!(c["credential_id"], client.key_id);
-    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
+        3600
+    );
     assert!(c["jti"].is_string());
 
     // By appId, and without any role: no roles claim at all.
     let other = app.register_client(&admin, "no-roles").await;
     let t = app
-        .token(&other.app_id, &other.secret, &format!("{}/.default", api["appId"].as_str().unwrap()))
+        .token(
+            &other.app_id,
+            &other.secret,
+            &format!("{}/.default", api["appId"].as_str().unwrap()),
+        )
         .await;
     let c = claims(&t);
     assert_eq!(c["aud"], api["appId"]);
@@ -104,7 +143,8 @@ async fn client_gets_a_token_with_roles_by_uri_and_by_app_id() {
 async fn basic_auth_works_url_encoded_or_not() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "basic").await;
     for (id, secret) in [
         (client.app_id.clone(), client.secret.clone()),
@@ -114,8 +154,14 @@ async fn basic_auth_works_url_encoded_or_not() {
         let r = app
             .http
             .post(app.token_url("default"))
-            .header("authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
-            .form(&[("grant_type", "client_credentials"), ("scope", "api://orders/.default")])
+            .header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+            )
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "api://orders/.default"),
+            ])
             .send()
             .await
             .unwrap();
@@ -127,12 +173,19 @@ async fn basic_auth_works_url_encoded_or_not() {
 async fn entra_error_codes() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "c").await;
     let code = |v: &Value| v["error_codes"][0].as_i64().unwrap();
 
     // Wrong secret: 401, no WWW-Authenticate with client_secret_post.
-    let r = app.token_post(&client.app_id, &format!("{}x", client.secret), "api://orders/.default").await;
+    let r = app
+        .token_post(
+            &client.app_id,
+            &format!("{}x", client.secret),
+            "api://orders/.default",
+        )
+        .await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_none());
     let body: Value = r.json().await.unwrap();
@@ -141,48 +194,80 @@ async fn entra_error_codes() {
     for field in ["timestamp", "trace_id", "correlation_id"] {
         assert!(body[field].is_string(), "{field}");
     }
-    assert!(body["error_description"].as_str().unwrap().starts_with("AADSTS7000215:"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("AADSTS7000215:"));
 
     // Same with Basic: WWW-Authenticate present.
     let r = app
         .http
         .post(app.token_url("default"))
         .basic_auth(&client.app_id, Some("wrong"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "api://orders/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "api://orders/.default"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    let r = app.token_post(&unknown, &client.secret, "api://orders/.default").await;
+    let r = app
+        .token_post(&unknown, &client.secret, "api://orders/.default")
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(code(&r.json().await.unwrap()), 700016);
 
-    let r = app.token_post(&client.app_id, &client.secret, "api://missing/.default").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://missing/.default")
+        .await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert_eq!((body["error"].as_str().unwrap(), code(&body)), ("invalid_resource", 500011));
+    assert_eq!(
+        (body["error"].as_str().unwrap(), code(&body)),
+        ("invalid_resource", 500011)
+    );
 
-    let r = app.token_post(&client.app_id, &client.secret, "api://orders/read").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://orders/read")
+        .await;
     let body: Value = r.json().await.unwrap();
-    assert_eq!((body["error"].as_str().unwrap(), code(&body)), ("invalid_scope", 1002012));
+    assert_eq!(
+        (body["error"].as_str().unwrap(), code(&body)),
+        ("invalid_scope", 1002012)
+    );
 
     let r = app
         .http
         .post(app.token_url("default"))
-        .form(&[("grant_type", "password"), ("client_id", client.app_id.as_str())])
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client.app_id.as_str()),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
 
     let r = app
         .http
         .post(app.token_url("no-such-tenant"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client.app_id.as_str()), ("client_secret", client.secret.as_str()), ("scope", "api://orders/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client.app_id.as_str()),
+            ("client_secret", client.secret.as_str()),
+            ("scope", "api://orders/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -192,8 +277,17 @@ async fn entra_error_codes() {
     // A secret in the URL query is refused even when the body is fine.
     let r = app
         .http
-        .post(format!("{}?client_secret={}", app.token_url("default"), client.secret))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client.app_id.as_str()), ("client_secret", client.secret.as_str()), ("scope", "api://orders/.default")])
+        .post(format!(
+            "{}?client_secret={}",
+            app.token_url("default"),
+            client.secret
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client.app_id.as_str()),
+            ("client_secret", client.secret.as_str()),
+            ("scope", "api://orders/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -207,7 +301,8 @@ async fn entra_error_codes() {
 async fn expired_secret_gets_7000222_and_many_secrets_work_at_once() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "c").await;
     // A second, longer-lived secret on the same app: both work.
     let (status, second) = app
@@ -216,38 +311,64 @@ async fn expired_secret_gets_7000222_and_many_secrets_work_at_once() {
         .await;
     assert_eq!(status, 200);
     let second = second["secretText"].as_str().unwrap().to_owned();
-    app.token(&client.app_id, &client.secret, "api://orders/.default").await;
-    app.token(&client.app_id, &second, "api://orders/.default").await;
+    app.token(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
+    app.token(&client.app_id, &second, "api://orders/.default")
+        .await;
 
     app.clock.advance(time::Duration::days(181));
-    let r = app.token_post(&client.app_id, &client.secret, "api://orders/.default").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error_codes"][0], 7000222);
-    assert!(body["error_description"].as_str().unwrap().contains(&client.key_id));
-    app.token(&client.app_id, &second, "api://orders/.default").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains(&client.key_id));
+    app.token(&client.app_id, &second, "api://orders/.default")
+        .await;
 }
 
 #[tokio::test]
 async fn removed_secret_and_deleted_app_stop_working_at_once() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "c").await;
     // Warm the cache first.
-    app.token(&client.app_id, &client.secret, "api://orders/.default").await;
+    app.token(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     let (status, _) = app
-        .post(&format!("/v1.0/applications/{}/removePassword", client.id), &admin, json!({"keyId": client.key_id}))
+        .post(
+            &format!("/v1.0/applications/{}/removePassword", client.id),
+            &admin,
+            json!({"keyId": client.key_id}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let r = app.token_post(&client.app_id, &client.secret, "api://orders/.default").await;
+    let r = app
+        .token_post(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap()["error_codes"][0], 7000215);
 
     let other = app.register_client(&admin, "d").await;
-    app.token(&other.app_id, &other.secret, "api://orders/.default").await;
-    let (status, _) = app.graph(reqwest::Method::DELETE, &format!("/v1.0/applications/{}", other.id), &admin, None).await;
+    app.token(&other.app_id, &other.secret, "api://orders/.default")
+        .await;
+    let (status, _) = app
+        .graph(
+            reqwest::Method::DELETE,
+            &format!("/v1.0/applications/{}", other.id),
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let r = app.token_post(&other.app_id, &other.secret, "api://orders/.default").await;
+    let r = app
+        .token_post(&other.app_id, &other.secret, "api://orders/.default")
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap()["error_codes"][0], 700016);
 }
 
@@ -255,22 +376,37 @@ async fn removed_secret_and_deleted_app_stop_working_at_once() {
 async fn every_signing_algorithm_is_selectable_and_old_keys_stay_published() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    app.register_api(&admin, "api://orders", "Orders.Read").await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
     let client = app.register_client(&admin, "c").await;
-    let first = app.token(&client.app_id, &client.secret, "api://orders/.default").await;
+    let first = app
+        .token(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
     for alg in ["RS256", "EdDSA", "ES256"] {
         let (status, body) = app
-            .graph(reqwest::Method::PATCH, "/v1.0/policies/tenantPolicy", &admin, Some(json!({"signingAlgorithm": alg})))
+            .graph(
+                reqwest::Method::PATCH,
+                "/v1.0/policies/tenantPolicy",
+                &admin,
+                Some(json!({"signingAlgorithm": alg})),
+            )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-        let t = app.token(&client.app_id, &client.secret, "api://orders/.default").await;
+        let t = app
+            .token(&client.app_id, &client.secret, "api://orders/.default")
+            .await;
         assert_eq!(header(&t)["alg"], alg);
         verify(&app, &t).await;
     }
     // The first key still verifies tokens it signed.
     verify(&app, &first).await;
     let (status, _) = app
-        .graph(reqwest::Method::PATCH, "/v1.0/policies/tenantPolicy", &admin, Some(json!({"signingAlgorithm": "HS256"})))
+        .graph(
+            reqwest::Method::PATCH,
+            "/v1.0/policies/tenantPolicy",
+            &admin,
+            Some(json!({"signingAlgorithm": "HS256"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -281,13 +417,26 @@ async fn https_with_the_generated_local_ca() {
     assert!(app.base.starts_with("https://127.0.0.1:"));
     let ca = app.data_dir().join("tls/ca.pem");
     assert!(ca.exists());
-    let boot: Value = serde_json::from_str(&std::fs::read_to_string(app.data_dir().join("bootstrap-admin.json")).unwrap()).unwrap();
+    let boot: Value = serde_json::from_str(
+        &std::fs::read_to_string(app.data_dir().join("bootstrap-admin.json")).unwrap(),
+    )
+    .unwrap();
     assert!(boot["caFile"].as_str().unwrap().ends_with("tls/ca.pem"));
     let token = app.admin_token().await;
     assert_eq!(claims(&token)["roles"].as_array().unwrap().len(), 2);
-    let r = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     app.stop().await.expect("graceful shutdown");
 }

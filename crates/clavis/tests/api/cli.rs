@@ -1,0 +1,275 @@
+//! The `clavis` CLI against a real HTTPS server: the README's walk-through,
+//! JSON output for scripts, and one-line errors with a non-zero exit.
+
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::helpers::{spawn_with, TestApp};
+
+struct Cli<'a> {
+    app: &'a TestApp,
+    config: tempfile::TempDir,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli<'_> {
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clavis"));
+        cmd.args(args)
+            .env("CLAVIS_CONFIG_DIR", self.config.path())
+            .env_remove("CLAVIS_PROFILE")
+            .env_remove("CLAVIS_OUTPUT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("clavis runs");
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).await.unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().await.unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None).await;
+        assert_eq!(
+            out.code, 0,
+            "clavis {args:?} failed:\n{}\n{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&all).await).expect("json output")
+    }
+}
+
+#[tokio::test]
+async fn readme_walkthrough() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        app: &app,
+        config: tempfile::tempdir().unwrap(),
+    };
+    let data = app.data_dir();
+    cli.ok(&["login", "--bootstrap", data.to_str().unwrap()])
+        .await;
+    // The profile's secret file is private.
+    let secret_file = cli.config.path().join("profiles/default.secret");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    cli.ok(&[
+        "app",
+        "create",
+        "Orders API",
+        "--identifier-uri",
+        "api://orders",
+    ])
+    .await;
+    cli.ok(&[
+        "app",
+        "role",
+        "add",
+        "api://orders",
+        "--value",
+        "Orders.Read",
+        "--display-name",
+        "Read orders",
+    ])
+    .await;
+    let worker = cli.json(&["app", "create", "Billing worker"]).await;
+    cli.ok(&[
+        "role",
+        "grant",
+        "--client",
+        "Billing worker",
+        "--resource",
+        "api://orders",
+        "--role",
+        "Orders.Read",
+    ])
+    .await;
+    let secret = cli
+        .json(&[
+            "secret",
+            "add",
+            "Billing worker",
+            "--name",
+            "ci",
+            "--expires",
+            "90d",
+        ])
+        .await;
+    let value = secret["secretText"].as_str().unwrap();
+    assert!(value.starts_with("clavis_"));
+
+    // The new secret works at the token endpoint and carries the role.
+    let token = app
+        .token(
+            worker["appId"].as_str().unwrap(),
+            value,
+            "api://orders/.default",
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::claims(&token)["roles"],
+        serde_json::json!(["Orders.Read"])
+    );
+
+    // Listing never shows the value.
+    let list = cli.ok(&["secret", "list", "Billing worker"]).await;
+    assert!(list.contains(secret["keyId"].as_str().unwrap()));
+    assert!(!list.contains(value));
+    let apps = cli.json(&["app", "list"]).await;
+    assert!(apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["displayName"] == "Orders API"));
+    assert!(!apps.to_string().contains(value));
+
+    // A token as the logged-in app, decoded.
+    let decoded = cli
+        .json(&[
+            "token",
+            "get",
+            "--scope",
+            "api://orders/.default",
+            "--decode",
+        ])
+        .await;
+    assert_eq!(decoded["claims"]["azp"], app.admin_id);
+
+    cli.ok(&[
+        "secret",
+        "remove",
+        "Billing worker",
+        secret["keyId"].as_str().unwrap(),
+    ])
+    .await;
+    let r = app
+        .token_post(
+            worker["appId"].as_str().unwrap(),
+            value,
+            "api://orders/.default",
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let audit = cli.ok(&["audit", "list", "--top", "20"]).await;
+    assert!(audit.contains("Remove password credential"), "{audit}");
+    assert!(!audit.contains(value));
+
+    cli.ok(&["app", "delete", "Billing worker"]).await;
+    let apps = cli.json(&["app", "list"]).await;
+    assert!(!apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["displayName"] == "Billing worker"));
+}
+
+#[tokio::test]
+async fn errors_are_one_line_with_a_hint_and_a_non_zero_exit() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        app: &app,
+        config: tempfile::tempdir().unwrap(),
+    };
+    let authority = format!("{}/default", app.base);
+    let ca = app.data_dir().join("tls/ca.pem");
+
+    // Wrong secret on login: refused, nothing saved, the secret not echoed.
+    let out = cli
+        .run(
+            &[
+                "login",
+                "--authority",
+                &authority,
+                "--client-id",
+                &app.admin_id,
+                "--ca-file",
+                ca.to_str().unwrap(),
+            ],
+            Some("clavis_notTheRightSecretAtAll\n"),
+        )
+        .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert!(!out.stderr.contains("notTheRightSecret"));
+    assert!(!cli.config.path().join("profiles/default.json").exists());
+
+    // Without a profile: a hint to log in.
+    let out = cli.run(&["app", "list"], None).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+
+    // The right secret on stdin works.
+    let out = cli
+        .run(
+            &[
+                "login",
+                "--authority",
+                &authority,
+                "--client-id",
+                &app.admin_id,
+                "--ca-file",
+                ca.to_str().unwrap(),
+            ],
+            Some(&format!("{}\n", app.admin_secret)),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains(&app.admin_secret) && !out.stderr.contains(&app.admin_secret));
+
+    let out = cli.run(&["app", "show", "no-such-app"], None).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+
+    let out = cli.run(&["secret", "add", "no-such-app"], None).await;
+    assert_eq!(out.code, 1);
+
+    // --help everywhere.
+    for args in [
+        &["--help"][..],
+        &["app", "--help"],
+        &["secret", "add", "--help"],
+        &["role", "grant", "--help"],
+        &["serve", "--help"],
+    ] {
+        let out = cli.run(args, None).await;
+        assert_eq!(out.code, 0, "{args:?}");
+        assert!(out.stdout.contains("Usage:"), "{args:?}");
+    }
+}
