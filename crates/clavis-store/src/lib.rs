@@ -133,7 +133,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         tenant_id: Uuid,
         service_principal_id: Uuid,
     ) -> StoreResult<Option<Application>>;
-    /// One application by one of its identifier URIs (exact match).
+    /// One application by one of its identifier URIs (ASCII case-insensitive,
+    /// as uniqueness is).
     async fn application_by_identifier_uri(
         &self,
         tenant_id: Uuid,

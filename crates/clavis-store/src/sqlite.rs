@@ -84,6 +84,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        if !in_memory {
+            create_private(options.get_filename())?;
+        }
         let pool = if in_memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -296,5 +299,25 @@ impl Store for SqliteStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         read::audit_events(&mut *self.connection().await?, query).await
+    }
+}
+
+/// Create a missing database file readable by its owner only; SQLite gives
+/// its `-wal` and `-shm` files the same mode.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(Box::new(e))),
     }
 }

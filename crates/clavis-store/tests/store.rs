@@ -188,3 +188,22 @@ fn tenant_as_stored(mut tenant: clavis_store::Tenant) -> clavis_store::Tenant {
     tenant.created_at = suite::fixtures::stored(tenant.created_at);
     tenant
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("private.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    suite::fixtures::given_tenant(&store, "default").await;
+    for name in ["private.db", "private.db-wal", "private.db-shm"] {
+        let file = dir.path().join(name);
+        if file.exists() {
+            let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
+        }
+    }
+}

@@ -16,6 +16,7 @@ use time::Duration;
 use crate::bootstrap::{bootstrap_if_empty, Bootstrapped};
 use crate::clock::Clock;
 use crate::config::{Config, Tls};
+use crate::data_dir;
 use crate::directory::Directory;
 use crate::http::tls;
 use crate::keys::{KeyEncryptionKey, Keyring};
@@ -45,18 +46,15 @@ pub struct App {
     pub bootstrapped: Option<Bootstrapped>,
     /// The CA certificate clients should trust, when Clavis made one.
     pub ca_file: Option<PathBuf>,
+    /// Held while the server lives: one process per data directory.
+    _lock: std::fs::File,
 }
 
 impl App {
     /// Prepare a server from `config`.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        let lock = data_dir::prepare(&config.data_dir)?;
         let kek_path = config.data_dir.join("kek.key");
         let kek_is_new = !kek_path.exists();
         let kek = Arc::new(KeyEncryptionKey::load_or_create(&kek_path)?);
@@ -117,6 +115,7 @@ impl App {
             tls,
             bootstrapped,
             ca_file,
+            _lock: lock,
         })
     }
 

@@ -50,6 +50,27 @@ pub struct Action {
     pub target_key_id: Option<Uuid>,
 }
 
+impl Action {
+    /// An action on an object known only by id (refused before it was read).
+    pub fn on_id(
+        activity: &'static str,
+        category: &'static str,
+        operation: &'static str,
+        target_type: &'static str,
+        id: Uuid,
+    ) -> Self {
+        Self {
+            activity,
+            category,
+            operation,
+            target_type,
+            target_id: id.to_string(),
+            target_name: String::new(),
+            target_key_id: None,
+        }
+    }
+}
+
 impl Actor {
     /// A successful event for `action` in `tenant`.
     pub fn succeeded(&self, tenant: Uuid, at: OffsetDateTime, action: Action) -> AuditEvent {

@@ -64,7 +64,10 @@ impl Directory {
                 .iter()
                 .any(|m| matches!(m, Mutation::InsertTenant(_) | Mutation::UpdateTenant(_)));
             if touches_tenants {
-                self.reload_tenants().await?;
+                if let Err(e) = self.reload_tenants().await {
+                    // The change is committed; the next reload will see it.
+                    tracing::error!(error = %e, "could not reload tenants after a change");
+                }
             }
             self.invalidate();
         }
@@ -123,27 +126,31 @@ impl Directory {
         Ok(Some(client))
     }
 
-    /// A resource application by identifier URI or by appId.
+    /// A resource application by identifier URI (any ASCII case) or by appId.
     pub async fn resource(
         &self,
         tenant: Uuid,
         key: &str,
     ) -> Result<Option<Arc<Application>>, StoreError> {
-        let cache_key = (tenant, key.to_owned());
+        // One cache entry per resource whatever the spelling: an appId in
+        // any GUID form, a URI in any case. Misses are never cached.
+        let app_id = Uuid::try_parse(key).ok();
+        let cache_key = match app_id {
+            Some(id) => (tenant, id.to_string()),
+            None => (tenant, key.to_ascii_lowercase()),
+        };
         if let Some(hit) = read(&self.resources).get(&cache_key) {
             return Ok(Some(hit.clone()));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let found = match self
-            .store
-            .application_by_identifier_uri(tenant, key)
-            .await?
-        {
-            Some(app) => Some(app),
-            None => match Uuid::try_parse(key) {
-                Ok(app_id) => self.store.application_by_app_id(tenant, app_id).await?,
-                Err(_) => None,
-            },
+        // Identifier URIs always have a scheme, so a GUID is never one.
+        let found = match app_id {
+            Some(id) => self.store.application_by_app_id(tenant, id).await?,
+            None => {
+                self.store
+                    .application_by_identifier_uri(tenant, key)
+                    .await?
+            }
         };
         let Some(app) = found else { return Ok(None) };
         let app = Arc::new(app);

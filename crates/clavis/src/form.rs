@@ -35,8 +35,11 @@ pub fn percent_decode(input: &[u8]) -> Option<String> {
         match input[i] {
             b'+' => bytes.push(b' '),
             b'%' => {
-                let hex = std::str::from_utf8(input.get(i + 1..i + 3)?).ok()?;
-                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                let hex = input.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 2;
             }
             b => bytes.push(b),

@@ -22,6 +22,8 @@ pub mod builtin;
 pub mod clock;
 /// `clavis serve` flags and the resolved configuration.
 pub mod config;
+/// The data directory: private, and served by one process at a time.
+pub mod data_dir;
 /// The token path's cached view of tenants, clients and resources.
 pub mod directory;
 /// Registration rules: names, identifier URIs, app roles, secret lifetimes.

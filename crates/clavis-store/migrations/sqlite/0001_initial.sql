@@ -45,7 +45,7 @@ CREATE TABLE application_identifier_uris (
     tenant_id      TEXT    NOT NULL,
     application_id TEXT    NOT NULL,
     position       INTEGER NOT NULL,
-    uri            TEXT    NOT NULL,
+    uri            TEXT    NOT NULL COLLATE NOCASE, -- URIs compare case-insensitively, as in Entra
     PRIMARY KEY (application_id, position),
     UNIQUE (tenant_id, uri),
     FOREIGN KEY (tenant_id, application_id)

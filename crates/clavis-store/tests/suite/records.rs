@@ -101,10 +101,18 @@ pub async fn application_round_trip(store: &dyn Store) {
             .expect("read");
         assert_eq!(by_uri.as_ref(), Some(&expected), "{uri}");
     }
-    let unknown = store
+    let other_case = store
         .application_by_identifier_uri(tenant.id, "API://ORDERS")
         .await;
-    assert_eq!(unknown.expect("read"), None, "URIs match exactly");
+    assert_eq!(
+        other_case.expect("read").as_ref(),
+        Some(&expected),
+        "URIs ignore case"
+    );
+    let unknown = store
+        .application_by_identifier_uri(tenant.id, "api://order")
+        .await;
+    assert_eq!(unknown.expect("read"), None, "no prefix matching");
 
     let removed = full.password_credentials[0].key_id;
     let mutation = Mutation::RemovePassword {

@@ -264,6 +264,15 @@ pub async fn uniqueness_rules_conflict(store: &dyn Store) {
         rule,
         "identifier URI 'api://orders' is already used by another application in this tenant"
     );
+    // URIs compare case-insensitively: another spelling is the same URI.
+    dup.identifier_uris = vec!["API://Orders".to_owned()];
+    conflict(commit(Mutation::InsertApplication(dup.clone())).await);
+    let found = store
+        .application_by_identifier_uri(tenant.id, "API://ORDERS")
+        .await
+        .expect("read")
+        .expect("found whatever the case");
+    assert_eq!(found.id, orders.id);
     let mut taking = billing.clone();
     taking.identifier_uris = vec!["api://orders".to_owned()];
     conflict(commit(Mutation::UpdateApplication(taking)).await);

@@ -21,13 +21,25 @@ pub fn display_name(name: &str) -> Result<String, String> {
     if trimmed.chars().count() > 256 {
         return Err("displayName must be at most 256 characters.".into());
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err("displayName must not contain control characters.".into());
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() || is_bidi_or_invisible(c))
+    {
+        return Err(
+            "displayName must not contain control, bidirectional or invisible formatting characters."
+                .into(),
+        );
     }
     Ok(trimmed.to_owned())
 }
 
-/// Identifier URIs: `api://…`, `https://…` or `urn:…`, at most 256
+/// Characters that reorder or hide text (they can make a name in a list or
+/// an audit view read as something else, e.g. "evil\u{202E}txt.exe").
+fn is_bidi_or_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+}
+
+/// Identifier URIs: `api://…`, `https://…` or `urn:…`, ASCII, at most 256
 /// characters, no whitespace, query, fragment or `/.default` suffix, no
 /// duplicates, and never the built-in `api://clavis`.
 pub fn identifier_uris(uris: &[String]) -> Result<Vec<String>, String> {
@@ -39,12 +51,20 @@ pub fn identifier_uris(uris: &[String]) -> Result<Vec<String>, String> {
     let mut seen = HashSet::new();
     for uri in uris {
         let shown: String = uri.chars().take(80).collect();
-        let has_scheme = ["api://", "https://", "urn:"]
-            .iter()
-            .any(|s| uri.len() > s.len() && uri[..s.len().min(uri.len())].eq_ignore_ascii_case(s));
+        let has_scheme = ["api://", "https://", "urn:"].iter().any(|s| {
+            uri.len() > s.len()
+                && uri
+                    .get(..s.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
         if !has_scheme {
             return Err(format!(
                 "identifierUris value '{shown}' is not valid: use api://<name>, https://<host>/<path> or urn:<name>."
+            ));
+        }
+        if !uri.is_ascii() {
+            return Err(format!(
+                "identifierUris value '{shown}' is not valid: use ASCII only (percent-encode other characters)."
             ));
         }
         if uri.len() > 256
@@ -158,6 +178,10 @@ mod tests {
         ])
         .is_ok());
         for bad in [
+            "€€€€",
+            "api:/éxx",
+            "ur€x",
+            "api://bücher",
             "orders",
             "api://",
             "api://a b",
@@ -195,6 +219,8 @@ mod tests {
         assert_eq!(display_name("  orders ").unwrap(), "orders");
         assert!(display_name("").is_err());
         assert!(display_name("a\u{0}b").is_err());
+        assert!(display_name("evil\u{202E}txt.exe").is_err());
+        assert!(display_name("Bücher API").is_ok());
         assert!(display_name(&"x".repeat(257)).is_err());
     }
 }

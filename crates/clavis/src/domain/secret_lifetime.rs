@@ -15,7 +15,18 @@ pub fn window(
     if start < now - Duration::minutes(5) {
         return Err("startDateTime must not be in the past.".into());
     }
-    let end = end.unwrap_or(start + default_lifetime.min(max_lifetime));
+    if start - now > max_lifetime {
+        return Err(format!(
+            "startDateTime is too far in the future: a secret must end within {} days of now.",
+            max_lifetime.whole_days()
+        ));
+    }
+    let end = match end {
+        Some(end) => end,
+        None => start
+            .checked_add(default_lifetime.min(max_lifetime))
+            .ok_or("startDateTime is out of range.")?,
+    };
     if end <= start {
         return Err("endDateTime must be after startDateTime.".into());
     }
@@ -60,6 +71,23 @@ mod tests {
             NOW,
             Some(NOW - Duration::days(1)),
             None,
+            Duration::days(180),
+            Duration::days(730)
+        )
+        .is_err());
+        let far = time::macros::datetime!(9999-12-31 0:00 UTC);
+        assert!(window(
+            NOW,
+            Some(far),
+            None,
+            Duration::days(180),
+            Duration::days(730)
+        )
+        .is_err());
+        assert!(window(
+            NOW,
+            None,
+            Some(far),
             Duration::days(180),
             Duration::days(730)
         )

@@ -102,6 +102,7 @@ fn parse_skiptoken(token: &str) -> Result<(OffsetDateTime, Uuid), GraphError> {
     let bad = || GraphError::bad("$skiptoken is not valid; use the @odata.nextLink as given.");
     let (micros, id) = token.split_once('_').ok_or_else(bad)?;
     let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000).ok_or_else(bad)?)
+        .map_err(|_| bad())?;
     Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
 }

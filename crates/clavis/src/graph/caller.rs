@@ -139,6 +139,27 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             ));
         }
 
+        // Roles: those in the token that are still granted now, so revoking
+        // a management role takes effect at once, not when the token expires.
+        let granted: Vec<Role> = client
+            .grants
+            .iter()
+            .filter(|g| g.resource_id == management.service_principal_id)
+            .filter_map(|g| {
+                management
+                    .app_roles
+                    .iter()
+                    .find(|r| r.id == g.app_role_id && r.is_enabled)
+            })
+            .filter_map(|r| Role::parse(&r.value))
+            .collect();
+        let roles = claims
+            .roles
+            .iter()
+            .filter_map(|r| Role::parse(r))
+            .filter(|r| granted.contains(r))
+            .collect();
+
         let client_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -149,7 +170,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             service_principal_id: client.app.service_principal_id,
             display_name: client.app.display_name.clone(),
             key_id: claims.credential_id,
-            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            roles,
             client_ip,
             request_id: crate::http::request_id(&parts.headers),
         })
@@ -226,6 +247,12 @@ impl Caller {
                 "Application.ReadWrite.All or Application.ReadWrite.OwnedBy",
             ))
         }
+    }
+
+    /// May change any application at all? Checked before an object is read,
+    /// so a caller without a write role cannot probe which ids exist.
+    pub fn may_write(&self) -> Result<(), GraphError> {
+        self.can_create()
     }
 
     /// May create applications?

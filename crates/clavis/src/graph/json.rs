@@ -39,10 +39,15 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for GraphJson<T> {
 /// Parse JSON into `T`, with serde's message (which names the field and
 /// position) as the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
-    if std::str::from_utf8(bytes).is_err() {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return Err(GraphError::bad("The request body is not valid UTF-8."));
+    };
+    // serde would also fill a struct from a JSON array, by position: Graph
+    // bodies are objects, and only objects are accepted.
+    if !text.trim_start().starts_with('{') {
+        return Err(GraphError::bad("The request body must be a JSON object."));
     }
-    serde_json::from_slice(bytes)
+    serde_json::from_str(text)
         .map_err(|e| GraphError::bad(format!("The request body is not valid: {e}.")))
 }
 
@@ -82,9 +87,11 @@ impl ListQuery {
                 }
                 "$skiptoken" => q.skiptoken = Some(value),
                 "$filter" => q.filter = Some(value),
+                // Graph SDKs send $select; Clavis returns whole objects (a superset).
+                "$select" => {}
                 other => {
                     return Err(GraphError::bad(format!(
-                        "Query option '{other}' is not supported; use $top, $filter or $skiptoken."
+                        "Query option '{other}' is not supported; use $top, $filter, $skiptoken or $select."
                     )))
                 }
             }

@@ -105,6 +105,12 @@ pub async fn update(
         }
         tenant.default_secret_lifetime_secs = days * DAY;
     }
+    if body.default_secret_lifetime_days.is_none() {
+        // Lowering only the maximum lowers the default with it.
+        tenant.default_secret_lifetime_secs = tenant
+            .default_secret_lifetime_secs
+            .min(tenant.max_secret_lifetime_secs);
+    }
     if tenant.default_secret_lifetime_secs > tenant.max_secret_lifetime_secs {
         return Err(GraphError::bad(
             "defaultSecretLifetimeDays must not exceed maxSecretLifetimeDays.",

@@ -115,7 +115,16 @@ pub async fn assign(
     id: Result<Path<String>, PathRejection>,
     GraphJson(body): GraphJson<AssignRole>,
 ) -> Result<Response, GraphError> {
-    let resource = load_sp(&state, &caller, object_id(id)?).await?;
+    let id = object_id(id)?;
+    let early = Action::on_id(
+        "Add app role assignment to service principal",
+        "RoleManagement",
+        "Assign",
+        "ServicePrincipal",
+        id,
+    );
+    Audited::check(&state, &caller, caller.may_write(), early).await?;
+    let resource = load_sp(&state, &caller, id).await?;
     let action = Action {
         activity: "Add app role assignment to service principal",
         category: "RoleManagement",
@@ -216,7 +225,16 @@ pub async fn unassign(
 ) -> Result<StatusCode, GraphError> {
     let Path((id, assignment_id)) =
         ids.map_err(|_| GraphError::bad("The ids in the URL are not valid."))?;
-    let resource = load_sp(&state, &caller, object_id(Ok(Path(id)))?).await?;
+    let id = object_id(Ok(Path(id)))?;
+    let early = Action::on_id(
+        "Remove app role assignment from service principal",
+        "RoleManagement",
+        "Unassign",
+        "ServicePrincipal",
+        id,
+    );
+    Audited::check(&state, &caller, caller.may_write(), early).await?;
+    let resource = load_sp(&state, &caller, id).await?;
     let assignment_id = object_id(Ok(Path(assignment_id)))?;
     let action = Action {
         activity: "Remove app role assignment from service principal",

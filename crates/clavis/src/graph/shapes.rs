@@ -63,7 +63,24 @@ pub struct PasswordCredentialDto {
     pub start_date_time: String,
     pub end_date_time: String,
     pub custom_key_identifier: Option<String>,
-    pub secret_text: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub secret_text: Option<ShownOnce>,
+}
+
+/// A secret value on its way into the one response that shows it:
+/// serialized as the value, `Debug` redacted, zeroed on drop.
+pub struct ShownOnce(pub crate::secret::ClientSecret);
+
+impl std::fmt::Debug for ShownOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for ShownOnce {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.expose())
+    }
 }
 
 impl From<&PasswordCredential> for PasswordCredentialDto {

@@ -26,22 +26,20 @@ fn failure(headers: &HeaderMap, error: OAuthError) -> Response {
     .into_response()
 }
 
-/// The tenant named in the path, or the OAuth error response for it.
+/// The tenant named in the path, or the OAuth error for it.
 fn resolve(
     state: &AppState,
     tenant: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Result<Arc<clavis_store::Tenant>, Response> {
+) -> Result<Arc<clavis_store::Tenant>, OAuthError> {
     let Ok(Path(segment)) = tenant else {
-        return Err(failure(
-            headers,
-            OAuthError::malformed("the tenant in the URL is not valid UTF-8."),
+        return Err(OAuthError::malformed(
+            "the tenant in the URL is not valid UTF-8.",
         ));
     };
     state
         .directory
         .tenant(&segment)
-        .ok_or_else(|| failure(headers, OAuthError::unknown_tenant(&segment)))
+        .ok_or_else(|| OAuthError::unknown_tenant(&segment))
 }
 
 /// The OpenID Provider metadata of a tenant.
@@ -53,9 +51,9 @@ pub async fn openid_configuration(
     tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match resolve(&state, tenant, &headers) {
+    let tenant = match resolve(&state, tenant) {
         Ok(tenant) => tenant,
-        Err(response) => return response,
+        Err(error) => return failure(&headers, error),
     };
     let base = &state.base_url;
     let id = tenant.id;
@@ -92,9 +90,9 @@ pub async fn jwks(
     tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let tenant = match resolve(&state, tenant, &headers) {
+    let tenant = match resolve(&state, tenant) {
         Ok(tenant) => tenant,
-        Err(response) => return response,
+        Err(error) => return failure(&headers, error),
     };
     match state.keyring.for_tenant(&tenant).await {
         Ok(keys) => {

@@ -91,9 +91,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// The span of a request: method, path and request id. Never the query
+/// string, where a careless client may have put a secret.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %crate::oauth::error::shorten(request.uri().path()),
+        request_id = %request_id(request.headers()),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
@@ -105,7 +116,7 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
                 "message": format!(
                     "No endpoint at {}. Token endpoints live under /{{tenant}}/oauth2/v2.0/, the \
                      management API under /v1.0/, and the full list at /openapi.json.",
-                    uri.path()
+                    crate::oauth::error::shorten(uri.path())
                 ),
             }
         })),
@@ -113,17 +124,34 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
 }
 
 /// A known path with the wrong method: 405 in the path's own error format.
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> impl IntoResponse {
-    let message = format!(
-        "{method} is not allowed on {}; /openapi.json lists each route's methods.",
-        uri.path()
-    );
-    let body = if uri.path().starts_with("/v1.0/") {
-        serde_json::json!({"error": {"code": "Request_BadRequest", "message": message}})
-    } else {
-        serde_json::json!({"error": "invalid_request", "error_description": message})
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body))
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let path = crate::oauth::error::shorten(uri.path());
+    if !path.starts_with("/v1.0/") {
+        let allowed = if path.ends_with("/token") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let trace_id = request_id(&headers);
+        return oauth_response::OAuthFailure {
+            error: crate::oauth::OAuthError::wrong_method(method.as_str(), allowed),
+            basic_used: false,
+            trace_id,
+            correlation_id: trace_id,
+        }
+        .into_response();
+    }
+    let message =
+        format!("{method} is not allowed on {path}; /openapi.json lists each route's methods.");
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({"error": {"code": "Request_BadRequest", "message": message}})),
+    )
+        .into_response()
 }
 
 /// The request id Tower assigned to this request (or a new one).

@@ -33,17 +33,11 @@ pub fn ensure_local_ca(data_dir: &Path) -> anyhow::Result<LocalCa> {
         server_cert: dir.join("server.pem"),
         server_key: dir.join("server-key.pem"),
     };
-    let ca_key_path = dir.join("ca-key.pem");
     if paths.ca_cert.exists() && paths.server_cert.exists() && paths.server_key.exists() {
         return Ok(paths);
     }
     // Start over as a whole: a partial set (crash mid-way) is replaced.
-    for p in [
-        &paths.ca_cert,
-        &paths.server_cert,
-        &paths.server_key,
-        &ca_key_path,
-    ] {
+    for p in [&paths.ca_cert, &paths.server_cert, &paths.server_key] {
         let _ = std::fs::remove_file(p);
     }
     let now = OffsetDateTime::now_utc();
@@ -72,7 +66,9 @@ pub fn ensure_local_ca(data_dir: &Path) -> anyhow::Result<LocalCa> {
     server.not_after = now + Duration::days(825);
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
 
-    write_private(&ca_key_path, &ca_key.serialize_pem())?;
+    // The CA key is not kept: it signed the one server certificate and
+    // dies with this process, so it cannot be stolen to sign others. To
+    // renew, delete `{data-dir}/tls/` and restart (clients trust the new ca.pem).
     write_private(&paths.server_key, &server_key.serialize_pem())?;
     std::fs::write(&paths.server_cert, server_cert.pem())?;
     std::fs::write(&paths.ca_cert, ca_cert.pem())?;

@@ -144,10 +144,16 @@ fn check_private(path: &Path) -> Result<(), KekError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|source| KekError::Io {
+        let meta = std::fs::symlink_metadata(path).map_err(|source| KekError::Io {
             path: path.display().to_string(),
             source,
         })?;
+        if !meta.is_file() {
+            return Err(KekError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other("not a regular file (a symbolic link is refused)"),
+            });
+        }
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(KekError::Permissions(path.display().to_string()));
         }

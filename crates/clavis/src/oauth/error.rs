@@ -18,6 +18,8 @@ pub enum OAuthErrorKind {
     InvalidTenant,
     /// 413: the request body is too large.
     PayloadTooLarge,
+    /// 405: a known endpoint, the wrong HTTP method.
+    MethodNotAllowed,
     /// 503: the store cannot be reached; retry later. Never a token instead.
     TemporarilyUnavailable,
     /// 500: a bug; details are logged with the trace id, never sent.
@@ -28,7 +30,9 @@ impl OAuthErrorKind {
     /// The `error` field.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::InvalidRequest | Self::PayloadTooLarge => "invalid_request",
+            Self::InvalidRequest | Self::PayloadTooLarge | Self::MethodNotAllowed => {
+                "invalid_request"
+            }
             Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
@@ -44,6 +48,7 @@ impl OAuthErrorKind {
         match self {
             Self::InvalidClient => 401,
             Self::PayloadTooLarge => 413,
+            Self::MethodNotAllowed => 405,
             Self::TemporarilyUnavailable => 503,
             Self::ServerError => 500,
             _ => 400,
@@ -59,6 +64,14 @@ pub struct OAuthError {
     /// Entra's AADSTS number for the same condition.
     pub code: u32,
     pub description: String,
+}
+
+/// Keep echoed input short: a 1 MB parameter must not come back in an error.
+pub fn shorten(s: &str) -> String {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
 }
 
 impl OAuthError {
@@ -95,11 +108,11 @@ impl OAuthError {
         ))
     }
 
-    /// AADSTS900561-like: a client secret in the URL query.
+    /// A client secret in the URL query (AADSTS9002313, malformed request).
     pub fn secret_in_query() -> Self {
         Self::new(
             OAuthErrorKind::InvalidRequest,
-            900561,
+            9002313,
             "Client credentials must not be sent in the URL query string, where proxies and \
              logs record them. Send client_secret in the form body (client_secret_post) or an \
              HTTP Basic Authorization header (client_secret_basic).",
@@ -108,6 +121,7 @@ impl OAuthError {
 
     /// AADSTS70003: unsupported grant type.
     pub fn unsupported_grant(grant: &str) -> Self {
+        let grant = shorten(grant);
         Self::new(
             OAuthErrorKind::UnsupportedGrantType,
             70003,
@@ -120,6 +134,7 @@ impl OAuthError {
 
     /// AADSTS90002: no such tenant.
     pub fn unknown_tenant(tenant: &str) -> Self {
+        let tenant = shorten(tenant);
         Self::new(
             OAuthErrorKind::InvalidTenant,
             90002,
@@ -142,6 +157,7 @@ impl OAuthError {
 
     /// AADSTS700016: no such application in this tenant.
     pub fn unknown_client(client_id: &str, tenant: &str) -> Self {
+        let (client_id, tenant) = (shorten(client_id), shorten(tenant));
         Self::new(
             OAuthErrorKind::InvalidClient,
             700016,
@@ -212,6 +228,7 @@ impl OAuthError {
 
     /// AADSTS500011: the resource is not registered in this tenant.
     pub fn unknown_resource(resource: &str, tenant: &str) -> Self {
+        let (resource, tenant) = (shorten(resource), shorten(tenant));
         Self::new(
             OAuthErrorKind::InvalidResource,
             500011,
@@ -229,6 +246,18 @@ impl OAuthError {
             OAuthErrorKind::PayloadTooLarge,
             9002313,
             format!("The request body is larger than {limit} bytes."),
+        )
+    }
+
+    /// AADSTS900561: the endpoint does not take this HTTP method.
+    pub fn wrong_method(method: &str, allowed: &str) -> Self {
+        Self::new(
+            OAuthErrorKind::MethodNotAllowed,
+            900561,
+            format!(
+                "The endpoint only accepts {allowed} requests. Received a {} request.",
+                shorten(method)
+            ),
         )
     }
 

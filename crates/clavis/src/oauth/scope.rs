@@ -1,6 +1,7 @@
 //! The client-credentials scope: exactly one `{resource}/.default`, where
 //! `{resource}` is an identifier URI or an appId (Entra v2.0 semantics).
 
+use super::error::shorten;
 use super::OAuthError;
 
 /// OpenID Connect scopes a client may add; they mean nothing for an app token.
@@ -22,14 +23,6 @@ pub fn resource_of(scope: &str) -> Result<&str, OAuthError> {
             Ok(resource)
         }
         _ => Err(OAuthError::bad_scope(&shorten(first))),
-    }
-}
-
-/// Keep echoed input short: a 1 MB scope must not come back in the error.
-fn shorten(s: &str) -> String {
-    match s.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
     }
 }
 

@@ -75,7 +75,10 @@ impl ClientSecret {
 /// alphabet and checksum), with no other knowledge. This is what a scanner
 /// runs over files.
 pub fn looks_like_secret(candidate: &str) -> bool {
-    if candidate.len() != SECRET_LEN || !candidate.starts_with(SECRET_PREFIX) {
+    if candidate.len() != SECRET_LEN
+        || !candidate.is_ascii()
+        || !candidate.starts_with(SECRET_PREFIX)
+    {
         return false;
     }
     let (body, sum) = candidate.split_at(SECRET_LEN - CHECKSUM_LEN);
@@ -142,6 +145,8 @@ mod tests {
         assert!(!looks_like_secret(&format!("{v}0")));
         assert!(!looks_like_secret(&v.replacen('_', "-", 1)));
         assert!(!looks_like_secret(""));
+        // Multi-byte characters where the checksum would start: no panic.
+        assert!(!looks_like_secret(&format!("clavis_{}€€", "a".repeat(43))));
     }
 
     #[test]

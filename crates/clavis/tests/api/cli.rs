@@ -4,10 +4,10 @@
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::helpers::{spawn_with, TestApp};
+use crate::helpers::spawn_with;
 
-struct Cli<'a> {
-    app: &'a TestApp,
+/// Runs the binary with its own config directory (profiles).
+struct Cli {
     config: tempfile::TempDir,
 }
 
@@ -17,7 +17,7 @@ struct Out {
     stderr: String,
 }
 
-impl Cli<'_> {
+impl Cli {
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clavis"));
         cmd.args(args)
@@ -63,7 +63,6 @@ impl Cli<'_> {
 async fn readme_walkthrough() {
     let app = spawn_with(clavis::Tls::LocalCa).await;
     let cli = Cli {
-        app: &app,
         config: tempfile::tempdir().unwrap(),
     };
     let data = app.data_dir();
@@ -196,7 +195,6 @@ async fn readme_walkthrough() {
 async fn errors_are_one_line_with_a_hint_and_a_non_zero_exit() {
     let app = spawn_with(clavis::Tls::LocalCa).await;
     let cli = Cli {
-        app: &app,
         config: tempfile::tempdir().unwrap(),
     };
     let authority = format!("{}/default", app.base);

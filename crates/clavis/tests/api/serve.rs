@@ -113,6 +113,25 @@ async fn first_start_restart_and_sigterm() {
     assert_eq!(mode(boot_path.clone()), 0o600);
     assert_eq!(mode(data.join("kek.key")), 0o600);
     assert_eq!(mode(data.join("tls/server-key.pem")), 0o600);
+    assert_eq!(mode(data.clone()), 0o700);
+    assert_eq!(
+        mode(data.join("clavis.db")) & 0o077,
+        0,
+        "database readable by others"
+    );
+    assert!(
+        !data.join("tls/ca-key.pem").exists(),
+        "the CA key is not kept"
+    );
+
+    // A second process on the same data directory is refused.
+    let second = Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already serving"));
     for field in [
         "tenantId",
         "clientId",
