@@ -1,14 +1,18 @@
 //! First start of an empty store: the default tenant, the built-in
 //! management API application, and one bootstrap admin application whose
 //! client id and secret go to `{data-dir}/bootstrap-admin.json` (0600).
+//!
+//! [`TenantPlan`] builds what a new tenant consists of (as mutations and
+//! audit events to commit together); [`bootstrap_if_empty`] commits the
+//! default one and writes the bootstrap file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clavis_store::{Application, Mutation, PasswordCredential, RoleAssignment, Tenant};
+use clavis_store::{Application, AuditEvent, Mutation, PasswordCredential, RoleAssignment, Tenant};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::audit::{Action, Actor};
@@ -26,6 +30,180 @@ pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
 pub const DEFAULT_MAX_SECRET_LIFETIME: Duration = Duration::days(730);
 /// Default lifetime of a new client secret: 180 days.
 pub const DEFAULT_SECRET_LIFETIME: Duration = Duration::days(180);
+
+/// A new tenant with its management API and an admin application holding
+/// `Application.ReadWrite.All` and `AuditLog.Read.All`, ready to commit.
+#[derive(Debug)]
+pub struct TenantPlan {
+    pub tenant: Tenant,
+    pub admin_app_id: Uuid,
+    pub admin_key_id: Uuid,
+    /// The admin's secret: goes to the bootstrap file, nowhere else.
+    pub admin_secret: ClientSecret,
+    pub admin_secret_end: OffsetDateTime,
+    pub mutations: Vec<Mutation>,
+    pub audit: Vec<AuditEvent>,
+}
+
+impl TenantPlan {
+    /// Plan a tenant called `name`.
+    pub fn new(name: &str, hasher: &SecretHasher, now: OffsetDateTime) -> Self {
+        let tenant = Tenant {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            signing_alg: "ES256".into(),
+            max_secret_lifetime_secs: DEFAULT_MAX_SECRET_LIFETIME.whole_seconds(),
+            default_secret_lifetime_secs: DEFAULT_SECRET_LIFETIME.whole_seconds(),
+            created_at: now,
+        };
+        let management = new_app(&tenant, MANAGEMENT_API_NAME, now, |app| {
+            app.identifier_uris = vec![MANAGEMENT_API_URI.into()];
+            app.app_roles = Role::ALL.iter().map(|r| r.app_role()).collect();
+            app.builtin = true;
+        });
+        let secret = ClientSecret::generate();
+        let key_id = Uuid::new_v4();
+        // The bootstrap secret lives as long as the policy allows: an admin
+        // who loses access has no way back in. Rotate it once you have your
+        // own admin application.
+        let end = now + DEFAULT_MAX_SECRET_LIFETIME;
+        let admin = new_app(&tenant, "Clavis bootstrap admin", now, |app| {
+            app.password_credentials = vec![PasswordCredential {
+                key_id,
+                display_name: "bootstrap".into(),
+                hint: secret.hint(),
+                secret_hash: hasher.hash(&secret),
+                start_at: now,
+                end_at: end,
+                created_at: now,
+            }];
+        });
+        let grants: Vec<RoleAssignment> = [Role::ApplicationReadWriteAll, Role::AuditLogReadAll]
+            .into_iter()
+            .map(|role| RoleAssignment {
+                id: Uuid::new_v4(),
+                tenant_id: tenant.id,
+                principal_id: admin.service_principal_id,
+                resource_id: management.service_principal_id,
+                app_role_id: role.id(),
+                created_at: now,
+            })
+            .collect();
+
+        let actor = Actor::system();
+        let add = |activity, target_type, id: Uuid, name: &str| Action {
+            activity,
+            category: "ApplicationManagement",
+            operation: "Add",
+            target_type,
+            target_id: id.to_string(),
+            target_name: name.to_owned(),
+            target_key_id: None,
+        };
+        let mut audit = vec![
+            actor.succeeded(
+                tenant.id,
+                now,
+                add("Add tenant", "Tenant", tenant.id, &tenant.name),
+            ),
+            actor.succeeded(
+                tenant.id,
+                now,
+                add(
+                    "Add application",
+                    "Application",
+                    management.id,
+                    &management.display_name,
+                ),
+            ),
+            actor.succeeded(
+                tenant.id,
+                now,
+                add(
+                    "Add application",
+                    "Application",
+                    admin.id,
+                    &admin.display_name,
+                ),
+            ),
+            actor.succeeded(
+                tenant.id,
+                now,
+                Action {
+                    target_key_id: Some(key_id),
+                    ..add(
+                        "Add password credential",
+                        "Application",
+                        admin.id,
+                        &admin.display_name,
+                    )
+                },
+            ),
+        ];
+        for grant in &grants {
+            let role = Role::ALL
+                .iter()
+                .find(|r| r.id() == grant.app_role_id)
+                .map(|r| r.value());
+            audit.push(actor.succeeded(
+                tenant.id,
+                now,
+                Action {
+                    activity: "Add app role assignment to service principal",
+                    category: "RoleManagement",
+                    operation: "Assign",
+                    target_type: "ServicePrincipal",
+                    target_id: grant.resource_id.to_string(),
+                    target_name: format!(
+                        "{} → {MANAGEMENT_API_NAME} ({})",
+                        admin.display_name,
+                        role.unwrap_or_default()
+                    ),
+                    target_key_id: None,
+                },
+            ));
+        }
+        let admin_app_id = admin.app_id;
+        let mut mutations = vec![
+            Mutation::InsertTenant(tenant.clone()),
+            Mutation::InsertApplication(management),
+            Mutation::InsertApplication(admin),
+        ];
+        mutations.extend(grants.into_iter().map(Mutation::InsertRoleAssignment));
+        Self {
+            tenant,
+            admin_app_id,
+            admin_key_id: key_id,
+            admin_secret: secret,
+            admin_secret_end: end,
+            mutations,
+            audit,
+        }
+    }
+}
+
+fn new_app(
+    tenant: &Tenant,
+    name: &str,
+    now: OffsetDateTime,
+    customise: impl FnOnce(&mut Application),
+) -> Application {
+    let mut app = Application {
+        id: Uuid::new_v4(),
+        tenant_id: tenant.id,
+        app_id: Uuid::new_v4(),
+        service_principal_id: Uuid::new_v4(),
+        display_name: name.into(),
+        identifier_uris: vec![],
+        app_roles: vec![],
+        owners: vec![],
+        password_credentials: vec![],
+        builtin: false,
+        created_at: now,
+    };
+    customise(&mut app);
+    app
+}
 
 /// Where the bootstrap admin went.
 #[derive(Debug)]
@@ -47,75 +225,15 @@ pub async fn bootstrap_if_empty(
     if !directory.store().tenants().await?.is_empty() {
         return Ok(None);
     }
-    let now = clock.now();
-    let tenant = Tenant {
-        id: Uuid::new_v4(),
-        name: DEFAULT_TENANT.into(),
-        signing_alg: "ES256".into(),
-        max_secret_lifetime_secs: DEFAULT_MAX_SECRET_LIFETIME.whole_seconds(),
-        default_secret_lifetime_secs: DEFAULT_SECRET_LIFETIME.whole_seconds(),
-        created_at: now,
-    };
-    let management = Application {
-        id: Uuid::new_v4(),
-        tenant_id: tenant.id,
-        app_id: Uuid::new_v4(),
-        service_principal_id: Uuid::new_v4(),
-        display_name: MANAGEMENT_API_NAME.into(),
-        identifier_uris: vec![MANAGEMENT_API_URI.into()],
-        app_roles: Role::ALL.iter().map(|r| r.app_role()).collect(),
-        owners: vec![],
-        password_credentials: vec![],
-        builtin: true,
-        created_at: now,
-    };
-    let secret = ClientSecret::generate();
-    let key_id = Uuid::new_v4();
-    // The bootstrap secret lives as long as the policy allows: an admin who
-    // loses access has no way back in. Rotate it once you have your own admin.
-    let end = now + DEFAULT_MAX_SECRET_LIFETIME;
-    let admin = Application {
-        id: Uuid::new_v4(),
-        tenant_id: tenant.id,
-        app_id: Uuid::new_v4(),
-        service_principal_id: Uuid::new_v4(),
-        display_name: "Clavis bootstrap admin".into(),
-        identifier_uris: vec![],
-        app_roles: vec![],
-        owners: vec![],
-        password_credentials: vec![PasswordCredential {
-            key_id,
-            display_name: "bootstrap".into(),
-            hint: secret.hint(),
-            secret_hash: hasher.hash(&secret),
-            start_at: now,
-            end_at: end,
-            created_at: now,
-        }],
-        builtin: false,
-        created_at: now,
-    };
-    let grants: Vec<RoleAssignment> = [Role::ApplicationReadWriteAll, Role::AuditLogReadAll]
-        .into_iter()
-        .map(|role| RoleAssignment {
-            id: Uuid::new_v4(),
-            tenant_id: tenant.id,
-            principal_id: admin.service_principal_id,
-            resource_id: management.service_principal_id,
-            app_role_id: role.id(),
-            created_at: now,
-        })
-        .collect();
-
-    let authority = format!("{base_url}/{DEFAULT_TENANT}");
+    let plan = TenantPlan::new(DEFAULT_TENANT, hasher, clock.now());
     let contents = json!({
-        "tenantId": tenant.id,
-        "tenantName": tenant.name,
-        "clientId": admin.app_id,
-        "clientSecret": secret.expose(),
-        "keyId": key_id,
-        "endDateTime": end.format(&Rfc3339)?,
-        "authority": authority,
+        "tenantId": plan.tenant.id,
+        "tenantName": plan.tenant.name,
+        "clientId": plan.admin_app_id,
+        "clientSecret": plan.admin_secret.expose(),
+        "keyId": plan.admin_key_id,
+        "endDateTime": plan.admin_secret_end.format(&Rfc3339)?,
+        "authority": format!("{base_url}/{DEFAULT_TENANT}"),
         "caFile": ca_file.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())),
         "scope": format!("{MANAGEMENT_API_URI}/.default"),
     });
@@ -126,102 +244,19 @@ pub async fn bootstrap_if_empty(
     let _ = std::fs::remove_file(&staging);
     {
         let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&contents)?);
+        drop(contents);
         let mut f = create_private(&staging)?;
         f.write_all(text.as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()?;
     }
-    drop(contents);
-
-    let actor = Actor::system();
-    let action = |activity, target_type, id: String, name: &str| Action {
-        activity,
-        category: "ApplicationManagement",
-        operation: "Add",
-        target_type,
-        target_id: id,
-        target_name: name.to_owned(),
-        target_key_id: None,
-    };
-    let audit = vec![
-        actor.succeeded(
-            tenant.id,
-            now,
-            action("Add tenant", "Tenant", tenant.id.to_string(), &tenant.name),
-        ),
-        actor.succeeded(
-            tenant.id,
-            now,
-            action(
-                "Add application",
-                "Application",
-                management.id.to_string(),
-                &management.display_name,
-            ),
-        ),
-        actor.succeeded(
-            tenant.id,
-            now,
-            action(
-                "Add application",
-                "Application",
-                admin.id.to_string(),
-                &admin.display_name,
-            ),
-        ),
-        actor.succeeded(
-            tenant.id,
-            now,
-            Action {
-                target_key_id: Some(key_id),
-                ..action(
-                    "Add password credential",
-                    "Application",
-                    admin.id.to_string(),
-                    &admin.display_name,
-                )
-            },
-        ),
-    ];
-    let audit: Vec<_> = audit
-        .into_iter()
-        .chain(grants.iter().map(|g| {
-            actor.succeeded(
-                tenant.id,
-                now,
-                Action {
-                    activity: "Add app role assignment to service principal",
-                    category: "RoleManagement",
-                    operation: "Assign",
-                    target_type: "ServicePrincipal",
-                    target_id: g.resource_id.to_string(),
-                    target_name: format!(
-                        "{} → {MANAGEMENT_API_NAME} ({})",
-                        admin.display_name,
-                        Role::ALL
-                            .iter()
-                            .find(|r| r.id() == g.app_role_id)
-                            .map(|r| r.value())
-                            .unwrap_or_default()
-                    ),
-                    target_key_id: None,
-                },
-            )
-        }))
-        .collect();
-    let mut mutations = vec![
-        Mutation::InsertTenant(tenant.clone()),
-        Mutation::InsertApplication(management),
-        Mutation::InsertApplication(admin),
-    ];
-    mutations.extend(grants.into_iter().map(Mutation::InsertRoleAssignment));
-    if let Err(e) = directory.commit(&mutations, &audit).await {
+    if let Err(e) = directory.commit(&plan.mutations, &plan.audit).await {
         let _ = std::fs::remove_file(&staging);
         return Err(e.into());
     }
     std::fs::rename(&staging, &file)?;
     Ok(Some(Bootstrapped {
         file,
-        tenant_id: tenant.id,
+        tenant_id: plan.tenant.id,
     }))
 }

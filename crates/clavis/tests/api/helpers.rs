@@ -22,6 +22,8 @@ pub struct TestApp {
     pub tenant_id: String,
     pub admin_id: String,
     pub admin_secret: String,
+    /// The running server's state (to set up what the API cannot yet, e.g. a second tenant).
+    pub state: Arc<clavis::app::AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -66,6 +68,7 @@ pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
         .await
         .expect("app builds");
     let base = app.base_url().to_owned();
+    let state = app.state().clone();
     let mut http = Client::builder();
     if let Some(ca) = &app.ca_file {
         let pem = std::fs::read(ca).expect("ca.pem");
@@ -88,6 +91,7 @@ pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
         admin_id: boot["clientId"].as_str().unwrap().to_owned(),
         admin_secret: boot["clientSecret"].as_str().unwrap().to_owned(),
         dir,
+        state,
         shutdown: Some(tx),
         server: Some(server),
     }

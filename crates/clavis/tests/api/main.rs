@@ -8,4 +8,5 @@ mod interop;
 mod management;
 mod secrets;
 mod serve;
+mod tenants;
 mod token;

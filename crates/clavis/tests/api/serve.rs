@@ -253,3 +253,57 @@ async fn refuses_a_key_file_others_can_read_and_a_wrong_key_file() {
         "no stray key file left behind"
     );
 }
+
+#[tokio::test]
+async fn operator_certificate_and_public_url() {
+    // Make a certificate the way an operator would bring one (here: from
+    // another data dir's local CA), and serve it with a public URL that
+    // differs from the listen address (as behind a proxy).
+    let certs = tempfile::tempdir().unwrap();
+    let ca = clavis::http::tls::ensure_local_ca(certs.path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = clavis::Config::for_tests(
+        dir.path().to_path_buf(),
+        clavis::Tls::Files {
+            cert: ca.server_cert.clone(),
+            key: ca.server_key.clone(),
+        },
+    );
+    config.public_url = Some("https://login.example.test".into());
+    let app = clavis::App::build(config, std::sync::Arc::new(clavis::clock::SystemClock))
+        .await
+        .unwrap();
+    assert!(
+        app.ca_file.is_none(),
+        "no local CA when the operator brings a certificate"
+    );
+    assert!(!dir.path().join("tls").exists());
+    let addr = app.local_addr();
+    tokio::spawn(app.run(std::future::pending()));
+    let http = client(certs.path());
+    let doc: Value = http
+        .get(format!(
+            "https://{addr}/default/v2.0/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issuer = doc["issuer"].as_str().unwrap();
+    assert!(
+        issuer.starts_with("https://login.example.test/"),
+        "{issuer}"
+    );
+    assert!(doc["token_endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://login.example.test/"));
+    let boot: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bootstrap-admin.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(boot["authority"], "https://login.example.test/default");
+    assert!(boot["caFile"].is_null());
+}
