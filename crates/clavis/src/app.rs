@@ -148,19 +148,16 @@ impl App {
             shutdown.await;
             stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         });
+        // TCP_NODELAY: without it, a TLS handshake's small writes wait on
+        // the client's delayed ACK (~40 ms per new connection).
+        let nodelay = axum_server::accept::NoDelayAcceptor::new();
+        let server = axum_server::from_tcp(self.listener).handle(handle);
         match self.tls {
             Some(tls) => {
-                axum_server::from_tcp_rustls(self.listener, tls)
-                    .handle(handle)
-                    .serve(service)
-                    .await?
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(nodelay);
+                server.acceptor(acceptor).serve(service).await?
             }
-            None => {
-                axum_server::from_tcp(self.listener)
-                    .handle(handle)
-                    .serve(service)
-                    .await?
-            }
+            None => server.acceptor(nodelay).serve(service).await?,
         }
         Ok(())
     }

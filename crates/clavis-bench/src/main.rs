@@ -1,0 +1,462 @@
+//! `clavis-bench`: Clavis and a certified peer (panva's oidc-provider) on
+//! the same machine, under the same load generator and settings, for the
+//! client credentials grant; prints one results table and writes an SVG
+//! chart. Run it through `bench/run`, which builds and installs what it needs.
+
+mod load;
+mod procstat;
+mod report;
+mod servers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use load::{Connections, Outcome, Target};
+use report::Row;
+use servers::{Kind, Server};
+
+/// Benchmark the client credentials grant: Clavis vs oidc-provider.
+#[derive(Debug, Parser)]
+struct Args {
+    /// A few seconds in all: ES256 only, short runs, 100 clients (for CI).
+    #[arg(long)]
+    smoke: bool,
+    /// The `clavis` binary to measure.
+    #[arg(long, default_value = "target/release/clavis")]
+    clavis: PathBuf,
+    /// Folder with the peer's `server.mjs` and its installed `node_modules`;
+    /// without it only Clavis is measured.
+    #[arg(long)]
+    peer_dir: Option<PathBuf>,
+    /// Scratch folder (data directories, logs, results).
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Seconds per measurement (default 8; 1 with --smoke).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Concurrent connections at saturation.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Registered clients in the "many clients" run (default 10000; 100 with --smoke).
+    #[arg(long)]
+    many: Option<usize>,
+    /// Threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    load_threads: usize,
+}
+
+struct Settings {
+    run: Duration,
+    warmup: Duration,
+    connections: usize,
+    many: usize,
+    algs: Vec<&'static str>,
+}
+
+/// What one saturation run measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Saturation {
+    rate: f64,
+    per_cpu: f64,
+    rss_peak: f64,
+    failed: u64,
+    loadgen_cpu_share: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.load_threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let settings = Settings {
+        run: Duration::from_secs_f64(args.seconds.unwrap_or(if args.smoke { 1.0 } else { 8.0 })),
+        warmup: Duration::from_secs_f64(if args.smoke { 0.3 } else { 1.0 }),
+        connections: args.connections,
+        many: args.many.unwrap_or(if args.smoke { 100 } else { 10_000 }),
+        algs: if args.smoke {
+            vec!["ES256"]
+        } else {
+            vec!["ES256", "EdDSA", "RS256"]
+        },
+    };
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let scratch = args.out.join(format!("run-{stamp}"));
+    std::fs::create_dir_all(&scratch)?;
+    // Absolute: the peer runs in its own folder.
+    let scratch = std::fs::canonicalize(&scratch)?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+
+    // Clavis first: its first start also makes the TLS certificate the peer serves.
+    eprintln!("== Clavis: cold start");
+    let mut shared_tls = None;
+    let mut results: Vec<(Kind, &str, Measured)> = Vec::new();
+    for alg in &settings.algs {
+        let data = scratch.join(format!("clavis-{alg}"));
+        let mut server = servers::start_clavis(
+            &args.clavis,
+            &data,
+            &scratch.join(format!("clavis-{alg}.log")),
+        )
+        .await?;
+        if shared_tls.is_none() {
+            let tls = scratch.join("tls");
+            std::fs::create_dir_all(&tls)?;
+            for f in ["ca.pem", "server.pem", "server-key.pem"] {
+                std::fs::copy(data.join("tls").join(f), tls.join(f))?;
+            }
+            shared_tls = Some(tls);
+        }
+        servers::provision_clavis(&mut server, alg, 10).await?;
+        eprintln!("== Clavis {alg}: measuring");
+        let measured = measure(&server, &settings, *alg == "ES256").await?;
+        results.push((Kind::Clavis, alg, measured));
+        server.stop().await;
+    }
+    let tls = shared_tls.ok_or_else(|| anyhow::anyhow!("no TLS material"))?;
+    let tls_ca = std::fs::read(tls.join("ca.pem"))?;
+    if let Some(peer_dir) = &args.peer_dir {
+        for alg in &settings.algs {
+            eprintln!("== oidc-provider {alg}: measuring");
+            let server = servers::start_peer(
+                peer_dir,
+                alg,
+                10,
+                (
+                    &tls.join("server.pem"),
+                    &tls.join("server-key.pem"),
+                    &tls_ca,
+                ),
+                &scratch.join(format!("peer-{alg}.log")),
+            )
+            .await?;
+            let measured = measure(&server, &settings, *alg == "ES256").await?;
+            results.push((Kind::Peer, alg, measured));
+            server.stop().await;
+        }
+    } else {
+        notes.push("The peer was not measured (no --peer-dir).".into());
+    }
+
+    // Many clients: does the cache hold?
+    eprintln!("== Clavis with {} clients", settings.many);
+    let data = scratch.join("clavis-many");
+    let mut server =
+        servers::start_clavis(&args.clavis, &data, &scratch.join("clavis-many.log")).await?;
+    let started = std::time::Instant::now();
+    servers::provision_clavis(&mut server, "ES256", settings.many).await?;
+    notes.push(format!(
+        "Registering {} clients (application + secret, 2 management calls each) took {:.1} s through Clavis's management API.",
+        settings.many,
+        started.elapsed().as_secs_f64()
+    ));
+    let many_clavis = saturate(&server, &settings, Connections::KeepAlive).await?;
+    server.stop().await;
+    let many_peer = match &args.peer_dir {
+        Some(peer_dir) => {
+            eprintln!("== oidc-provider with {} clients", settings.many);
+            let server = servers::start_peer(
+                peer_dir,
+                "ES256",
+                settings.many,
+                (
+                    &tls.join("server.pem"),
+                    &tls.join("server-key.pem"),
+                    &tls_ca,
+                ),
+                &scratch.join("peer-many.log"),
+            )
+            .await?;
+            let m = saturate(&server, &settings, Connections::KeepAlive).await?;
+            server.stop().await;
+            Some(m)
+        }
+        None => None,
+    };
+
+    // The table.
+    let get = |kind: Kind, alg: &str| {
+        results
+            .iter()
+            .find(|(k, a, _)| *k == kind && *a == alg)
+            .map(|(_, _, m)| m)
+    };
+    let es = get(Kind::Clavis, "ES256").ok_or_else(|| anyhow::anyhow!("no ES256 run"))?;
+    let es_peer = get(Kind::Peer, "ES256");
+    rows.push(Row::new(
+        "cold start to first token",
+        "ms",
+        es.cold_start_ms,
+        es_peer.map(|m| m.cold_start_ms),
+        true,
+    ));
+    for alg in &settings.algs {
+        let c = get(Kind::Clavis, alg).ok_or_else(|| anyhow::anyhow!("missing {alg}"))?;
+        let p = get(Kind::Peer, alg);
+        rows.push(Row::new(
+            format!("tokens/s: {alg} keep-alive"),
+            "tokens/s",
+            c.keep_alive.rate,
+            p.map(|m| m.keep_alive.rate),
+            false,
+        ));
+        rows.push(Row::new(
+            format!("tokens per CPU-s: {alg} keep-alive"),
+            "tokens/CPU-s",
+            c.keep_alive.per_cpu,
+            p.map(|m| m.keep_alive.per_cpu),
+            false,
+        ));
+    }
+    rows.push(Row::new(
+        "tokens/s: ES256 new TLS conn.",
+        "tokens/s",
+        es.new_conn.rate,
+        es_peer.map(|m| m.new_conn.rate),
+        false,
+    ));
+    rows.push(Row::new(
+        "tokens per CPU-s: ES256 new TLS conn.",
+        "tokens/CPU-s",
+        es.new_conn.per_cpu,
+        es_peer.map(|m| m.new_conn.per_cpu),
+        false,
+    ));
+    rows.push(Row::new(
+        format!("tokens/s: {} clients", settings.many),
+        "tokens/s",
+        many_clavis.rate,
+        many_peer.map(|m| m.rate),
+        false,
+    ));
+    rows.push(Row::new(
+        format!("tokens per CPU-s: {} clients", settings.many),
+        "tokens/CPU-s",
+        many_clavis.per_cpu,
+        many_peer.map(|m| m.per_cpu),
+        false,
+    ));
+    for (label, pick) in [
+        ("p50 @50%", 0usize),
+        ("p99 @50%", 1),
+        ("p50 @80%", 2),
+        ("p99 @80%", 3),
+    ] {
+        rows.push(Row::new(
+            format!("latency: {label}"),
+            "ms",
+            es.latency[pick],
+            es_peer.map(|m| m.latency[pick]),
+            true,
+        ));
+    }
+    rows.push(Row::new(
+        "resident memory idle (10 clients)",
+        "MiB",
+        es.rss_idle,
+        es_peer.map(|m| m.rss_idle),
+        true,
+    ));
+    rows.push(Row::new(
+        "resident memory under load (10 clients)",
+        "MiB",
+        es.keep_alive.rss_peak,
+        es_peer.map(|m| m.keep_alive.rss_peak),
+        true,
+    ));
+    rows.push(Row::new(
+        format!("resident memory under load ({} clients)", settings.many),
+        "MiB",
+        many_clavis.rss_peak,
+        many_peer.map(|m| m.rss_peak),
+        true,
+    ));
+
+    let failures: u64 = results
+        .iter()
+        .map(|(_, _, m)| m.keep_alive.failed + m.new_conn.failed)
+        .sum::<u64>()
+        + many_clavis.failed
+        + many_peer.map(|m| m.failed).unwrap_or(0);
+    if failures > 0 {
+        notes.push(format!(
+            "{failures} requests failed across all runs (not counted as tokens)."
+        ));
+    }
+    notes.push(format!(
+        "Load generator CPU at ES256 keep-alive saturation: {:.0}% of its {} thread(s) against Clavis{}.",
+        es.keep_alive.loadgen_cpu_share * 100.0,
+        args.load_threads,
+        es_peer
+            .map(|m| format!(", {:.0}% against oidc-provider", m.keep_alive.loadgen_cpu_share * 100.0))
+            .unwrap_or_default()
+    ));
+    notes.push(
+        "Both servers speak HTTPS with the same certificate (ECDSA P-256) and get the same requests shape \
+         (client_secret_post); Clavis stores clients in SQLite and checks an HMAC of the secret, \
+         oidc-provider keeps its static clients in memory."
+            .into(),
+    );
+    let machine = machine();
+    let settings_text = format!(
+        "{} s per measurement after {} s warm-up; {} connections at saturation; latency runs open-loop at 50% and 80% of the \
+         keep-alive saturation rate with up to 64 requests in flight; load generator: Rust (hyper + rustls), {} thread(s); {}",
+        settings.run.as_secs_f64(),
+        settings.warmup.as_secs_f64(),
+        settings.connections,
+        args.load_threads,
+        if args.smoke { "SMOKE RUN (figures not meaningful)" } else { "full run" }
+    );
+    let markdown = report::markdown(&machine, &settings_text, &rows, &notes);
+    let svg = report::svg(&rows);
+    std::fs::write(args.out.join("results.md"), &markdown)?;
+    std::fs::write(args.out.join("chart.svg"), &svg)?;
+    println!("{markdown}");
+    println!(
+        "(written to {} and {})",
+        args.out.join("results.md").display(),
+        args.out.join("chart.svg").display()
+    );
+    if failures > 0 && args.smoke {
+        anyhow::bail!("{failures} requests failed");
+    }
+    Ok(())
+}
+
+/// Everything measured for one server and algorithm.
+#[derive(Debug, Clone, Copy, Default)]
+struct Measured {
+    cold_start_ms: f64,
+    rss_idle: f64,
+    keep_alive: Saturation,
+    new_conn: Saturation,
+    /// p50@50%, p99@50%, p50@80%, p99@80% in ms (NaN when not measured).
+    latency: [f64; 4],
+}
+
+async fn measure(
+    server: &Server,
+    settings: &Settings,
+    with_latency: bool,
+) -> anyhow::Result<Measured> {
+    eprintln!("   {} on {}: saturation", server.kind.name(), server.addr);
+    let rss_idle = procstat::rss_mib(server.pid)?;
+    let keep_alive = saturate(server, settings, Connections::KeepAlive).await?;
+    // New-connection runs and latency curves: for the default algorithm only.
+    let new_conn = if with_latency {
+        saturate(server, settings, Connections::NewPerRequest).await?
+    } else {
+        Saturation::default()
+    };
+    let mut latency = [f64::NAN; 4];
+    if with_latency {
+        let target = target(server)?;
+        for (i, share) in [0.5, 0.8].into_iter().enumerate() {
+            let out = load::open_loop(
+                &target,
+                keep_alive.rate * share,
+                64,
+                settings.run,
+                Connections::KeepAlive,
+            )
+            .await;
+            latency[i * 2] = out.quantile_ms(0.5);
+            latency[i * 2 + 1] = out.quantile_ms(0.99);
+        }
+    }
+    Ok(Measured {
+        cold_start_ms: server.cold_start.as_secs_f64() * 1000.0,
+        rss_idle,
+        keep_alive,
+        new_conn,
+        latency,
+    })
+}
+
+fn target(server: &Server) -> anyhow::Result<Target> {
+    Target::new(
+        server.addr,
+        &server.token_path,
+        &server.ca_pem,
+        server.bodies.clone(),
+    )
+}
+
+async fn saturate(
+    server: &Server,
+    settings: &Settings,
+    mode: Connections,
+) -> anyhow::Result<Saturation> {
+    let target = target(server)?;
+    let _: Outcome = load::closed_loop(&target, settings.connections, settings.warmup, mode).await;
+    let me = std::process::id();
+    let (cpu0, own0) = (
+        procstat::cpu_seconds(server.pid)?,
+        procstat::cpu_seconds(me)?,
+    );
+    let rss = procstat::PeakRss::start(server.pid);
+    let out = load::closed_loop(&target, settings.connections, settings.run, mode).await;
+    let rss_peak = rss.finish().await;
+    let (cpu1, own1) = (
+        procstat::cpu_seconds(server.pid)?,
+        procstat::cpu_seconds(me)?,
+    );
+    let cpu = (cpu1 - cpu0).max(0.01);
+    Ok(Saturation {
+        rate: out.rate(),
+        per_cpu: out.ok as f64 / cpu,
+        rss_peak,
+        failed: out.failed,
+        loadgen_cpu_share: (own1 - own0) / out.elapsed.as_secs_f64(),
+    })
+}
+
+/// CPU model, cores, memory, kernel and tool versions.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+                    / 1048576.0
+            })
+        })
+        .unwrap_or(0.0);
+    let version = |cmd: &str, arg: &str| {
+        std::process::Command::new(cmd)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "absent".into())
+    };
+    format!(
+        "{cpu}, {cores} cores, {mem:.0} GiB RAM, Linux {}; {}; Node.js {}",
+        version("uname", "-r"),
+        version("rustc", "--version"),
+        version("node", "--version")
+    )
+}

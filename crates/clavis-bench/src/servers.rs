@@ -1,0 +1,307 @@
+//! Starting the two servers under test the same way: a fresh process on a
+//! free loopback port, HTTPS, timed from spawn to its first token; and
+//! registering their clients (Clavis through its management API, the peer
+//! through its static configuration).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Clavis,
+    Peer,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Clavis => "Clavis",
+            Kind::Peer => "oidc-provider",
+        }
+    }
+}
+
+/// A running server under test.
+#[derive(Debug)]
+pub struct Server {
+    pub kind: Kind,
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub ca_pem: Vec<u8>,
+    /// Time from spawn to the first token.
+    pub cold_start: Duration,
+    /// Token request bodies, one per registered client.
+    pub bodies: Vec<Bytes>,
+    /// Token endpoint path.
+    pub token_path: String,
+    /// Clavis only: data directory.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Server {
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn https_client(ca_pem: &[u8]) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?])
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// Poll `attempt` every 5 ms until it succeeds (or 60 s pass).
+async fn until_ok<F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(true) = attempt().await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{what} did not answer within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Start Clavis on a fresh data directory; the cold start ends with the
+/// bootstrap admin's first token.
+pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let spawned = Instant::now();
+    let child = Command::new(binary)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("CLAVIS_LOG", "warn")
+        .stdout(Stdio::from(std::fs::File::create(log)?))
+        .stderr(Stdio::from(std::fs::File::create(
+            log.with_extension("err"),
+        )?))
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let boot_path = data_dir.join("bootstrap-admin.json");
+    let ca_path = data_dir.join("tls/ca.pem");
+    let token_url = format!("https://127.0.0.1:{port}/default/oauth2/v2.0/token");
+    until_ok("Clavis", || async {
+        let boot: Value = serde_json::from_slice(&std::fs::read(&boot_path)?)?;
+        let http = https_client(&std::fs::read(&ca_path)?)?;
+        let r = http
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", boot["clientId"].as_str().unwrap_or_default()),
+                (
+                    "client_secret",
+                    boot["clientSecret"].as_str().unwrap_or_default(),
+                ),
+                ("scope", "api://clavis/.default"),
+            ])
+            .send()
+            .await?;
+        Ok(r.status().is_success())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; see {}", log.with_extension("err").display()))?;
+    let cold_start = spawned.elapsed();
+    Ok(Server {
+        kind: Kind::Clavis,
+        child,
+        pid,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        ca_pem: std::fs::read(&ca_path)?,
+        cold_start,
+        bodies: Vec::new(),
+        token_path: "/default/oauth2/v2.0/token".into(),
+        data_dir: Some(data_dir.to_owned()),
+    })
+}
+
+/// Register an API and `clients` clients (one secret each) through the
+/// management API, select the signing algorithm, and prepare token bodies.
+pub async fn provision_clavis(
+    server: &mut Server,
+    alg: &str,
+    clients: usize,
+) -> anyhow::Result<()> {
+    let data_dir = server
+        .data_dir
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("not Clavis"))?;
+    let boot: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("bootstrap-admin.json"))?)?;
+    let http = https_client(&server.ca_pem)?;
+    let base = format!("https://{}", server.addr);
+    let admin: Value = http
+        .post(format!("{base}{}", server.token_path))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", boot["clientId"].as_str().unwrap_or_default()),
+            (
+                "client_secret",
+                boot["clientSecret"].as_str().unwrap_or_default(),
+            ),
+            ("scope", "api://clavis/.default"),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let admin = admin["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no admin token"))?
+        .to_owned();
+    let r = http
+        .patch(format!("{base}/v1.0/policies/tenantPolicy"))
+        .bearer_auth(&admin)
+        .json(&json!({"signingAlgorithm": alg}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "setting {alg}: {}", r.status());
+    let r = http
+        .post(format!("{base}/v1.0/applications"))
+        .bearer_auth(&admin)
+        .json(&json!({"displayName": "bench api", "identifierUris": ["api://bench"]}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().is_success(), "creating the API: {}", r.status());
+
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let (http, base, admin, limit) = (http.clone(), base.clone(), admin.clone(), limit.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await?;
+            let app: Value = http
+                .post(format!("{base}/v1.0/applications"))
+                .bearer_auth(&admin)
+                .json(&json!({"displayName": format!("bench client {i}")}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = app["id"].as_str().ok_or_else(|| anyhow::anyhow!("no app id: {app}"))?;
+            let secret: Value = http
+                .post(format!("{base}/v1.0/applications/{id}/addPassword"))
+                .bearer_auth(&admin)
+                .json(&json!({"passwordCredential": {"displayName": "bench"}}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let body = format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}&scope=api%3A%2F%2Fbench%2F.default",
+                app["appId"].as_str().unwrap_or_default(),
+                secret["secretText"].as_str().unwrap_or_default()
+            );
+            anyhow::Ok(Bytes::from(body))
+        }));
+    }
+    for task in tasks {
+        server.bodies.push(task.await??);
+    }
+    Ok(())
+}
+
+/// Start the peer (oidc-provider under Node.js) with `clients` static
+/// clients and the given TLS certificate; cold start ends with its first token.
+pub async fn start_peer(
+    peer_dir: &Path,
+    alg: &str,
+    clients: usize,
+    tls: (&Path, &Path, &[u8]),
+    log: &Path,
+) -> anyhow::Result<Server> {
+    let peer_dir = &std::fs::canonicalize(peer_dir)?;
+    let port = free_port()?;
+    let seed = "bench-peer-secret";
+    let spawned = Instant::now();
+    let child = Command::new("node")
+        .arg(peer_dir.join("server.mjs"))
+        .current_dir(peer_dir)
+        .env("PORT", port.to_string())
+        .env("ALG", alg)
+        .env("CLIENTS", clients.to_string())
+        .env("SECRET_SEED", seed)
+        .env("TLS_CERT", tls.0)
+        .env("TLS_KEY", tls.1)
+        .env("NODE_ENV", "production")
+        .stdout(Stdio::from(std::fs::File::create(log)?))
+        .stderr(Stdio::from(std::fs::File::create(
+            log.with_extension("err"),
+        )?))
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let http = https_client(tls.2)?;
+    let token_url = format!("https://127.0.0.1:{port}/token");
+    until_ok("oidc-provider", || async {
+        let r = http
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "bench-0"),
+                ("client_secret", &format!("{seed}-0")),
+                ("scope", "read"),
+            ])
+            .send()
+            .await?;
+        Ok(r.status().is_success())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; see {}", log.with_extension("err").display()))?;
+    let cold_start = spawned.elapsed();
+    let bodies = (0..clients)
+        .map(|i| {
+            Bytes::from(format!(
+                "grant_type=client_credentials&client_id=bench-{i}&client_secret={seed}-{i}&scope=read"
+            ))
+        })
+        .collect();
+    Ok(Server {
+        kind: Kind::Peer,
+        child,
+        pid,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        ca_pem: tls.2.to_vec(),
+        cold_start,
+        bodies,
+        token_path: "/token".into(),
+        data_dir: None,
+    })
+}
