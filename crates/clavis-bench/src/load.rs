@@ -223,12 +223,17 @@ pub async fn open_loop(
                     break;
                 }
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
+                // A worker still busy at `due` means the server is behind:
+                // count from `due`. A worker that was free only waits on the
+                // timer (1 ms granularity): count from when it woke.
+                let free_before_due = Instant::now() < due;
                 tokio::time::sleep_until(due).await;
+                let from = if free_before_due { Instant::now() } else { due };
                 let body = worker.target.bodies[i as usize % worker.target.bodies.len()].clone();
                 if worker.request(body).await {
                     out.ok += 1;
                     out.latencies_us
-                        .push(due.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        .push(from.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 } else {
                     out.failed += 1;
                 }
@@ -251,4 +256,23 @@ async fn merge(tasks: Vec<tokio::task::JoinHandle<Outcome>>, start: Instant) -> 
     all.elapsed = start.elapsed();
     all.latencies_us.sort_unstable();
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_rate() {
+        let out = Outcome {
+            ok: 100,
+            failed: 0,
+            elapsed: Duration::from_secs(2),
+            latencies_us: (1..=100).map(|v| v * 1000).collect(),
+        };
+        assert_eq!(out.rate(), 50.0);
+        assert_eq!(out.quantile_ms(0.5), 51.0);
+        assert_eq!(out.quantile_ms(0.99), 99.0);
+        assert!(Outcome::default().quantile_ms(0.5).is_nan());
+    }
 }

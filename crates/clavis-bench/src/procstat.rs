@@ -70,3 +70,21 @@ impl PeakRss {
         self.task.await.unwrap_or(0.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+        assert!(rss_mib(me).unwrap() > 0.5);
+        assert!(cpu_seconds(u32::MAX).is_err());
+    }
+}

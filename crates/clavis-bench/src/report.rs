@@ -187,3 +187,38 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_ratios_and_chart_has_bars() {
+        let rows = vec![
+            Row::new(
+                "tokens/s: ES256 keep-alive",
+                "tokens/s",
+                40_000.0,
+                Some(8_000.0),
+                false,
+            ),
+            Row::new("latency: p99 @80%", "ms", 2.0, None, true),
+        ];
+        let md = markdown("test machine", "settings", &rows, &["a note".into()]);
+        assert!(
+            md.contains(
+                "| tokens/s: ES256 keep-alive | tokens/s | higher | 40000 | 8000 | 5.00× |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| latency: p99 @80% | ms | lower | 2.00 | – | – |"));
+        assert!(md.contains("- a note"));
+        let chart = svg(&rows);
+        assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+        assert_eq!(
+            chart.matches("<rect").count(),
+            1 + 2 + 2 + 1,
+            "background, two legend swatches, two throughput bars, one latency bar"
+        );
+    }
+}
