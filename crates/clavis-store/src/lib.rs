@@ -89,6 +89,25 @@ pub enum Mutation {
     DeleteRoleAssignment { tenant_id: Uuid, id: Uuid },
     /// Store a new (encrypted) signing key for a tenant.
     InsertSigningKey(SigningKeyRecord),
+    /// Store a new signing key only if the tenant's newest key is still
+    /// `current` (`None`: the tenant has no key yet); otherwise `Conflict`.
+    /// Nodes that race to create a tenant's key agree on one winner.
+    InsertSigningKeyIfCurrent {
+        key: SigningKeyRecord,
+        current: Option<String>,
+    },
+}
+
+/// What the change feed says: how many changes were seen, and whether the
+/// feed can be trusted to have seen them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedState {
+    /// Goes up by at least one after every committed change, by any process
+    /// sharing the store (and after the feed reconnects).
+    pub seq: u64,
+    /// False while the feed may be missing changes (e.g. its connection to
+    /// the database is down): caches must not be trusted then.
+    pub live: bool,
 }
 
 /// Storage for Clavis. One implementation per database; the service holds an
@@ -167,8 +186,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// there is none. Every caller (and every node) gets the same winner.
     async fn server_secret_or_insert(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 
+    /// The wrapped server secret called `name`, if there is one.
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
     /// Audit events of a tenant, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Changes committed by any process sharing this store. Caches on the
+    /// token path drop what they hold whenever `seq` moves, and hold nothing
+    /// while `live` is false. An embedded store that one process owns moves
+    /// `seq` on its own commits and is always live.
+    fn change_feed(&self) -> tokio::sync::watch::Receiver<FeedState>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme:

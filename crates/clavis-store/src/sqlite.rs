@@ -54,6 +54,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One process owns the file: the feed moves on this store's commits.
+    feed: std::sync::Arc<tokio::sync::watch::Sender<crate::FeedState>>,
 }
 
 impl SqliteStore {
@@ -102,7 +104,11 @@ impl SqliteStore {
             .await
             .map_err(db)?;
         MIGRATOR.run(&pool).await.map_err(error::migrate)?;
-        Ok(SqliteStore { pool })
+        let (feed, _) = tokio::sync::watch::channel(crate::FeedState { seq: 0, live: true });
+        Ok(SqliteStore {
+            pool,
+            feed: std::sync::Arc::new(feed),
+        })
     }
 
     /// Close every connection, waiting for calls in flight. Later calls
@@ -193,7 +199,21 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, mutations: &[Mutation], audit: &[AuditEvent]) -> StoreResult<()> {
-        self.write(mutations.to_vec(), audit.to_vec()).await
+        self.write(mutations.to_vec(), audit.to_vec()).await?;
+        self.feed.send_modify(|state| state.seq += 1);
+        Ok(())
+    }
+
+    fn change_feed(&self) -> tokio::sync::watch::Receiver<crate::FeedState> {
+        self.feed.subscribe()
+    }
+
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *self.connection().await?)
+            .await
+            .map_err(db)
     }
 
     async fn record_audit(&self, audit: &[AuditEvent]) -> StoreResult<()> {

@@ -98,6 +98,8 @@ impl App {
             ca_file.as_deref(),
         )
         .await?;
+        // Another node may have bootstrapped while this one looked.
+        directory.reload_tenants().await?;
         let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
         let state = Arc::new(AppState {
             directory,
@@ -140,6 +142,9 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        tokio::spawn(crate::directory::Directory::follow(Arc::downgrade(
+            &self.state,
+        )));
         let router = crate::http::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();

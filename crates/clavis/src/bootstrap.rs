@@ -250,9 +250,19 @@ pub async fn bootstrap_if_empty(
         f.write_all(b"\n")?;
         f.sync_all()?;
     }
-    if let Err(e) = directory.commit(&plan.mutations, &plan.audit).await {
-        let _ = std::fs::remove_file(&staging);
-        return Err(e.into());
+    match directory.commit(&plan.mutations, &plan.audit).await {
+        Ok(()) => {}
+        // Another node sharing the database bootstrapped first (the tenant
+        // name is unique): exactly one bootstrap admin exists, and it is theirs.
+        Err(clavis_store::StoreError::Conflict(_)) => {
+            let _ = std::fs::remove_file(&staging);
+            tracing::info!("another node created the default tenant first; using it");
+            return Ok(None);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e.into());
+        }
     }
     std::fs::rename(&staging, &file)?;
     Ok(Some(Bootstrapped {

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use clavis_store::{Application, AuditEvent, Mutation, RoleAssignment, Store, StoreError, Tenant};
+use clavis_store::{
+    Application, AuditEvent, FeedState, Mutation, RoleAssignment, Store, StoreError, Tenant,
+};
 use uuid::Uuid;
 
 /// A client as the token endpoint needs it: the application (with its
@@ -24,6 +26,8 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Directory {
     store: Arc<dyn Store>,
+    /// Changes made by other processes sharing the store (see [`Directory::follow`]).
+    feed: tokio::sync::watch::Receiver<FeedState>,
     generation: AtomicU64,
     tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
     clients: RwLock<HashMap<(Uuid, Uuid), Arc<Client>>>,
@@ -39,6 +43,7 @@ impl Directory {
     pub async fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let tenants = store.tenants().await?;
         Ok(Self {
+            feed: store.change_feed(),
             store,
             generation: AtomicU64::new(0),
             tenants: RwLock::new(Arc::new(tenants.into_iter().map(Arc::new).collect())),
@@ -74,6 +79,29 @@ impl Directory {
         result
     }
 
+    /// Whether caches may be trusted now: false while the change feed may
+    /// be missing other processes' changes. Then every lookup reads the
+    /// store, which answers (or fails with `Unavailable`: never a guess).
+    fn trusted(&self) -> bool {
+        self.feed.borrow().live
+    }
+
+    /// Drop caches whenever the store's change feed moves (another node
+    /// committed, or the feed reconnected). Returns when the store is gone.
+    pub async fn follow(state: std::sync::Weak<crate::app::AppState>) {
+        let Some(mut feed) = state.upgrade().map(|s| s.directory.store.change_feed()) else {
+            return;
+        };
+        while feed.changed().await.is_ok() {
+            let Some(state) = state.upgrade() else { return };
+            state.directory.invalidate();
+            if let Err(e) = state.directory.reload_tenants().await {
+                tracing::warn!(error = %e, "could not reload tenants after a change");
+            }
+            state.keyring.invalidate();
+        }
+    }
+
     /// Drop every cached client and resource.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -81,7 +109,8 @@ impl Directory {
         write(&self.resources).clear();
     }
 
-    async fn reload_tenants(&self) -> Result<(), StoreError> {
+    /// Read the tenant list again (another node may have added one).
+    pub async fn reload_tenants(&self) -> Result<(), StoreError> {
         let tenants = self.store.tenants().await?;
         *write(&self.tenants) = Arc::new(tenants.into_iter().map(Arc::new).collect());
         Ok(())
@@ -89,7 +118,8 @@ impl Directory {
 
     /// The tenant named in a URL: its GUID or its name (case-insensitive).
     pub fn tenant(&self, segment: &str) -> Option<Arc<Tenant>> {
-        let tenants = read(&self.tenants).clone();
+        // Searched under the read lock: no clone of the list on the hot path.
+        let tenants = read(&self.tenants);
         match Uuid::try_parse(segment) {
             Ok(id) => tenants.iter().find(|t| t.id == id).cloned(),
             Err(_) => tenants
@@ -110,7 +140,11 @@ impl Directory {
         tenant: Uuid,
         app_id: Uuid,
     ) -> Result<Option<Arc<Client>>, StoreError> {
-        if let Some(hit) = read(&self.clients).get(&(tenant, app_id)) {
+        let trusted = self.trusted();
+        if let Some(hit) = read(&self.clients)
+            .get(&(tenant, app_id))
+            .filter(|_| trusted)
+        {
             return Ok(Some(hit.clone()));
         }
         let generation = self.generation.load(Ordering::SeqCst);
@@ -139,7 +173,8 @@ impl Directory {
             Some(id) => (tenant, id.to_string()),
             None => (tenant, key.to_ascii_lowercase()),
         };
-        if let Some(hit) = read(&self.resources).get(&cache_key) {
+        let trusted = self.trusted();
+        if let Some(hit) = read(&self.resources).get(&cache_key).filter(|_| trusted) {
             return Ok(Some(hit.clone()));
         }
         let generation = self.generation.load(Ordering::SeqCst);
@@ -165,6 +200,9 @@ impl Directory {
         value: V,
         generation: u64,
     ) {
+        if !self.trusted() {
+            return;
+        }
         let mut map = write(map);
         // Checked under the write lock: `invalidate` bumps the generation
         // before it takes the lock, so a stale read is never cached.

@@ -43,6 +43,23 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
             delete_role_assignment(conn, *tenant_id, *id).await
         }
         Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
+        Mutation::InsertSigningKeyIfCurrent { key, current } => {
+            // BEGIN IMMEDIATE serialises writers: read-then-insert is safe.
+            let newest: Option<String> = query_scalar(
+                "SELECT kid FROM signing_keys WHERE tenant_id = ? \
+                 ORDER BY created_at DESC, kid DESC LIMIT 1",
+            )
+            .bind(id(key.tenant_id))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            if newest != *current {
+                return Err(StoreError::Conflict(
+                    "the tenant's signing key changed meanwhile".into(),
+                ));
+            }
+            insert_signing_key(conn, key).await
+        }
     }
 }
 

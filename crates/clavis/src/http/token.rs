@@ -9,11 +9,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::oauth_response::OAuthFailure;
 use crate::app::AppState;
-use crate::oauth::client_credentials::{self, Issuer};
+use crate::oauth::client_credentials::{self, Issuer, TokenResponse};
 use crate::oauth::{request, OAuthError};
 
 /// Form fields of a client-credentials token request (documentation only:
@@ -95,7 +94,7 @@ pub async fn token(
         Ok((response, issued)) => {
             tracing::debug!(client = %issued.client_app_id, credential = %issued.credential_id,
                 resource = %issued.resource_app_id, "token issued");
-            let mut response = Json(response).into_response();
+            let mut response = json_response(&response);
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -103,4 +102,17 @@ pub async fn token(
         }
         Err(e) => fail(e),
     }
+}
+
+/// `Json(body).into_response()`, but serialized into a buffer sized for a
+/// token up front instead of one grown (and copied) several times.
+fn json_response(body: &TokenResponse) -> Response {
+    let mut json = Vec::with_capacity(body.access_token.len() + 128);
+    serde_json::to_writer(&mut json, body).expect("a token response serializes");
+    let mut response = Response::new(Body::from(json));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{SigningKey, VerifyingKey};
+use super::{Algorithm, SigningKey, VerifyingKey};
 
 /// The protected header of a Clavis token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,19 +17,33 @@ pub struct Header {
     pub typ: String,
 }
 
-/// Sign `claims` into a compact JWS.
-pub fn encode<C: Serialize>(key: &SigningKey, claims: &C) -> String {
+/// The base64url JWS protected header for a key: `{"alg":..,"kid":..,"typ":"JWT"}`.
+/// [`SigningKey`] keeps it, so signing does not serialize it again.
+pub(crate) fn encoded_header(alg: Algorithm, kid: &str) -> String {
     let header = Header {
-        alg: key.alg().as_str().to_owned(),
-        kid: key.kid().to_owned(),
+        alg: alg.as_str().to_owned(),
+        kid: kid.to_owned(),
         typ: "JWT".to_owned(),
     };
-    let header = serde_json::to_vec(&header).expect("header serializes");
-    let claims = serde_json::to_vec(claims).expect("claims serialize");
-    let mut token = String::with_capacity(512);
-    B64.encode_string(header, &mut token);
+    B64.encode(serde_json::to_vec(&header).expect("header serializes"))
+}
+
+/// Room for the JSON claims of a typical access token, so serializing them
+/// does not grow the buffer several times.
+const CLAIMS_CAPACITY: usize = 1024;
+
+/// Sign `claims` into a compact JWS.
+pub fn encode<C: Serialize>(key: &SigningKey, claims: &C) -> String {
+    let mut json = Vec::with_capacity(CLAIMS_CAPACITY);
+    serde_json::to_writer(&mut json, claims).expect("claims serialize");
+    let header = key.jws_header();
+    let encoded = |len: usize| base64::encoded_len(len, false).expect("token length fits");
+    let mut token = String::with_capacity(
+        header.len() + 1 + encoded(json.len()) + 1 + encoded(key.signature_len()),
+    );
+    token.push_str(header);
     token.push('.');
-    B64.encode_string(claims, &mut token);
+    B64.encode_string(&json, &mut token);
     let sig = key.sign(token.as_bytes());
     token.push('.');
     B64.encode_string(sig, &mut token);
@@ -80,7 +94,6 @@ pub fn decode<C: DeserializeOwned>(token: &str, key: &VerifyingKey) -> Result<C,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Algorithm;
     use serde_json::{json, Value};
 
     #[test]
@@ -104,6 +117,24 @@ mod tests {
                 decode::<Value>("a.b", &verifier).unwrap_err(),
                 JwsError::Malformed
             );
+        }
+    }
+
+    #[test]
+    fn header_is_alg_kid_typ_in_that_order() {
+        for alg in Algorithm::ALL {
+            let (key, _) = SigningKey::generate(alg).unwrap();
+            let token = encode(&key, &json!({"sub":"a"}));
+            let head = B64.decode(token.split('.').next().unwrap()).unwrap();
+            let expected = format!(
+                r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+                alg.as_str(),
+                key.kid()
+            );
+            assert_eq!(String::from_utf8(head).unwrap(), expected);
+            let sig = B64.decode(token.rsplit('.').next().unwrap()).unwrap();
+            assert_eq!(sig.len(), key.signature_len(), "{alg:?}");
+            assert_eq!(token.len(), token.capacity(), "{alg:?}: one allocation");
         }
     }
 

@@ -83,8 +83,15 @@ impl Keyring {
             .ok_or_else(|| KeyringError::Algorithm(tenant.signing_alg.clone()))?;
         let mut records = self.store.signing_keys(tenant.id).await?;
         if records.first().map(|r| r.alg.as_str()) != Some(alg.as_str()) {
-            let record = self.create_key(tenant, alg).await?;
-            records.insert(0, record);
+            let current = records.first().map(|r| r.kid.clone());
+            match self.create_key(tenant, alg, current).await {
+                Ok(record) => records.insert(0, record),
+                // Another node made the tenant's key first: use theirs.
+                Err(KeyringError::Store(StoreError::Conflict(_))) => {
+                    records = self.store.signing_keys(tenant.id).await?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let keys = Arc::new(self.assemble(&records)?);
         self.cache
@@ -114,6 +121,7 @@ impl Keyring {
         &self,
         tenant: &Tenant,
         alg: Algorithm,
+        current: Option<String>,
     ) -> Result<SigningKeyRecord, KeyringError> {
         let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyringError::Generate)?;
         let now = self.clock.now();
@@ -147,7 +155,13 @@ impl Keyring {
             correlation_id: Uuid::new_v4(),
         };
         self.store
-            .commit(&[Mutation::InsertSigningKey(record.clone())], &[audit])
+            .commit(
+                &[Mutation::InsertSigningKeyIfCurrent {
+                    key: record.clone(),
+                    current,
+                }],
+                &[audit],
+            )
             .await?;
         tracing::info!(tenant = %tenant.id, kid = %record.kid, alg = alg.as_str(), "generated signing key");
         Ok(record)

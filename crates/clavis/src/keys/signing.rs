@@ -57,6 +57,10 @@ pub struct SigningKey {
     alg: Algorithm,
     key: PrivateKey,
     public_jwk: Value,
+    /// The base64url JWS protected header, fixed per key (see [`jws::encode`]).
+    ///
+    /// [`jws::encode`]: super::jws::encode
+    jws_header: String,
     rng: SystemRandom,
 }
 
@@ -132,11 +136,13 @@ impl SigningKey {
         public_jwk["kid"] = json!(kid);
         public_jwk["use"] = json!("sig");
         public_jwk["alg"] = json!(alg.as_str());
+        let jws_header = super::jws::encoded_header(alg, &kid);
         Ok(Self {
             kid,
             alg,
             key,
             public_jwk,
+            jws_header,
             rng: SystemRandom::new(),
         })
     }
@@ -153,6 +159,20 @@ impl SigningKey {
     /// The public JWK as published in the JWKS.
     pub fn public_jwk(&self) -> &Value {
         &self.public_jwk
+    }
+
+    /// The base64url-encoded JWS protected header of every token this key
+    /// signs: computed once, as it depends only on `alg` and `kid`.
+    pub fn jws_header(&self) -> &str {
+        &self.jws_header
+    }
+
+    /// Length in bytes of this key's signatures.
+    pub fn signature_len(&self) -> usize {
+        match &self.key {
+            PrivateKey::Ec(_) | PrivateKey::Ed(_) => 64,
+            PrivateKey::Rsa(pair) => pair.public_modulus_len(),
+        }
     }
 
     /// Sign `message` (the JWS signing input).

@@ -1,6 +1,8 @@
 //! Access-token claims, shaped like an Entra ID v2.0 app-only token (plus
 //! RFC 9068's `jti` and `client_id`, and the credential that was used).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,20 +22,20 @@ pub struct AccessTokenClaims {
     /// RFC 9068 client id (same as `azp`).
     pub client_id: Uuid,
     /// How the client authenticated: `1` = client secret (Entra).
-    pub azpacr: String,
+    pub azpacr: Cow<'static, str>,
     /// Tenant GUID.
     pub tid: Uuid,
     /// App roles the client holds on the resource; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
     /// `app`: an application token, not a user's.
-    pub idtyp: String,
+    pub idtyp: Cow<'static, str>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
     /// Unique token id.
     pub jti: Uuid,
-    pub ver: String,
+    pub ver: Cow<'static, str>,
     /// keyId of the client credential used, so revoking it can reach its tokens.
     pub credential_id: Uuid,
 }

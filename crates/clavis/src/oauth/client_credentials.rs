@@ -3,6 +3,8 @@
 //! roles granted on it, and sign a token. No database access when the client
 //! and resource are cached; never a database write.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use time::Duration;
 use uuid::Uuid;
@@ -129,15 +131,15 @@ pub async fn grant(
         oid: client.app.service_principal_id,
         azp: client.app.app_id,
         client_id: client.app.app_id,
-        azpacr: "1".into(),
+        azpacr: Cow::Borrowed("1"),
         tid: tenant.id,
         roles,
-        idtyp: "app".into(),
+        idtyp: Cow::Borrowed("app"),
         iat,
         nbf: iat,
         exp: iat + lifetime,
         jti: Uuid::new_v4(),
-        ver: "2.0".into(),
+        ver: Cow::Borrowed("2.0"),
         credential_id: credential.key_id,
     };
     let access_token = jws::encode(&keys.current, &claims);

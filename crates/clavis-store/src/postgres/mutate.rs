@@ -1,0 +1,257 @@
+//! Applying one [`Mutation`] (and writing audit events) inside the write
+//! transaction that [`Store::commit`](crate::Store::commit) opened; the
+//! application and credential writes live in `applications.rs`.
+//!
+//! As in SQLite, "is it there?" is decided by affected-row counts of
+//! statements that also match the tenant, so an object of another tenant is
+//! `NotFound` exactly like a missing one; uniqueness is left to the schema's
+//! named constraints. Transactions run at READ COMMITTED: where a rule
+//! depends on what another transaction may be writing at the same moment
+//! (the signing-key compare-and-set), the rows it depends on are locked.
+
+use sqlx::{query, query_scalar, PgConnection};
+use uuid::Uuid;
+
+use super::applications::{
+    add_password, delete_application, insert_application, remove_password, update_application,
+};
+use super::codec::{id, opt_id, time};
+use super::error::{db, unique, unique_or_gone};
+use crate::model::{AuditEvent, RoleAssignment, SigningKeyRecord, Tenant};
+use crate::{Mutation, StoreError, StoreResult};
+
+/// The text of a lost signing-key compare-and-set (the same in SQLite).
+pub(crate) const SIGNING_KEY_CHANGED: &str = "the tenant's signing key changed meanwhile";
+
+/// Apply one mutation; the caller rolls back on error.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> StoreResult<()> {
+    match mutation {
+        Mutation::InsertTenant(tenant) => insert_tenant(conn, tenant).await,
+        Mutation::UpdateTenant(tenant) => update_tenant(conn, tenant).await,
+        Mutation::InsertApplication(app) => insert_application(conn, app).await,
+        Mutation::UpdateApplication(app) => update_application(conn, app).await,
+        Mutation::DeleteApplication { tenant_id, id } => {
+            delete_application(conn, *tenant_id, *id).await
+        }
+        Mutation::AddPassword {
+            tenant_id,
+            application_id,
+            credential,
+        } => add_password(conn, *tenant_id, *application_id, credential).await,
+        Mutation::RemovePassword {
+            tenant_id,
+            application_id,
+            key_id,
+        } => remove_password(conn, *tenant_id, *application_id, *key_id).await,
+        Mutation::InsertRoleAssignment(grant) => insert_role_assignment(conn, grant).await,
+        Mutation::DeleteRoleAssignment { tenant_id, id } => {
+            delete_role_assignment(conn, *tenant_id, *id).await
+        }
+        Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
+        Mutation::InsertSigningKeyIfCurrent { key, current } => {
+            insert_signing_key_if_current(conn, key, current.as_deref()).await
+        }
+    }
+}
+
+fn tenant_rule(constraint: &str, tenant: &Tenant) -> String {
+    if constraint == "tenants_name_unique" {
+        format!(
+            "tenant name '{}' is already used by another tenant",
+            tenant.name
+        )
+    } else {
+        format!("a tenant with id {} already exists", tenant.id)
+    }
+}
+
+async fn insert_tenant(conn: &mut PgConnection, tenant: &Tenant) -> StoreResult<()> {
+    query(
+        "INSERT INTO tenants (id, name, signing_alg, max_secret_lifetime_secs, \
+         default_secret_lifetime_secs, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id(tenant.id))
+    .bind(&tenant.name)
+    .bind(&tenant.signing_alg)
+    .bind(tenant.max_secret_lifetime_secs)
+    .bind(tenant.default_secret_lifetime_secs)
+    .bind(time(tenant.created_at)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |constraint| tenant_rule(constraint, tenant)))?;
+    Ok(())
+}
+
+/// Everything but `id` and `created_at`, which never change.
+async fn update_tenant(conn: &mut PgConnection, tenant: &Tenant) -> StoreResult<()> {
+    let done = query(
+        "UPDATE tenants SET name = $1, signing_alg = $2, max_secret_lifetime_secs = $3, \
+         default_secret_lifetime_secs = $4 WHERE id = $5",
+    )
+    .bind(&tenant.name)
+    .bind(&tenant.signing_alg)
+    .bind(tenant.max_secret_lifetime_secs)
+    .bind(tenant.default_secret_lifetime_secs)
+    .bind(id(tenant.id))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |constraint| tenant_rule(constraint, tenant)))?;
+    found(done.rows_affected(), "tenant")
+}
+
+async fn service_principal_exists(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    service_principal: Uuid,
+) -> StoreResult<bool> {
+    query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM applications \
+         WHERE service_principal_id = $1 AND tenant_id = $2)",
+    )
+    .bind(id(service_principal))
+    .bind(id(tenant_id))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)
+}
+
+async fn insert_role_assignment(conn: &mut PgConnection, grant: &RoleAssignment) -> StoreResult<()> {
+    if !service_principal_exists(conn, grant.tenant_id, grant.principal_id).await? {
+        return Err(StoreError::NotFound("service principal (principalId)"));
+    }
+    if !service_principal_exists(conn, grant.tenant_id, grant.resource_id).await? {
+        return Err(StoreError::NotFound("service principal (resourceId)"));
+    }
+    query(
+        "INSERT INTO app_role_assignments (id, tenant_id, principal_id, resource_id, app_role_id, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id(grant.id))
+    .bind(id(grant.tenant_id))
+    .bind(id(grant.principal_id))
+    .bind(id(grant.resource_id))
+    .bind(id(grant.app_role_id))
+    .bind(time(grant.created_at)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        // An application deleted since the checks above: its foreign key fails.
+        unique_or_gone(e, "service principal", |constraint| {
+            if constraint == "app_role_assignments_unique" {
+                "this app role is already assigned to that principal".to_owned()
+            } else {
+                format!("a role assignment with id {} already exists", grant.id)
+            }
+        })
+    })?;
+    Ok(())
+}
+
+async fn delete_role_assignment(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    grant: Uuid,
+) -> StoreResult<()> {
+    let done = query("DELETE FROM app_role_assignments WHERE id = $1 AND tenant_id = $2")
+        .bind(id(grant))
+        .bind(id(tenant_id))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    found(done.rows_affected(), "role assignment")
+}
+
+/// A plain insert needs no lock of its own: its foreign key check takes a
+/// `FOR KEY SHARE` lock on the tenant row, which waits for (and makes wait)
+/// the `FOR UPDATE` of a concurrent compare-and-set.
+async fn insert_signing_key(conn: &mut PgConnection, key: &SigningKeyRecord) -> StoreResult<()> {
+    let done = query(
+        "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
+         created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+         WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
+    )
+    .bind(&key.kid)
+    .bind(id(key.tenant_id))
+    .bind(&key.alg)
+    .bind(&key.public_jwk)
+    .bind(key.encrypted_private_key.as_slice())
+    .bind(&key.kek_id)
+    .bind(time(key.created_at)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unique(e, |_| format!("a signing key with kid '{}' already exists", key.kid)))?;
+    found(done.rows_affected(), "tenant")
+}
+
+/// Lock the tenant row first: every other compare-and-set (and plain key
+/// insert) of the tenant waits here until this transaction ends, and then
+/// — READ COMMITTED takes a fresh snapshot per statement — sees its key.
+async fn insert_signing_key_if_current(
+    conn: &mut PgConnection,
+    key: &SigningKeyRecord,
+    current: Option<&str>,
+) -> StoreResult<()> {
+    let tenant: Option<i32> = query_scalar("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(id(key.tenant_id))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    if tenant.is_none() {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    let newest: Option<String> = query_scalar(
+        "SELECT kid FROM signing_keys WHERE tenant_id = $1 \
+         ORDER BY created_at DESC, kid DESC LIMIT 1",
+    )
+    .bind(id(key.tenant_id))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    if newest.as_deref() != current {
+        return Err(StoreError::Conflict(SIGNING_KEY_CHANGED.to_owned()));
+    }
+    insert_signing_key(conn, key).await
+}
+
+/// Insert audit events in order; an id recorded before is a `Conflict`.
+pub(crate) async fn insert_audit(conn: &mut PgConnection, events: &[AuditEvent]) -> StoreResult<()> {
+    for event in events {
+        query(
+            "INSERT INTO audit_events (id, tenant_id, at, actor_app_id, actor_service_principal_id, \
+             actor_display_name, actor_key_id, client_ip, activity, category, operation_type, \
+             target_type, target_id, target_display_name, target_key_id, result, result_reason, \
+             correlation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(id(event.id))
+        .bind(id(event.tenant_id))
+        .bind(time(event.at)?)
+        .bind(opt_id(event.actor_app_id))
+        .bind(opt_id(event.actor_service_principal_id))
+        .bind(&event.actor_display_name)
+        .bind(opt_id(event.actor_key_id))
+        .bind(&event.client_ip)
+        .bind(&event.activity)
+        .bind(&event.category)
+        .bind(&event.operation_type)
+        .bind(&event.target_type)
+        .bind(&event.target_id)
+        .bind(&event.target_display_name)
+        .bind(opt_id(event.target_key_id))
+        .bind(event.result.as_str())
+        .bind(&event.result_reason)
+        .bind(id(event.correlation_id))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique(e, |_| format!("audit event {} is already recorded", event.id)))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn found(rows: u64, what: &'static str) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what))
+    } else {
+        Ok(())
+    }
+}
