@@ -10,13 +10,16 @@
 //!   committed in one transaction *together with* the audit events that
 //!   describe it, so an audit write that fails makes the change fail.
 //! - [`sqlite`]: the embedded default backend with its own `migrations/sqlite`.
+//! - [`postgres`]: the backend for several nodes sharing one database, with
+//!   its own `migrations/postgres` and a change feed over LISTEN/NOTIFY.
 //! - [`connect`]: picks the backend from a database URL's scheme.
 //!
-//! PostgreSQL joins as a second implementation of the same trait, beside
-//! `sqlite.rs`, with its own `migrations/postgres`.
+//! Both backends pass the same suite (`tests/suite`).
 
 /// Plain records stored by every backend.
 pub mod model;
+/// The PostgreSQL backend (scale-out: several nodes, one database).
+pub mod postgres;
 /// The embedded SQLite backend (the zero-set-up default).
 pub mod sqlite;
 
@@ -199,10 +202,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn change_feed(&self) -> tokio::sync::watch::Receiver<FeedState>;
 }
 
-/// Open the store named by `database_url`, choosing the backend by scheme:
-/// `sqlite:` (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`) opens a
-/// [`sqlite::SqliteStore`] and runs its migrations. `postgres://` and
-/// `postgresql://` are recognised but not built yet.
+/// Open the store named by `database_url`, choosing the backend by scheme
+/// (case-insensitive):
+/// - `sqlite:` (`sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`) opens a
+///   [`sqlite::SqliteStore`];
+/// - `postgres://` and `postgresql://` open a [`postgres::PostgresStore`].
+///
+/// Either runs its migrations first.
 ///
 /// Errors never repeat the URL: a PostgreSQL URL may carry a password.
 pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
@@ -211,12 +217,12 @@ pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
         .map(|(scheme, _)| scheme.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(database_url).await?)),
-        Some("postgres" | "postgresql") => Err(StoreError::Internal(Box::new(
-            std::io::Error::other("PostgreSQL support is not built yet; use a sqlite: URL"),
-        ))),
+        Some("postgres" | "postgresql") => {
+            Ok(Arc::new(postgres::PostgresStore::open(database_url).await?))
+        }
         _ => Err(StoreError::Internal(Box::new(std::io::Error::other(
             "unsupported database URL; accepted schemes: sqlite: (sqlite://PATH, sqlite:PATH, \
-             sqlite::memory:), postgres:// and postgresql:// (not built yet)",
+             sqlite::memory:), postgres:// and postgresql://",
         )))),
     }
 }

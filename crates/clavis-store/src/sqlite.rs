@@ -21,6 +21,7 @@ mod mutate;
 mod read;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,13 +29,14 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use self::error::db;
 use self::read::ApplicationKey;
 use crate::model::{Application, ApplicationFilter, AuditEvent, AuditQuery, RoleAssignment};
 use crate::model::{SigningKeyRecord, Tenant};
-use crate::{Mutation, Store, StoreError, StoreResult};
+use crate::{FeedState, Mutation, Store, StoreError, StoreResult};
 
 /// The schema, embedded in the binary and applied by [`SqliteStore::open`].
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -50,12 +52,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Clavis state in one SQLite database file (or in memory, for tests).
 ///
-/// Cloning is cheap and shares the pool.
+/// Cloning is cheap and shares the pool and the change feed.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One process owns the file: the feed moves on this store's commits.
-    feed: std::sync::Arc<tokio::sync::watch::Sender<crate::FeedState>>,
+    /// One process owns the file (the server locks its data directory): the
+    /// feed is always live and moves on this store's commits.
+    feed: Arc<watch::Sender<FeedState>>,
 }
 
 impl SqliteStore {
@@ -104,11 +107,8 @@ impl SqliteStore {
             .await
             .map_err(db)?;
         MIGRATOR.run(&pool).await.map_err(error::migrate)?;
-        let (feed, _) = tokio::sync::watch::channel(crate::FeedState { seq: 0, live: true });
-        Ok(SqliteStore {
-            pool,
-            feed: std::sync::Arc::new(feed),
-        })
+        let feed = Arc::new(watch::Sender::new(FeedState { seq: 0, live: true }));
+        Ok(SqliteStore { pool, feed })
     }
 
     /// Close every connection, waiting for calls in flight. Later calls
@@ -132,15 +132,28 @@ impl SqliteStore {
     /// ROLLBACK. (sqlx 0.8's `begin_with`, cancelled between its BEGIN and
     /// its check, leaves an open transaction on a pooled connection that
     /// fails every later `begin_with`; `cancelled_commit_leaves_all_or_nothing`
-    /// in the test suite catches that.)
-    async fn write(&self, mutations: Vec<Mutation>, audit: Vec<AuditEvent>) -> StoreResult<()> {
+    /// in the test suite catches that.) `feed`: move the change feed once
+    /// the transaction is durable (a change, not just audit of a refusal).
+    async fn write(
+        &self,
+        mutations: Vec<Mutation>,
+        audit: Vec<AuditEvent>,
+        feed: bool,
+    ) -> StoreResult<()> {
         if mutations.is_empty() && audit.is_empty() {
             return Ok(());
         }
         let pool = self.pool.clone();
-        tokio::spawn(async move { write_transaction(&pool, &mutations, &audit).await })
-            .await
-            .map_err(|join| StoreError::Internal(Box::new(join)))?
+        let feed = feed.then(|| self.feed.clone());
+        tokio::spawn(async move {
+            let outcome = write_transaction(&pool, &mutations, &audit).await;
+            if let (Ok(()), Some(feed)) = (&outcome, feed) {
+                feed.send_modify(|state| state.seq = state.seq.wrapping_add(1));
+            }
+            outcome
+        })
+        .await
+        .map_err(|join| StoreError::Internal(Box::new(join)))?
     }
 }
 
@@ -199,25 +212,11 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, mutations: &[Mutation], audit: &[AuditEvent]) -> StoreResult<()> {
-        self.write(mutations.to_vec(), audit.to_vec()).await?;
-        self.feed.send_modify(|state| state.seq += 1);
-        Ok(())
-    }
-
-    fn change_feed(&self) -> tokio::sync::watch::Receiver<crate::FeedState> {
-        self.feed.subscribe()
-    }
-
-    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *self.connection().await?)
-            .await
-            .map_err(db)
+        self.write(mutations.to_vec(), audit.to_vec(), true).await
     }
 
     async fn record_audit(&self, audit: &[AuditEvent]) -> StoreResult<()> {
-        self.write(Vec::new(), audit.to_vec()).await
+        self.write(Vec::new(), audit.to_vec(), false).await
     }
 
     async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
@@ -317,8 +316,20 @@ impl Store for SqliteStore {
             .map_err(db)
     }
 
+    async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         read::audit_events(&mut *self.connection().await?, query).await
+    }
+
+    fn change_feed(&self) -> watch::Receiver<FeedState> {
+        self.feed.subscribe()
     }
 }
 

@@ -151,11 +151,15 @@ impl Directory {
         let Some(app) = self.store.application_by_app_id(tenant, app_id).await? else {
             return Ok(None);
         };
-        let grants = self
+        let mut grants = self
             .store
             .role_assignments_of(tenant, app.service_principal_id)
             .await?;
-        let client = Arc::new(Client { app, grants });
+        grants.shrink_to_fit();
+        let client = Arc::new(Client {
+            app: compact(app),
+            grants,
+        });
         self.remember(&self.clients, (tenant, app_id), client.clone(), generation);
         Ok(Some(client))
     }
@@ -188,7 +192,7 @@ impl Directory {
             }
         };
         let Some(app) = found else { return Ok(None) };
-        let app = Arc::new(app);
+        let app = Arc::new(compact(app));
         self.remember(&self.resources, cache_key, app.clone(), generation);
         Ok(Some(app))
     }
@@ -214,6 +218,17 @@ impl Directory {
         }
         map.insert(key, value);
     }
+}
+
+/// An application as the cache keeps it: without the spare capacity its
+/// lists were built with (a cached client with one secret would otherwise
+/// hold room for four, ~0.4 KB per client).
+fn compact(mut app: Application) -> Application {
+    app.identifier_uris.shrink_to_fit();
+    app.app_roles.shrink_to_fit();
+    app.owners.shrink_to_fit();
+    app.password_credentials.shrink_to_fit();
+    app
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

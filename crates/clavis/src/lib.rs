@@ -40,6 +40,8 @@ pub mod keys;
 pub mod oauth;
 /// Client secret format and keyed hash.
 pub mod secret;
+/// `clavis store copy`: move an installation between stores.
+pub mod store_copy;
 
 pub use app::App;
 pub use config::{Config, ServeArgs, Tls};

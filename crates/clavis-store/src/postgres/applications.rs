@@ -216,14 +216,13 @@ pub(crate) async fn remove_password(
     if done.rows_affected() > 0 {
         return Ok(());
     }
-    let app_exists: bool = query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1 AND tenant_id = $2)",
-    )
-    .bind(id(application_id))
-    .bind(id(tenant_id))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
+    let app_exists: bool =
+        query_scalar("SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1 AND tenant_id = $2)")
+            .bind(id(application_id))
+            .bind(id(tenant_id))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
     Err(StoreError::NotFound(if app_exists {
         "password credential"
     } else {

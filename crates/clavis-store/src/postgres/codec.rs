@@ -50,11 +50,6 @@ pub(crate) fn opt_id(value: Option<Uuid>) -> Option<PgUuid> {
     value.map(PgUuid)
 }
 
-/// UUIDs as bound to `= ANY($n)`.
-pub(crate) fn ids(values: impl IntoIterator<Item = Uuid>) -> Vec<PgUuid> {
-    values.into_iter().map(PgUuid).collect()
-}
-
 impl Type<Postgres> for PgUuid {
     fn type_info() -> PgTypeInfo {
         PgTypeInfo::with_oid(UUID_OID)
@@ -104,9 +99,7 @@ pub(crate) fn time(at: OffsetDateTime) -> StoreResult<PgTime> {
 
 fn parse_time(column: &'static str, at: PgTime) -> StoreResult<OffsetDateTime> {
     at.0.checked_add(PG_EPOCH_UNIX_MICROS)
-        .and_then(|unix| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix) * 1_000).ok()
-        })
+        .and_then(|unix| OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix) * 1_000).ok())
         .ok_or_else(|| corrupt(format!("column {column} holds no valid timestamp")))
 }
 
@@ -281,7 +274,10 @@ impl ApplicationRow {
             secret_hash,
             start_at: time("password_credentials.start_at", self.start_at)?,
             end_at: time("password_credentials.end_at", self.end_at)?,
-            created_at: time("password_credentials.created_at", self.credential_created_at)?,
+            created_at: time(
+                "password_credentials.created_at",
+                self.credential_created_at,
+            )?,
         }))
     }
 }

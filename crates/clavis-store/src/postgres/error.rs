@@ -64,10 +64,13 @@ fn is_transient(code: &str) -> bool {
 /// the constraint; everything else → `Internal`.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
     match err {
+        // `Protocol`: the peer spoke no PostgreSQL (e.g. a proxy in front of
+        // a stopped database accepted the connection and closed it).
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(err)),
         sqlx::Error::Database(e) => {
             let failure = PgFailure::of(e.as_ref());
@@ -133,7 +136,9 @@ mod tests {
 
     #[test]
     fn transient_states() {
-        for code in ["08006", "53300", "57P01", "57P03", "58030", "40001", "40P01"] {
+        for code in [
+            "08006", "53300", "57P01", "57P03", "58030", "40001", "40P01",
+        ] {
             assert!(is_transient(code), "{code}");
         }
         for code in ["23505", "23503", "42P01", "28P01", "3D000", ""] {

@@ -21,7 +21,7 @@ use crate::model::{AuditEvent, RoleAssignment, SigningKeyRecord, Tenant};
 use crate::{Mutation, StoreError, StoreResult};
 
 /// The text of a lost signing-key compare-and-set (the same in SQLite).
-pub(crate) const SIGNING_KEY_CHANGED: &str = "the tenant's signing key changed meanwhile";
+const SIGNING_KEY_CHANGED: &str = "the tenant's signing key changed meanwhile";
 
 /// Apply one mutation; the caller rolls back on error.
 pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> StoreResult<()> {
@@ -115,7 +115,10 @@ async fn service_principal_exists(
     .map_err(db)
 }
 
-async fn insert_role_assignment(conn: &mut PgConnection, grant: &RoleAssignment) -> StoreResult<()> {
+async fn insert_role_assignment(
+    conn: &mut PgConnection,
+    grant: &RoleAssignment,
+) -> StoreResult<()> {
     if !service_principal_exists(conn, grant.tenant_id, grant.principal_id).await? {
         return Err(StoreError::NotFound("service principal (principalId)"));
     }
@@ -214,7 +217,10 @@ async fn insert_signing_key_if_current(
 }
 
 /// Insert audit events in order; an id recorded before is a `Conflict`.
-pub(crate) async fn insert_audit(conn: &mut PgConnection, events: &[AuditEvent]) -> StoreResult<()> {
+pub(crate) async fn insert_audit(
+    conn: &mut PgConnection,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
     for event in events {
         query(
             "INSERT INTO audit_events (id, tenant_id, at, actor_app_id, actor_service_principal_id, \

@@ -44,21 +44,7 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         }
         Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
-            // BEGIN IMMEDIATE serialises writers: read-then-insert is safe.
-            let newest: Option<String> = query_scalar(
-                "SELECT kid FROM signing_keys WHERE tenant_id = ? \
-                 ORDER BY created_at DESC, kid DESC LIMIT 1",
-            )
-            .bind(id(key.tenant_id))
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
-            if newest != *current {
-                return Err(StoreError::Conflict(
-                    "the tenant's signing key changed meanwhile".into(),
-                ));
-            }
-            insert_signing_key(conn, key).await
+            insert_signing_key_if_current(conn, key, current.as_deref()).await
         }
     }
 }
@@ -192,6 +178,38 @@ async fn insert_signing_key(
     .await
     .map_err(|e| unique(e, |_| format!("a signing key with kid '{}' already exists", key.kid)))?;
     found(done.rows_affected(), "tenant")
+}
+
+/// The write transaction (`BEGIN IMMEDIATE`) already holds the database's
+/// write lock, so nothing can change the tenant's keys between the check
+/// and the insert.
+async fn insert_signing_key_if_current(
+    conn: &mut SqliteConnection,
+    key: &SigningKeyRecord,
+    current: Option<&str>,
+) -> StoreResult<()> {
+    let tenant_exists: bool = query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?)")
+        .bind(id(key.tenant_id))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    if !tenant_exists {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    let newest: Option<String> = query_scalar(
+        "SELECT kid FROM signing_keys WHERE tenant_id = ? ORDER BY created_at DESC, kid DESC \
+         LIMIT 1",
+    )
+    .bind(id(key.tenant_id))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    if newest.as_deref() != current {
+        return Err(StoreError::Conflict(
+            "the tenant's signing key changed meanwhile".to_owned(),
+        ));
+    }
+    insert_signing_key(conn, key).await
 }
 
 /// Insert audit events in order; an id recorded before is a `Conflict`.

@@ -7,6 +7,7 @@ pub mod canary;
 pub mod cascade;
 pub mod fixtures;
 pub mod lists;
+pub mod nodes;
 pub mod records;
 pub mod rules;
 
@@ -14,5 +15,6 @@ pub use atomic::*;
 pub use canary::*;
 pub use cascade::*;
 pub use lists::*;
+pub use nodes::*;
 pub use records::*;
 pub use rules::*;

@@ -90,6 +90,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .tenant_by_id(tid.tid)
             .ok_or_else(|| invalid("the token's tenant does not exist"))?;
         let keys = state.keyring.for_tenant(&tenant).await.map_err(|e| {
+            if e.is_unavailable() {
+                return GraphError::Unavailable;
+            }
             tracing::error!(error = %e, "cannot load signing keys");
             GraphError::Internal
         })?;

@@ -112,11 +112,10 @@ pub async fn jwks(
         }
         Err(e) => {
             tracing::error!(error = %e, tenant = %tenant.id, "cannot load signing keys");
-            let error = match e {
-                crate::keys::keyring::KeyringError::Store(
-                    clavis_store::StoreError::Unavailable(_),
-                ) => OAuthError::unavailable(),
-                _ => OAuthError::internal(),
+            let error = if e.is_unavailable() {
+                OAuthError::unavailable()
+            } else {
+                OAuthError::internal()
             };
             failure(&headers, error)
         }

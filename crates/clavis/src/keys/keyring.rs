@@ -28,6 +28,13 @@ pub enum KeyringError {
     Generate,
 }
 
+impl KeyringError {
+    /// True when the store could not be reached (retry later; not a bug).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KeyringError::Store(StoreError::Unavailable(_)))
+    }
+}
+
 /// One tenant's usable keys, built once and shared.
 #[derive(Debug)]
 pub struct TenantKeys {

@@ -119,6 +119,10 @@ pub async fn grant(
         .collect();
 
     let keys = issuer.keyring.for_tenant(&tenant).await.map_err(|e| {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, tenant = %tenant.id, "signing keys unavailable");
+            return OAuthError::unavailable();
+        }
         tracing::error!(error = %e, tenant = %tenant.id, "no usable signing key");
         OAuthError::internal()
     })?;

@@ -12,7 +12,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, TestApp};
+use super::helpers::{spawn_app, TestApp};
 
 const MGMT_SCOPE: &str = "api://clavis/.default";
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::helpers::spawn_with;
+use super::helpers::spawn_with;
 
 /// Runs the binary with its own config directory (profiles).
 struct Cli {
@@ -134,7 +134,7 @@ async fn readme_walkthrough() {
         )
         .await;
     assert_eq!(
-        crate::helpers::claims(&token)["roles"],
+        super::helpers::claims(&token)["roles"],
         serde_json::json!(["Orders.Read"])
     );
 

@@ -25,6 +25,8 @@ pub struct TestApp {
     /// The running server's state (to set up what the API cannot yet, e.g. a second tenant).
     pub state: Arc<clavis::app::AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// PostgreSQL runs: the test's own database, dropped after the test.
+    pub database: Option<TestDatabase>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -63,7 +65,15 @@ pub async fn spawn_with(tls: Tls) -> TestApp {
 /// Start a server on an existing data directory (restarts).
 pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
+    let mut config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
+    let database = match super::BACKEND {
+        crate::Backend::Sqlite => None,
+        crate::Backend::Postgres => {
+            let db = TestDatabase::create().await;
+            config.database_url = db.url.clone();
+            Some(db)
+        }
+    };
     let app = App::build(config, Arc::new(clock.clone()))
         .await
         .expect("app builds");
@@ -92,6 +102,7 @@ pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
         admin_secret: boot["clientSecret"].as_str().unwrap().to_owned(),
         dir,
         state,
+        database,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -291,5 +302,101 @@ impl TestApp {
             .grant(token, mgmt["appId"].as_str().unwrap(), client_sp, &role_id)
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}
+
+/// Server-level URL of the PostgreSQL the tests use (trust auth).
+pub fn postgres_admin_url() -> String {
+    std::env::var("CLAVIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database for one test; dropped (forcibly) on drop.
+/// Names carry their creation time, so databases left by a killed run are
+/// dropped by the next one after an hour.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let admin = postgres_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                "PostgreSQL is needed for the `postgres` half of the suite ({e}); start it with \
+                 `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or set \
+                 CLAVIS_TEST_POSTGRES_URL"
+            )
+            });
+        static SWEPT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        if SWEPT.set(()).is_ok() {
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'clavis_it_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            let hour_ago = OffsetDateTime::now_utc().unix_timestamp() - 3600;
+            for name in stale {
+                let born: i64 = name
+                    .split('_')
+                    .nth(2)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                if born < hour_ago {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+            }
+        }
+        let name = format!(
+            "clavis_it_{}_{}",
+            OffsetDateTime::now_utc().unix_timestamp(),
+            uuid::Uuid::new_v4().simple()
+        );
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(admin);
+        TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+            });
+        })
+        .join();
     }
 }

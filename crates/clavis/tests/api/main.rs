@@ -1,12 +1,42 @@
-//! One integration-test binary: every test starts a real Clavis on a random
-//! port with a fresh SQLite file (see `helpers::spawn_app`).
+//! One integration-test binary whose suite runs twice: every test starts a
+//! real Clavis on a random port with a fresh store — a SQLite file (module
+//! `sqlite`) or its own PostgreSQL database (module `postgres`); see
+//! `helpers::spawn_app`. Tests of the binary, the CLI and the Azure clients
+//! run once (the store makes no difference to them); scale-out tests need
+//! PostgreSQL.
 
-mod bad_input;
-mod cli;
-mod helpers;
-mod interop;
-mod management;
-mod secrets;
-mod serve;
-mod tenants;
-mod token;
+// The same test files are compiled twice on purpose, once per backend.
+#![allow(clippy::duplicate_mod)]
+
+/// Which store a copy of the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[path = "."]
+mod sqlite {
+    pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod bad_input;
+    mod cli;
+    mod helpers;
+    mod interop;
+    mod management;
+    mod secrets;
+    mod serve;
+    mod tenants;
+    mod token;
+}
+
+#[path = "."]
+mod postgres {
+    pub const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod bad_input;
+    mod helpers;
+    mod management;
+    mod scale_out;
+    mod secrets;
+    mod tenants;
+    mod token;
+}

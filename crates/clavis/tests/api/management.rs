@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::helpers::{claims, spawn_app, Registered, TestApp};
+use super::helpers::{claims, spawn_app, Registered, TestApp};
 
 const MGMT_SCOPE: &str = "api://clavis/.default";
 const READ_ALL: &str = "Application.Read.All";
@@ -1290,7 +1290,7 @@ async fn management_calls_need_a_valid_token_for_api_clavis() {
     );
     // An unsigned token.
     let none_header = B64.encode(
-        json!({"alg": "none", "typ": "JWT", "kid": crate::helpers::header(&admin)["kid"]})
+        json!({"alg": "none", "typ": "JWT", "kid": super::helpers::header(&admin)["kid"]})
             .to_string(),
     );
     let unsigned = format!("{none_header}.{}.", parts[1]);

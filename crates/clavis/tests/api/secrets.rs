@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::helpers::spawn_app;
+use super::helpers::spawn_app;
 
 /// Collects everything the server logs, at every level.
 #[derive(Clone, Default)]
@@ -137,6 +137,10 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
 
     drop(app.http.clone());
     let dir = app.data_dir();
+    let database = match &app.database {
+        Some(db) => dump_postgres(&db.url).await,
+        None => String::new(),
+    };
     let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(
         log_text.contains("token request refused"),
@@ -150,8 +154,20 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
             assert!(!later.contains(needle), "a secret reached a later response");
             let hits = files_contain(&dir, needle, "bootstrap-admin.json");
             assert!(hits.is_empty(), "a secret reached {hits:?}");
+            assert!(
+                !database.contains(needle),
+                "a secret reached the PostgreSQL database"
+            );
+            assert!(
+                !database.contains(&hex(needle.as_bytes())),
+                "a secret reached the PostgreSQL database (bytea)"
+            );
         }
     }
+    assert!(
+        !database.contains("06072a8648ce3d0201"),
+        "plaintext EC key in the PostgreSQL database"
+    );
     // The store holds private keys only sealed: the OID of an EC private key
     // (id-ecPublicKey, inside PKCS#8) never appears in the clear.
     const EC_OID: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -166,4 +182,36 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
         );
     }
     drop(app);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every row of every table, as JSON text (bytea appears as hex).
+async fn dump_postgres(url: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("tables");
+    assert!(
+        tables.len() >= 5,
+        "expected Clavis's tables, got {tables:?}"
+    );
+    let mut all = String::new();
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM \"{table}\" t"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows");
+        for row in rows {
+            all.push_str(&row);
+            all.push('\n');
+        }
+    }
+    all
 }

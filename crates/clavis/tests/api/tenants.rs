@@ -5,7 +5,7 @@ use clavis::bootstrap::TenantPlan;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{claims, spawn_app};
+use super::helpers::{claims, spawn_app};
 
 #[tokio::test]
 async fn tenants_see_nothing_of_each_other() {

@@ -7,7 +7,7 @@ use clavis::keys::{jws, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{claims, header, spawn_app, TestApp};
+use super::helpers::{claims, header, spawn_app, TestApp};
 
 async fn verify(app: &TestApp, token: &str) -> Value {
     let jwks: Value = app
@@ -413,7 +413,7 @@ async fn every_signing_algorithm_is_selectable_and_old_keys_stay_published() {
 
 #[tokio::test]
 async fn https_with_the_generated_local_ca() {
-    let app = crate::helpers::spawn_with(clavis::Tls::LocalCa).await;
+    let app = super::helpers::spawn_with(clavis::Tls::LocalCa).await;
     assert!(app.base.starts_with("https://127.0.0.1:"));
     let ca = app.data_dir().join("tls/ca.pem");
     assert!(ca.exists());
