@@ -22,7 +22,9 @@ use tokio_rustls::TlsConnector;
 /// Where requests go and what they carry.
 #[derive(Clone)]
 pub struct Target {
-    pub addr: SocketAddr,
+    /// One address per node; connections are spread over them round-robin
+    /// (as a layer-4 load balancer does).
+    pub addrs: Vec<SocketAddr>,
     pub path: String,
     pub tls: TlsConnector,
     /// Form bodies, used round-robin (one per registered client).
@@ -32,7 +34,7 @@ pub struct Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("addr", &self.addr)
+            .field("addrs", &self.addrs)
             .field("path", &self.path)
             .field("bodies", &self.bodies.len())
             .finish()
@@ -55,7 +57,7 @@ impl Target {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self {
-            addr,
+            addrs: vec![addr],
             path: path.to_owned(),
             tls: TlsConnector::from(Arc::new(config)),
             bodies: Arc::new(bodies),
@@ -95,10 +97,11 @@ impl Outcome {
     }
 }
 
-async fn connect(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = TcpStream::connect(target.addr).await?;
+async fn connect(target: &Target, node: usize) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let addr = target.addrs[node % target.addrs.len()];
+    let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let name = ServerName::IpAddress(target.addr.ip().into());
+    let name = ServerName::IpAddress(addr.ip().into());
     let tls = target.tls.connect(name, tcp).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
@@ -115,7 +118,7 @@ async fn token(
 ) -> anyhow::Result<bool> {
     sender.ready().await?;
     let request = hyper::Request::post(target.path.as_str())
-        .header(hyper::header::HOST, target.addr.to_string())
+        .header(hyper::header::HOST, "127.0.0.1")
         .header(
             hyper::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
@@ -130,6 +133,8 @@ async fn token(
 /// A worker's connection, reopened on error (or for every request).
 struct Worker {
     target: Target,
+    /// Which node this worker's connections go to.
+    node: usize,
     mode: Connections,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
@@ -137,7 +142,7 @@ struct Worker {
 impl Worker {
     async fn request(&mut self, body: Bytes) -> bool {
         if self.mode == Connections::NewPerRequest || self.sender.is_none() {
-            self.sender = connect(&self.target).await.ok();
+            self.sender = connect(&self.target, self.node).await.ok();
         }
         let Some(sender) = self.sender.as_mut() else {
             return false;
@@ -168,9 +173,10 @@ pub async fn closed_loop(
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for node in 0..connections {
         let mut worker = Worker {
             target: target.clone(),
+            node,
             mode,
             sender: None,
         };
@@ -208,9 +214,10 @@ pub async fn open_loop(
     let start = Instant::now();
     let total = (rate * duration.as_secs_f64()) as u64;
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for node in 0..concurrency {
         let mut worker = Worker {
             target: target.clone(),
+            node,
             mode,
             sender: None,
         };

@@ -4,6 +4,7 @@
 //! chart. Run it through `bench/run`, which builds and installs what it needs.
 
 mod load;
+mod postgres;
 mod procstat;
 mod report;
 mod servers;
@@ -44,6 +45,13 @@ struct Args {
     /// Threads of the load generator.
     #[arg(long, default_value_t = 1)]
     load_threads: usize,
+    /// Also measure Clavis on PostgreSQL: a server URL whose user may create
+    /// databases (a fresh one per node count), e.g. postgres://postgres@127.0.0.1:5432/postgres
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Node counts for the PostgreSQL mode (behind a round-robin of connections).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    nodes: Vec<usize>,
 }
 
 struct Settings {
@@ -181,6 +189,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    // PostgreSQL: 1..N nodes on one database.
+    let mut scaling = Vec::new();
+    if let Some(admin) = &args.postgres {
+        for &n in &args.nodes {
+            eprintln!("== Clavis on PostgreSQL, {n} node(s)");
+            let m =
+                measure_nodes(&args, admin, n, &scratch, &tls, &tls_ca, &settings, stamp).await?;
+            scaling.push((n, m));
+        }
+    }
+
     // The table.
     let get = |kind: Kind, alg: &str| {
         results
@@ -254,6 +273,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "ms",
             es.latency[pick],
             es_peer.map(|m| m.latency[pick]),
+            true,
+        ));
+    }
+    for (n, m) in &scaling {
+        rows.push(Row::new(
+            format!("tokens/s: PostgreSQL, {n} node(s)"),
+            "tokens/s",
+            m.rate,
+            None,
+            false,
+        ));
+        rows.push(Row::new(
+            format!("tokens per CPU-s: PostgreSQL, {n} node(s)"),
+            "tokens/CPU-s",
+            m.per_cpu,
+            None,
+            false,
+        ));
+        rows.push(Row::new(
+            format!("database CPU per 1,000 tokens: {n} node(s)"),
+            "ms",
+            m.db_ms_per_1000,
+            None,
             true,
         ));
     }
@@ -459,4 +501,103 @@ fn machine() -> String {
         version("rustc", "--version"),
         version("node", "--version")
     )
+}
+
+/// What N nodes on one PostgreSQL database did together.
+#[derive(Debug, Clone, Copy)]
+struct Scaled {
+    rate: f64,
+    /// Tokens per CPU-second of all the nodes together.
+    per_cpu: f64,
+    /// CPU of all PostgreSQL processes per 1,000 tokens, in ms.
+    db_ms_per_1000: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure_nodes(
+    args: &Args,
+    admin: &str,
+    n: usize,
+    scratch: &std::path::Path,
+    tls: &std::path::Path,
+    tls_ca: &[u8],
+    settings: &Settings,
+    stamp: i64,
+) -> anyhow::Result<Scaled> {
+    let name = format!("clavis_bench_{stamp}_{n}");
+    let url = postgres::create_database(admin, &name)?;
+    let result = async {
+        let flags = vec![
+            "--database-url".to_owned(),
+            url.clone(),
+            "--tls-cert".into(),
+            tls.join("server.pem").display().to_string(),
+            "--tls-key".into(),
+            tls.join("server-key.pem").display().to_string(),
+            "--public-url".into(),
+            "https://clavis.bench".into(),
+        ];
+        let first_dir = scratch.join(format!("pg{n}-node1"));
+        let mut first = servers::start_clavis_with(
+            &args.clavis,
+            &first_dir,
+            &scratch.join(format!("pg{n}-node1.log")),
+            &flags,
+            Some(tls_ca),
+        )
+        .await?;
+        servers::provision_clavis(&mut first, "ES256", 10).await?;
+        let mut nodes = vec![first];
+        for k in 2..=n {
+            let dir = scratch.join(format!("pg{n}-node{k}"));
+            postgres::share_key(&first_dir, &dir)?;
+            nodes.push(
+                servers::start_clavis_with(
+                    &args.clavis,
+                    &dir,
+                    &scratch.join(format!("pg{n}-node{k}.log")),
+                    &flags,
+                    Some(tls_ca),
+                )
+                .await?,
+            );
+        }
+        let mut target = target(&nodes[0])?;
+        target.addrs = nodes.iter().map(|s| s.addr).collect();
+        let _ = load::closed_loop(
+            &target,
+            settings.connections,
+            settings.warmup,
+            Connections::KeepAlive,
+        )
+        .await;
+        let cpu = |nodes: &[Server]| -> anyhow::Result<f64> {
+            nodes.iter().map(|s| procstat::cpu_seconds(s.pid)).sum()
+        };
+        let (cpu0, db0) = (cpu(&nodes)?, postgres::database_cpu_seconds());
+        let out = load::closed_loop(
+            &target,
+            settings.connections,
+            settings.run,
+            Connections::KeepAlive,
+        )
+        .await;
+        let (cpu1, db1) = (cpu(&nodes)?, postgres::database_cpu_seconds());
+        for node in nodes {
+            node.stop().await;
+        }
+        anyhow::ensure!(
+            out.failed == 0 || !args.smoke,
+            "{} requests failed",
+            out.failed
+        );
+        Ok(Scaled {
+            rate: out.rate(),
+            per_cpu: out.ok as f64 / (cpu1 - cpu0).max(0.01),
+            db_ms_per_1000: (db1 - db0).max(0.0) * 1000.0 / (out.ok.max(1) as f64 / 1000.0),
+        })
+    }
+    .await;
+    postgres::drop_database(admin, &name);
+    result
 }

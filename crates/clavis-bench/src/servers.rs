@@ -97,6 +97,20 @@ where
 /// Start Clavis on a fresh data directory; the cold start ends with the
 /// bootstrap admin's first token.
 pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Server> {
+    start_clavis_with(binary, data_dir, log, &[], None).await
+}
+
+/// Start Clavis with extra `serve` flags (e.g. a PostgreSQL URL and a TLS
+/// certificate). With `ca_pem` (a certificate not made by this node), the
+/// node is ready when `/readyz` answers; otherwise at the bootstrap
+/// admin's first token.
+pub async fn start_clavis_with(
+    binary: &Path,
+    data_dir: &Path,
+    log: &Path,
+    extra: &[String],
+    ca_pem: Option<&[u8]>,
+) -> anyhow::Result<Server> {
     let port = free_port()?;
     let spawned = Instant::now();
     let child = Command::new(binary)
@@ -107,6 +121,7 @@ pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow:
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .env("CLAVIS_LOG", "warn")
         .stdout(Stdio::from(std::fs::File::create(log)?))
         .stderr(Stdio::from(std::fs::File::create(
@@ -117,12 +132,20 @@ pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow:
     let pid = child.id().unwrap_or_default();
     let boot_path = data_dir.join("bootstrap-admin.json");
     let ca_path = data_dir.join("tls/ca.pem");
-    let token_url = format!("https://127.0.0.1:{port}/default/oauth2/v2.0/token");
-    until_ok("Clavis", || async {
+    let base = format!("https://127.0.0.1:{port}");
+    let ready = until_ok("Clavis", || async {
+        let ca = match ca_pem {
+            Some(pem) => pem.to_vec(),
+            None => std::fs::read(&ca_path)?,
+        };
+        let http = https_client(&ca)?;
+        if ca_pem.is_some() {
+            let r = http.get(format!("{base}/readyz")).send().await?;
+            return Ok(r.status().is_success());
+        }
         let boot: Value = serde_json::from_slice(&std::fs::read(&boot_path)?)?;
-        let http = https_client(&std::fs::read(&ca_path)?)?;
         let r = http
-            .post(&token_url)
+            .post(format!("{base}/default/oauth2/v2.0/token"))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", boot["clientId"].as_str().unwrap_or_default()),
@@ -136,15 +159,18 @@ pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow:
             .await?;
         Ok(r.status().is_success())
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}; see {}", log.with_extension("err").display()))?;
+    .await;
+    ready.map_err(|e| anyhow::anyhow!("{e}; see {}", log.with_extension("err").display()))?;
     let cold_start = spawned.elapsed();
     Ok(Server {
         kind: Kind::Clavis,
         child,
         pid,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        ca_pem: std::fs::read(&ca_path)?,
+        ca_pem: match ca_pem {
+            Some(pem) => pem.to_vec(),
+            None => std::fs::read(&ca_path)?,
+        },
         cold_start,
         bodies: Vec::new(),
         token_path: "/default/oauth2/v2.0/token".into(),
