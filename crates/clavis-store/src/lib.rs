@@ -26,6 +26,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use model::*;
@@ -48,6 +49,13 @@ pub enum StoreError {
     /// Anything else (corrupt row, migration failure, bug).
     #[error("store error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A time stored as unix microseconds.
+pub(crate) fn from_unix_micros(micros: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| {
+        StoreError::Internal(Box::new(std::io::Error::other("timestamp out of range")))
+    })
 }
 
 /// Result alias for storage calls.
@@ -92,6 +100,21 @@ pub enum Mutation {
     DeleteRoleAssignment { tenant_id: Uuid, id: Uuid },
     /// Store a new (encrypted) signing key for a tenant.
     InsertSigningKey(SigningKeyRecord),
+    /// Revoke one access token (by its `jti`) until it expires (RFC 7009).
+    /// Revoking a token twice is not an error. `NotFound` if the tenant is gone.
+    RevokeToken {
+        tenant_id: Uuid,
+        jti: Uuid,
+        expires_at: OffsetDateTime,
+    },
+    /// Revoke every token issued to an application at or before `until`
+    /// (a later cutoff replaces an earlier one, never the reverse).
+    /// `NotFound` if the application is gone.
+    RevokeTokensOf {
+        tenant_id: Uuid,
+        application_id: Uuid,
+        until: OffsetDateTime,
+    },
     /// Store a new signing key only if the tenant's newest key is still
     /// `current` (`None`: the tenant has no key yet); otherwise `Conflict`.
     /// Nodes that race to create a tenant's key agree on one winner.
@@ -188,6 +211,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The wrapped server secret called `name`, inserting `candidate` first if
     /// there is none. Every caller (and every node) gets the same winner.
     async fn server_secret_or_insert(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Whether the token `jti` of the tenant was revoked one by one.
+    async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool>;
+
+    /// Until when every token of the application is revoked, if ever.
+    async fn tokens_revoked_until(
+        &self,
+        tenant_id: Uuid,
+        application_id: Uuid,
+    ) -> StoreResult<Option<OffsetDateTime>>;
 
     /// The wrapped server secret called `name`, if there is one.
     async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;

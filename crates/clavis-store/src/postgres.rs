@@ -337,6 +337,34 @@ impl Store for PostgresStore {
             .map_err(db)
     }
 
+    async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {
+        let hit: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE tenant_id = $1 AND jti = $2")
+                .bind(codec::id(tenant_id))
+                .bind(codec::id(jti))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(hit.is_some())
+    }
+
+    async fn tokens_revoked_until(
+        &self,
+        tenant_id: Uuid,
+        application_id: Uuid,
+    ) -> StoreResult<Option<time::OffsetDateTime>> {
+        let micros: Option<i64> = sqlx::query_scalar(
+            "SELECT (EXTRACT(EPOCH FROM revoked_until) * 1000000)::BIGINT FROM token_cutoffs \
+             WHERE tenant_id = $1 AND application_id = $2",
+        )
+        .bind(codec::id(tenant_id))
+        .bind(codec::id(application_id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        micros.map(crate::from_unix_micros).transpose()
+    }
+
     async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
             .bind(name)

@@ -316,6 +316,33 @@ impl Store for SqliteStore {
             .map_err(db)
     }
 
+    async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {
+        let hit: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE tenant_id = ? AND jti = ?")
+                .bind(codec::id(tenant_id))
+                .bind(codec::id(jti))
+                .fetch_optional(&mut *self.connection().await?)
+                .await
+                .map_err(db)?;
+        Ok(hit.is_some())
+    }
+
+    async fn tokens_revoked_until(
+        &self,
+        tenant_id: Uuid,
+        application_id: Uuid,
+    ) -> StoreResult<Option<time::OffsetDateTime>> {
+        let micros: Option<i64> = sqlx::query_scalar(
+            "SELECT revoked_until FROM token_cutoffs WHERE tenant_id = ? AND application_id = ?",
+        )
+        .bind(codec::id(tenant_id))
+        .bind(codec::id(application_id))
+        .fetch_optional(&mut *self.connection().await?)
+        .await
+        .map_err(db)?;
+        micros.map(crate::from_unix_micros).transpose()
+    }
+
     async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
             .bind(name)

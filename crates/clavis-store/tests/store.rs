@@ -58,6 +58,7 @@ on_sqlite!(
     signing_key_compare_and_set,
     server_secret_reads_without_inserting,
     change_feed_moves_after_commit,
+    tokens_are_revoked_one_by_one_and_per_application,
 );
 
 #[tokio::test]

@@ -48,6 +48,44 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Store
             delete_role_assignment(conn, *tenant_id, *id).await
         }
         Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
+        Mutation::RevokeToken {
+            tenant_id,
+            jti,
+            expires_at,
+        } => {
+            let done = query(
+                "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1) \
+                 ON CONFLICT (tenant_id, jti) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(id(*tenant_id))
+            .bind(id(*jti))
+            .bind(time(*expires_at)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "tenant")
+        }
+        Mutation::RevokeTokensOf {
+            tenant_id,
+            application_id,
+            until,
+        } => {
+            let done = query(
+                "INSERT INTO token_cutoffs (tenant_id, application_id, revoked_until) \
+                 SELECT $1, $2, $3 WHERE EXISTS \
+                   (SELECT 1 FROM applications WHERE tenant_id = $1 AND id = $2) \
+                 ON CONFLICT (application_id) DO UPDATE \
+                   SET revoked_until = GREATEST(token_cutoffs.revoked_until, excluded.revoked_until)",
+            )
+            .bind(id(*tenant_id))
+            .bind(id(*application_id))
+            .bind(time(*until)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "application")
+        }
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
             insert_signing_key_if_current(conn, key, current.as_deref()).await
         }

@@ -43,6 +43,47 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
             delete_role_assignment(conn, *tenant_id, *id).await
         }
         Mutation::InsertSigningKey(key) => insert_signing_key(conn, key).await,
+        Mutation::RevokeToken {
+            tenant_id,
+            jti,
+            expires_at,
+        } => {
+            let done = query(
+                "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) \
+                 SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?) \
+                 ON CONFLICT (tenant_id, jti) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(id(*tenant_id))
+            .bind(id(*jti))
+            .bind(micros(*expires_at)?)
+            .bind(id(*tenant_id))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "tenant")
+        }
+        Mutation::RevokeTokensOf {
+            tenant_id,
+            application_id,
+            until,
+        } => {
+            let done = query(
+                "INSERT INTO token_cutoffs (tenant_id, application_id, revoked_until) \
+                 SELECT ?, ?, ? WHERE EXISTS \
+                   (SELECT 1 FROM applications WHERE tenant_id = ? AND id = ?) \
+                 ON CONFLICT (application_id) DO UPDATE \
+                   SET revoked_until = max(revoked_until, excluded.revoked_until)",
+            )
+            .bind(id(*tenant_id))
+            .bind(id(*application_id))
+            .bind(micros(*until)?)
+            .bind(id(*tenant_id))
+            .bind(id(*application_id))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "application")
+        }
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
             insert_signing_key_if_current(conn, key, current.as_deref()).await
         }

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod lists;
 pub mod nodes;
 pub mod records;
+pub mod revocation;
 pub mod rules;
 
 pub use atomic::*;
@@ -17,4 +18,5 @@ pub use cascade::*;
 pub use lists::*;
 pub use nodes::*;
 pub use records::*;
+pub use revocation::*;
 pub use rules::*;

@@ -13,7 +13,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -79,14 +78,10 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 /// The complete service.
-///
-/// The request-id and trace layers wrap the finished router once. Added with
-/// `Router::layer` they would wrap every route instead, and each request
-/// would clone that nest of boxed services (ten allocations per request).
 pub fn router(state: Arc<AppState>) -> Router {
     let (router, doc) = api(state);
     let doc = Arc::new(doc);
-    let routes = router
+    router
         .route(
             "/openapi.json",
             get(move || {
@@ -95,13 +90,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let service = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .service(routes);
-    Router::new().fallback_service(service)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
 }
 
 /// The span of a request: method, path and request id. Never the query
