@@ -433,3 +433,33 @@ pub async fn remove_password(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Revoke every access token the application holds, now (a Clavis
+/// extension): introspection calls them inactive and the management API
+/// refuses them; new tokens issued afterwards work.
+#[utoipa::path(post, path = "/v1.0/applications/{id}/revokeTokens", tag = "applications", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Application object id")),
+    responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn revoke_tokens(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, GraphError> {
+    let id = object_id(id)?;
+    writer(&state, &caller, "Revoke application tokens", "Delete", id).await?;
+    let app = load(&state, &caller, id).await?;
+    let action = app_action("Revoke application tokens", "Delete", &app);
+    Audited::check(&state, &caller, caller.can_write(&app), action.clone()).await?;
+    let event = Audited::success(&state, &caller, action);
+    commit(
+        &state,
+        vec![Mutation::RevokeTokensOf {
+            tenant_id: caller.tenant.id,
+            application_id: app.id,
+            until: state.clock.now(),
+        }],
+        event,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -142,6 +142,16 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             ));
         }
 
+        // Revoked one by one (RFC 7009) or with all of the app's tokens.
+        let store = state.directory.store();
+        if store.token_revoked(tenant.id, claims.jti).await? {
+            return Err(invalid("the token was revoked"));
+        }
+        if let Some(until) = store.tokens_revoked_until(tenant.id, client.app.id).await? {
+            if claims.iat <= until.unix_timestamp() {
+                return Err(invalid("the application's tokens were revoked"));
+            }
+        }
         // Roles: those in the token that are still granted now, so revoking
         // a management role takes effect at once, not when the token expires.
         let granted: Vec<Role> = client

@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(applications::add_password))
         .routes(routes!(applications::remove_password))
+        .routes(routes!(applications::revoke_tokens))
         .routes(routes!(service_principals::list))
         .routes(routes!(service_principals::get))
         .routes(routes!(

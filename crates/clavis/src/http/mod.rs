@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod health;
+pub mod introspect;
 pub mod oauth_response;
 pub mod tls;
 pub mod token;
@@ -69,6 +70,8 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(discovery::jwks))
         .routes(routes!(discovery::authorize))
         .routes(routes!(token::token))
+        .routes(routes!(introspect::introspect))
+        .routes(routes!(introspect::revoke))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .merge(crate::graph::routes())

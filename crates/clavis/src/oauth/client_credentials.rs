@@ -59,40 +59,15 @@ pub async fn grant(
         .directory
         .tenant(tenant_segment)
         .ok_or_else(|| OAuthError::unknown_tenant(tenant_segment))?;
-    let client_id = request
-        .client_id
-        .as_deref()
-        .ok_or_else(|| OAuthError::missing("client_id"))?;
-    let secret = request
-        .client_secret
-        .as_ref()
-        .ok_or_else(OAuthError::no_credential)?;
-    let app_id = Uuid::try_parse(client_id).map_err(|_| OAuthError::malformed_client_id())?;
-    let client = issuer
-        .directory
-        .client(tenant.id, app_id)
-        .await?
-        .ok_or_else(|| OAuthError::unknown_client(client_id, tenant_segment))?;
-
-    // One HMAC, then a constant-time comparison against every credential.
-    let presented = issuer.hasher.hash(secret);
-    let mut matched = None;
-    for credential in &client.app.password_credentials {
-        if SecretHasher::matches(&presented, &credential.secret_hash) {
-            matched = Some(credential);
-        }
-    }
+    let (client, credential_id) = super::client_auth::authenticate(
+        issuer,
+        &tenant,
+        tenant_segment,
+        request.client_id.as_deref(),
+        request.client_secret.as_ref(),
+    )
+    .await?;
     let now = issuer.clock.now();
-    let credential = matched.ok_or_else(|| OAuthError::wrong_secret(client_id))?;
-    if now >= credential.end_at {
-        return Err(OAuthError::expired_secret(
-            client_id,
-            &credential.key_id.to_string(),
-        ));
-    }
-    if now < credential.start_at {
-        return Err(OAuthError::wrong_secret(client_id));
-    }
 
     let scope = request
         .scope
@@ -144,7 +119,7 @@ pub async fn grant(
         exp: iat + lifetime,
         jti: Uuid::new_v4(),
         ver: Cow::Borrowed("2.0"),
-        credential_id: credential.key_id,
+        credential_id,
     };
     let access_token = jws::encode(&keys.current, &claims);
     Ok((
@@ -156,7 +131,7 @@ pub async fn grant(
         },
         Issued {
             client_app_id: client.app.app_id,
-            credential_id: credential.key_id,
+            credential_id,
             resource_app_id: resource.app_id,
         },
     ))

@@ -10,6 +10,8 @@ pub enum OAuthErrorKind {
     InvalidClient,
     /// 400: the grant type is not supported.
     UnsupportedGrantType,
+    /// 400: this client may not do that with this token.
+    UnauthorizedClient,
     /// 400: the scope is malformed or names no resource.
     InvalidScope,
     /// 400: the resource named in the scope does not exist (Entra's `invalid_resource`).
@@ -35,6 +37,7 @@ impl OAuthErrorKind {
             }
             Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnauthorizedClient => "unauthorized_client",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidResource => "invalid_resource",
             Self::InvalidTenant => "invalid_tenant",
@@ -258,6 +261,16 @@ impl OAuthError {
                 "The endpoint only accepts {allowed} requests. Received a {} request.",
                 shorten(method)
             ),
+        )
+    }
+
+    /// RFC 7009 §2.1: the token was not issued to the client revoking it.
+    pub fn not_yours() -> Self {
+        Self::new(
+            OAuthErrorKind::UnauthorizedClient,
+            700005,
+            "The token was not issued to this client: only its holder, its audience or a tenant \
+             admin (Application.ReadWrite.All) may revoke it.",
         )
     }
 

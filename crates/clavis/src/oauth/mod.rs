@@ -4,8 +4,10 @@
 //! and one file per grant ([`client_credentials`]).
 
 pub mod claims;
+pub mod client_auth;
 pub mod client_credentials;
 pub mod error;
+pub mod introspection;
 pub mod request;
 pub mod scope;
 

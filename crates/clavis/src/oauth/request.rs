@@ -31,16 +31,38 @@ pub struct TokenRequest {
     pub method: AuthMethod,
 }
 
-/// Parse the parts of an HTTP token request.
-///
-/// `basic_used` reports whether a Basic header was present, even when the
-/// request fails, so the caller can add `WWW-Authenticate` to a 401.
-pub fn parse(
+/// A form request from a client that authenticates with its secret (token,
+/// introspection and revocation endpoints): the parameters the endpoint
+/// knows, each at most once, and the client's credentials.
+#[derive(Debug)]
+pub struct ClientForm {
+    /// Known parameters that had a value, in the order of `known`.
+    pub params: Vec<(&'static str, String)>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<ClientSecret>,
+    pub method: AuthMethod,
+}
+
+impl ClientForm {
+    /// The value of a known parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parse a client's form request: never credentials in the URL query, a
+/// form body in strict UTF-8, each `known` parameter (and `client_id`,
+/// `client_secret`) at most once, and one authentication method.
+pub fn parse_client_form(
     content_type: Option<&str>,
     query: Option<&str>,
     authorization: Option<&[u8]>,
     body: &[u8],
-) -> Result<TokenRequest, OAuthError> {
+    known: &[&'static str],
+) -> Result<ClientForm, OAuthError> {
     if query.is_some_and(carries_credentials) {
         return Err(OAuthError::secret_in_query());
     }
@@ -55,30 +77,32 @@ pub fn parse(
             "the Content-Type must be application/x-www-form-urlencoded.",
         ));
     }
-    let params = decode_form(body)?;
-    let mut grant_type = None;
+    let mut params: Vec<(&'static str, String)> = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
     let mut client_id = None;
     let mut client_secret = None;
-    let mut scope = None;
-    for (name, value) in params {
-        let slot = match name.as_str() {
-            "grant_type" => &mut grant_type,
-            "client_id" => &mut client_id,
-            "client_secret" => &mut client_secret,
-            "scope" => &mut scope,
-            _ => continue,
+    for (name, value) in decode_form(body)? {
+        let Some(&key) = ["client_id", "client_secret"]
+            .iter()
+            .chain(known.iter())
+            .find(|k| **k == name)
+        else {
+            continue;
         };
-        if slot.is_some() {
-            return Err(OAuthError::duplicated(&name));
+        if seen.contains(&key) {
+            return Err(OAuthError::duplicated(key));
         }
+        seen.push(key);
         // RFC 6749 §3.1: a parameter without a value is treated as omitted.
-        if !value.is_empty() {
-            *slot = Some(value);
+        if value.is_empty() {
+            continue;
+        }
+        match key {
+            "client_id" => client_id = Some(value),
+            "client_secret" => client_secret = Some(ClientSecret::from_presented(value)),
+            _ => params.push((key, value)),
         }
     }
-    let grant_type = grant_type.ok_or_else(|| OAuthError::missing("grant_type"))?;
-    let client_secret = client_secret.map(ClientSecret::from_presented);
-
     let basic = authorization.map(parse_basic).transpose()?;
     let (client_id, client_secret, method) = match (basic, client_secret) {
         (Some(_), Some(_)) => {
@@ -98,12 +122,39 @@ pub fn parse(
         (None, Some(secret)) => (client_id, Some(secret), AuthMethod::Post),
         (None, None) => (client_id, None, AuthMethod::None),
     };
-    Ok(TokenRequest {
-        grant_type,
+    Ok(ClientForm {
+        params,
         client_id,
         client_secret,
-        scope,
         method,
+    })
+}
+
+/// Parse the parts of an HTTP token request.
+pub fn parse(
+    content_type: Option<&str>,
+    query: Option<&str>,
+    authorization: Option<&[u8]>,
+    body: &[u8],
+) -> Result<TokenRequest, OAuthError> {
+    let form = parse_client_form(
+        content_type,
+        query,
+        authorization,
+        body,
+        &["grant_type", "scope"],
+    )?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::missing("grant_type"))?
+        .to_owned();
+    let scope = form.get("scope").map(str::to_owned);
+    Ok(TokenRequest {
+        grant_type,
+        scope,
+        client_id: form.client_id,
+        client_secret: form.client_secret,
+        method: form.method,
     })
 }
 

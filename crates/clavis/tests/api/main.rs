@@ -15,6 +15,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// The one log capture of this binary (for the secret canaries).
+mod logs;
+
 #[path = "."]
 mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
@@ -23,6 +26,7 @@ mod sqlite {
     mod helpers;
     mod interop;
     mod management;
+    mod revocation;
     mod secrets;
     mod serve;
     mod tenants;
@@ -35,6 +39,7 @@ mod postgres {
     mod bad_input;
     mod helpers;
     mod management;
+    mod revocation;
     mod scale_out;
     mod secrets;
     mod tenants;
