@@ -45,6 +45,10 @@ struct Args {
     /// Threads of the load generator.
     #[arg(long, default_value_t = 1)]
     load_threads: usize,
+    /// Pin each server under test to this CPU (Clavis with one worker
+    /// thread); bench/run pins servers to CPU 0 and itself to the others.
+    #[arg(long)]
+    server_cpu: Option<usize>,
     /// Also measure Clavis on PostgreSQL: a server URL whose user may create
     /// databases (a fresh one per node count), e.g. postgres://postgres@127.0.0.1:5432/postgres
     #[arg(long)]
@@ -83,6 +87,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = servers::SERVER_CPU.set(args.server_cpu);
     let settings = Settings {
         run: Duration::from_secs_f64(args.seconds.unwrap_or(if args.smoke { 1.0 } else { 8.0 })),
         warmup: Duration::from_secs_f64(if args.smoke { 0.3 } else { 1.0 }),
@@ -544,6 +549,7 @@ async fn measure_nodes(
             &scratch.join(format!("pg{n}-node1.log")),
             &flags,
             Some(tls_ca),
+            false,
         )
         .await?;
         servers::provision_clavis(&mut first, "ES256", 10).await?;
@@ -558,6 +564,7 @@ async fn measure_nodes(
                     &scratch.join(format!("pg{n}-node{k}.log")),
                     &flags,
                     Some(tls_ca),
+                    false,
                 )
                 .await?,
             );

@@ -62,6 +62,26 @@ impl Server {
     }
 }
 
+/// The CPU the servers under test are pinned to (set once from the command
+/// line), so that they and the load generator do not take turns on the same
+/// cores: on a small machine that turn-taking, not the server, makes the
+/// latency tail.
+pub static SERVER_CPU: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// A command for a server process, pinned when asked (Clavis then runs one
+/// worker thread: one core, like the single-threaded peer).
+fn server_command(program: &std::ffi::OsStr, pin: bool) -> Command {
+    match SERVER_CPU.get().copied().flatten().filter(|_| pin) {
+        Some(cpu) => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(cpu.to_string()).arg(program);
+            cmd.env("TOKIO_WORKER_THREADS", "1");
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -97,7 +117,7 @@ where
 /// Start Clavis on a fresh data directory; the cold start ends with the
 /// bootstrap admin's first token.
 pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Server> {
-    start_clavis_with(binary, data_dir, log, &[], None).await
+    start_clavis_with(binary, data_dir, log, &[], None, true).await
 }
 
 /// Start Clavis with extra `serve` flags (e.g. a PostgreSQL URL and a TLS
@@ -110,10 +130,11 @@ pub async fn start_clavis_with(
     log: &Path,
     extra: &[String],
     ca_pem: Option<&[u8]>,
+    pin: bool,
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
     let spawned = Instant::now();
-    let child = Command::new(binary)
+    let child = server_command(binary.as_os_str(), pin)
         .args([
             "serve",
             "--listen",
@@ -277,7 +298,7 @@ pub async fn start_peer(
     let port = free_port()?;
     let seed = "bench-peer-secret";
     let spawned = Instant::now();
-    let child = Command::new("node")
+    let child = server_command(std::ffi::OsStr::new("node"), true)
         .arg(peer_dir.join("server.mjs"))
         .current_dir(peer_dir)
         .env("PORT", port.to_string())
