@@ -93,7 +93,7 @@ pub fn svg(rows: &[Row]) -> String {
     let pick = |prefix: &str| -> Vec<(String, f64, Option<f64>)> {
         rows.iter()
             .filter(|r| r.figure.starts_with(prefix))
-            .map(|r| (r.figure[prefix.len()..].trim().to_owned(), r.clavis, r.peer))
+            .map(|r| (short(r.figure[prefix.len()..].trim()), r.clavis, r.peer))
             .collect()
     };
     let panels = [
@@ -180,6 +180,15 @@ pub fn svg(rows: &[Row]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// A chart label short enough to sit under its bars.
+fn short(label: &str) -> String {
+    label
+        .replace(" keep-alive", "")
+        .replace("new TLS conn.", "new conn.")
+        .replace("PostgreSQL, ", "PG ×")
+        .replace(" node(s)", "")
 }
 
 fn escape(text: &str) -> String {
