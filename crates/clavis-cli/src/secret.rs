@@ -29,10 +29,16 @@ pub enum SecretCommand {
         #[arg(long, value_name = "WHEN")]
         expires: Option<String>,
     },
-    /// List an application's secrets (key id, name, hint, validity; never the value).
+    /// List an application's secrets (key id, name, hint, validity; never
+    /// the value); with --expiring and no APP, every application's secrets
+    /// that end within that time (or have ended).
     List {
         /// Object id, appId, identifier URI or display name.
-        app: String,
+        #[arg(required_unless_present = "expiring")]
+        app: Option<String>,
+        /// Only secrets that end within this time from now (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION")]
+        expiring: Option<String>,
     },
     /// Remove a secret: it stops working at once.
     Remove {
@@ -74,13 +80,36 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             forget_secret_text(&mut added);
             output::emit(&text?);
         }
-        SecretCommand::List { app } => {
+        SecretCommand::List {
+            app: Some(app),
+            expiring: None,
+        } => {
             let found = lookup::application(&s, &app).await?;
             output::emit(&match format {
                 OutputFormat::Json => {
                     output::json(&output::list_field(&found.raw, "passwordCredentials"))
                 }
                 OutputFormat::Table => list_table(&found.view.password_credentials, now),
+            });
+        }
+        SecretCommand::List { app, expiring } => {
+            let within = match expiring.as_deref() {
+                Some(text) => when::parse_duration(text).ok_or_else(|| {
+                    Error::new(format!("--expiring {text}: not a duration"))
+                        .hint("use e.g. 30d, 12h or 2w")
+                })?,
+                None => time::Duration::MAX,
+            };
+            let apps = match app {
+                Some(app) => vec![lookup::application(&s, &app).await?.raw],
+                None => s.list(s.url(&["applications"]), None).await?,
+            };
+            let rows = expiring_secrets(&apps, now, within)?;
+            output::emit(&match format {
+                OutputFormat::Json => {
+                    output::json(&Value::Array(rows.iter().map(|r| r.json()).collect()))
+                }
+                OutputFormat::Table => expiring_table(&rows, now),
             });
         }
         SecretCommand::Remove { app, key_id } => {
@@ -175,10 +204,125 @@ fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String
     table.render()
 }
 
+/// A secret that ends soon, with its application.
+struct Expiring {
+    app_name: String,
+    app_id: String,
+    credential: PasswordCredential,
+    end: OffsetDateTime,
+}
+
+impl Expiring {
+    fn json(&self) -> Value {
+        json!({
+            "application": self.app_name,
+            "appId": self.app_id,
+            "keyId": self.credential.key_id,
+            "displayName": self.credential.display_name,
+            "hint": self.credential.hint,
+            "endDateTime": self.credential.end_date_time,
+        })
+    }
+}
+
+/// Every secret of `apps` that ends before `now + within`, soonest first.
+fn expiring_secrets(
+    apps: &[Value],
+    now: OffsetDateTime,
+    within: time::Duration,
+) -> Result<Vec<Expiring>, Error> {
+    let horizon = now
+        .checked_add(within)
+        .unwrap_or(time::macros::datetime!(9999-12-31 0:00 UTC));
+    let mut rows = Vec::new();
+    for raw in apps {
+        let app: crate::model::Application = view(raw, "application")?;
+        for c in app.password_credentials {
+            let Ok(end) = OffsetDateTime::parse(
+                &c.end_date_time,
+                &time::format_description::well_known::Rfc3339,
+            ) else {
+                continue;
+            };
+            if end <= horizon {
+                rows.push(Expiring {
+                    app_name: app.display_name.clone(),
+                    app_id: app.app_id.clone(),
+                    credential: c,
+                    end,
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.end);
+    Ok(rows)
+}
+
+fn expiring_table(rows: &[Expiring], now: OffsetDateTime) -> String {
+    if rows.is_empty() {
+        return "No secret ends in that time.\n".into();
+    }
+    let mut table = Table::new(&[
+        "APPLICATION",
+        "APP ID",
+        "KEY ID",
+        "DISPLAY NAME",
+        "HINT",
+        "END",
+        "STATUS",
+    ]);
+    for r in rows {
+        let left = r.end - now;
+        let status = if left <= time::Duration::ZERO {
+            "expired".to_owned()
+        } else if left < time::Duration::days(1) {
+            format!("ends in {}h", left.whole_hours())
+        } else {
+            format!("ends in {}d", left.whole_days())
+        };
+        table.row(vec![
+            r.app_name.clone(),
+            r.app_id.clone(),
+            r.credential.key_id.clone(),
+            r.credential.display_name.clone(),
+            r.credential.hint.clone(),
+            output::time(&r.credential.end_date_time),
+            status,
+        ]);
+    }
+    table.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn expiring_keeps_only_secrets_ending_within_the_window_soonest_first() {
+        let apps = vec![
+            json!({"id":"a","appId":"A","displayName":"one","passwordCredentials":[
+                {"keyId":"k1","displayName":"far","hint":"abc","startDateTime":"2026-01-01T00:00:00Z","endDateTime":"2027-01-01T00:00:00Z"},
+                {"keyId":"k2","displayName":"soon","hint":"def","startDateTime":"2026-01-01T00:00:00Z","endDateTime":"2026-01-20T00:00:00Z"}]}),
+            json!({"id":"b","appId":"B","displayName":"two","passwordCredentials":[
+                {"keyId":"k3","displayName":"gone","hint":"ghi","startDateTime":"2025-01-01T00:00:00Z","endDateTime":"2025-12-01T00:00:00Z"}]}),
+        ];
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let rows = expiring_secrets(&apps, now, time::Duration::days(30)).unwrap();
+        let keys: Vec<_> = rows.iter().map(|r| r.credential.key_id.as_str()).collect();
+        assert_eq!(keys, ["k3", "k2"]);
+        let table = expiring_table(&rows, now);
+        assert!(
+            table.contains("expired") && table.contains("ends in 19d"),
+            "{table}"
+        );
+        assert!(
+            expiring_secrets(&apps, now, time::Duration::MAX)
+                .unwrap()
+                .len()
+                == 3
+        );
+    }
 
     fn added() -> Value {
         json!({"keyId":"k-1","displayName":"ci","hint":"AbC","startDateTime":"2026-01-01T00:00:00Z",

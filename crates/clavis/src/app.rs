@@ -33,6 +33,8 @@ pub struct AppState {
     pub base_url: String,
     pub token_lifetime: Duration,
     pub max_body_bytes: usize,
+    /// Counters for `/metrics`.
+    pub counters: crate::http::metrics::Counters,
 }
 
 /// A built, bound, not yet running server.
@@ -109,6 +111,7 @@ impl App {
             base_url,
             token_lifetime: config.token_lifetime,
             max_body_bytes: config.max_body_bytes,
+            counters: Default::default(),
         });
         Ok(App {
             listener,

@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod health;
 pub mod introspect;
+pub mod metrics;
 pub mod oauth_response;
 pub mod tls;
 pub mod token;
@@ -74,6 +75,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(introspect::revoke))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .merge(crate::graph::routes())
         .with_state(state)
         .split_for_parts();

@@ -53,6 +53,10 @@ pub async fn token(
     let basic_used =
         authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"));
     let fail = |error: OAuthError| {
+        state
+            .counters
+            .tokens_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
             code = error.code,
             error = error.kind.as_str(),
@@ -92,6 +96,10 @@ pub async fn token(
     };
     match client_credentials::grant(&issuer, &tenant, parsed).await {
         Ok((response, issued)) => {
+            state
+                .counters
+                .tokens_issued
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(client = %issued.client_app_id, credential = %issued.credential_id,
                 resource = %issued.resource_app_id, "token issued");
             let mut response = json_response(&response);

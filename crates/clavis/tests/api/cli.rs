@@ -150,6 +150,19 @@ async fn readme_walkthrough() {
         .any(|a| a["displayName"] == "Orders API"));
     assert!(!apps.to_string().contains(value));
 
+    // Across the tenant: the 90-day secret ends within 100 days, the
+    // bootstrap admin's (two years) does not.
+    let soon = cli.json(&["secret", "list", "--expiring", "100d"]).await;
+    let soon = soon.as_array().unwrap();
+    assert_eq!(soon.len(), 1, "{soon:?}");
+    assert_eq!(soon[0]["keyId"], secret["keyId"]);
+    assert_eq!(soon[0]["application"], "Billing worker");
+    let table = cli.ok(&["secret", "list", "--expiring", "100d"]).await;
+    assert!(
+        table.contains("ends in 89d") || table.contains("ends in 90d"),
+        "{table}"
+    );
+
     // A token as the logged-in app, decoded.
     let decoded = cli
         .json(&[

@@ -440,3 +440,52 @@ async fn https_with_the_generated_local_ca() {
     assert_eq!(r.status(), 200);
     app.stop().await.expect("graceful shutdown");
 }
+
+#[tokio::test]
+async fn metrics_count_tokens_and_show_seconds_to_expiry() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.register_api(&admin, "api://orders", "Orders.Read")
+        .await;
+    let client = app.register_client(&admin, "c").await;
+    app.token(&client.app_id, &client.secret, "api://orders/.default")
+        .await;
+    let _ = app
+        .token_post(&client.app_id, "clavis_wrong", "api://orders/.default")
+        .await;
+    let metrics = |app: &TestApp| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain"));
+            r.text().await.unwrap()
+        }
+    };
+    let text = metrics(&app).await;
+    let value = |text: &str, prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    assert_eq!(
+        value(&text, "clavis_tokens_issued_total"),
+        2.0,
+        "admin + client"
+    );
+    assert_eq!(value(&text, "clavis_token_requests_refused_total"), 1.0);
+    let line = format!(
+        "clavis_client_secret_expiry_seconds{{tenant_id=\"{}\",app_id=\"{}\",key_id=\"{}\"}}",
+        app.tenant_id, client.app_id, client.key_id
+    );
+    let left = value(&text, &line);
+    assert!((left - 180.0 * 86400.0).abs() < 120.0, "{left}");
+    assert!(!text.contains(&client.secret) && !text.contains(&app.admin_secret));
+    app.clock.advance(time::Duration::days(181));
+    assert!(value(&metrics(&app).await, &line) < 0.0);
+}
