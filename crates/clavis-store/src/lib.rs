@@ -228,6 +228,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Audit events of a tenant, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 
+    /// Append sign-ins to the sign-in log. Not a change: caches stay, the
+    /// change feed does not move (this runs for every token).
+    async fn record_sign_ins(&self, sign_ins: &[SignIn]) -> StoreResult<()>;
+
+    /// Sign-ins of a tenant, newest first.
+    async fn sign_ins(&self, query: &SignInQuery) -> StoreResult<Vec<SignIn>>;
+
     /// Changes committed by any process sharing this store. Caches on the
     /// token path drop what they hold whenever `seq` moves, and hold nothing
     /// while `live` is false. An embedded store that one process owns moves

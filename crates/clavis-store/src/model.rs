@@ -211,3 +211,36 @@ pub struct AuditQuery {
     pub before: Option<(OffsetDateTime, Uuid)>,
     pub limit: u32,
 }
+
+/// One token request, successful or refused (the sign-in log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub at: OffsetDateTime,
+    /// The client id presented, when it was a GUID.
+    pub app_id: Option<Uuid>,
+    /// The credential that authenticated (successes).
+    pub key_id: Option<Uuid>,
+    /// The resource's appId (successes).
+    pub resource: Option<Uuid>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub result: AuditResult,
+    /// Entra's code for a refusal (e.g. 7000215).
+    pub error_code: Option<u32>,
+}
+
+/// Which sign-ins a read returns (newest first).
+#[derive(Debug, Clone)]
+pub struct SignInQuery {
+    pub tenant_id: Uuid,
+    pub app_id: Option<Uuid>,
+    pub key_id: Option<Uuid>,
+    pub result: Option<AuditResult>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Keyset pagination: older than this `(at, id)`.
+    pub before: Option<(OffsetDateTime, Uuid)>,
+    pub limit: u32,
+}

@@ -19,6 +19,7 @@ mod codec;
 mod error;
 mod mutate;
 mod read;
+mod sign_ins;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -318,6 +319,14 @@ impl Store for SqliteStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(db)
+    }
+
+    async fn record_sign_ins(&self, batch: &[crate::SignIn]) -> StoreResult<()> {
+        sign_ins::record(&self.pool, batch).await
+    }
+
+    async fn sign_ins(&self, query: &crate::SignInQuery) -> StoreResult<Vec<crate::SignIn>> {
+        sign_ins::read(&self.pool, query).await
     }
 
     async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {

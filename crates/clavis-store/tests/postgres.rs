@@ -210,6 +210,7 @@ on_postgres!(
     server_secret_reads_without_inserting,
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,
+    sign_ins_are_logged_filtered_and_paged,
 );
 
 /// Wait until the feed satisfies `ready`, at most `limit`.

@@ -59,6 +59,7 @@ on_sqlite!(
     server_secret_reads_without_inserting,
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,
+    sign_ins_are_logged_filtered_and_paged,
 );
 
 #[tokio::test]

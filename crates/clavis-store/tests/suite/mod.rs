@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod records;
 pub mod revocation;
 pub mod rules;
+pub mod signins;
 
 pub use atomic::*;
 pub use canary::*;
@@ -20,3 +21,4 @@ pub use nodes::*;
 pub use records::*;
 pub use revocation::*;
 pub use rules::*;
+pub use signins::*;

@@ -1,0 +1,100 @@
+//! The sign-in log in SQLite: batched appends and filtered, paged reads.
+
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+use super::codec::{id, micros};
+use super::error::db;
+use crate::model::{AuditResult, SignIn, SignInQuery};
+use crate::{from_unix_micros, StoreError, StoreResult};
+
+/// Append a batch in one transaction (in its own task: a caller that stops
+/// waiting cannot leave it half done).
+pub(crate) async fn record(pool: &SqlitePool, batch: &[SignIn]) -> StoreResult<()> {
+    let pool = pool.clone();
+    let batch = batch.to_vec();
+    tokio::spawn(async move {
+        let mut tx = pool.begin().await.map_err(db)?;
+        for s in &batch {
+            sqlx::query(
+                "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
+                 user_agent, result, error_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id(s.id))
+            .bind(id(s.tenant_id))
+            .bind(micros(s.at)?)
+            .bind(s.app_id.map(id))
+            .bind(s.key_id.map(id))
+            .bind(s.resource.map(id))
+            .bind(&s.client_ip)
+            .bind(&s.user_agent)
+            .bind(s.result.as_str())
+            .bind(s.error_code.map(i64::from))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    })
+    .await
+    .map_err(|e| StoreError::Internal(Box::new(e)))?
+}
+
+pub(crate) async fn read(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<SignIn>> {
+    let (before_at, before_id) = match q.before {
+        Some((at, bid)) => (Some(micros(at)?), Some(id(bid))),
+        None => (None, None),
+    };
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, at, app_id, key_id, resource, client_ip, user_agent, result, error_code \
+         FROM sign_ins WHERE tenant_id = ?1 \
+           AND (?2 IS NULL OR app_id = ?2) AND (?3 IS NULL OR key_id = ?3) \
+           AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6) \
+           AND (?7 IS NULL OR at < ?7 OR (at = ?7 AND id < ?8)) \
+         ORDER BY at DESC, id DESC LIMIT ?9",
+    )
+    .bind(id(q.tenant_id))
+    .bind(q.app_id.map(id))
+    .bind(q.key_id.map(id))
+    .bind(q.result.map(|r| r.as_str()))
+    .bind(q.since.map(micros).transpose()?)
+    .bind(q.until.map(micros).transpose()?)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(i64::from(q.limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.into_iter().map(|row| decode(&row)).collect()
+}
+
+fn uuid(text: Option<String>) -> StoreResult<Option<Uuid>> {
+    text.map(|t| {
+        Uuid::try_parse(&t).map_err(|_| crate::sqlite::error::corrupt("sign_ins holds a bad id"))
+    })
+    .transpose()
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SignIn> {
+    let get = |e: sqlx::Error| db(e);
+    Ok(SignIn {
+        id: uuid(Some(row.try_get("id").map_err(get)?))?.unwrap_or_default(),
+        tenant_id: uuid(Some(row.try_get("tenant_id").map_err(get)?))?.unwrap_or_default(),
+        at: from_unix_micros(row.try_get("at").map_err(get)?)?,
+        app_id: uuid(row.try_get("app_id").map_err(get)?)?,
+        key_id: uuid(row.try_get("key_id").map_err(get)?)?,
+        resource: uuid(row.try_get("resource").map_err(get)?)?,
+        client_ip: row.try_get("client_ip").map_err(get)?,
+        user_agent: row.try_get("user_agent").map_err(get)?,
+        result: if row.try_get::<String, _>("result").map_err(get)? == "success" {
+            AuditResult::Success
+        } else {
+            AuditResult::Failure
+        },
+        error_code: row
+            .try_get::<Option<i64>, _>("error_code")
+            .map_err(get)?
+            .and_then(|c| u32::try_from(c).ok()),
+    })
+}
