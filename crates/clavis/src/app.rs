@@ -35,6 +35,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Counters for `/metrics`.
     pub counters: crate::http::metrics::Counters,
+    /// Every token request, written in batches.
+    pub sign_ins: crate::signin_log::SignInLog,
 }
 
 /// A built, bound, not yet running server.
@@ -102,6 +104,7 @@ impl App {
         .await?;
         // Another node may have bootstrapped while this one looked.
         directory.reload_tenants().await?;
+        let directory_store = directory.store().clone();
         let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
         let state = Arc::new(AppState {
             directory,
@@ -112,6 +115,7 @@ impl App {
             token_lifetime: config.token_lifetime,
             max_body_bytes: config.max_body_bytes,
             counters: Default::default(),
+            sign_ins: crate::signin_log::SignInLog::start(directory_store),
         });
         Ok(App {
             listener,
@@ -160,6 +164,7 @@ impl App {
         // the client's delayed ACK (~40 ms per new connection).
         let nodelay = axum_server::accept::NoDelayAcceptor::new();
         let server = axum_server::from_tcp(self.listener).handle(handle);
+        let state = self.state.clone();
         match self.tls {
             Some(tls) => {
                 let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(nodelay);
@@ -167,6 +172,8 @@ impl App {
             }
             None => server.acceptor(nodelay).serve(service).await?,
         }
+        // Requests have finished: write the sign-ins still queued.
+        state.sign_ins.flush().await;
         Ok(())
     }
 }

@@ -40,6 +40,8 @@ pub mod keys;
 pub mod oauth;
 /// Client secret format and keyed hash.
 pub mod secret;
+/// The sign-in log, batched off the token path.
+pub mod signin_log;
 /// `clavis store copy`: move an installation between stores.
 pub mod store_copy;
 

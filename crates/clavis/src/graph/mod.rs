@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(service_principals::unassign))
         .routes(routes!(service_principals::assignments))
         .routes(routes!(audit_logs::directory_audits))
+        .routes(routes!(audit_logs::sign_ins))
         .routes(routes!(policies::get, policies::update))
 }
 

@@ -44,6 +44,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "clavis_token_requests_refused_total {}",
         c.tokens_refused.load(Ordering::Relaxed)
     );
+    let _ = writeln!(out, "# HELP clavis_sign_ins_dropped_total Sign-ins not logged because the log's queue was full.");
+    let _ = writeln!(out, "# TYPE clavis_sign_ins_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "clavis_sign_ins_dropped_total {}",
+        state.sign_ins.dropped.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP clavis_client_secret_expiry_seconds Seconds until a client secret ends (negative: ended).");
     let _ = writeln!(out, "# TYPE clavis_client_secret_expiry_seconds gauge");
     let now = state.clock.now();

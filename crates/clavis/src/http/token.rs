@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::oauth_response::OAuthFailure;
@@ -45,10 +45,11 @@ pub async fn token(
     State(state): State<Arc<AppState>>,
     tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
-    let trace_id = super::request_id(&headers);
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let trace_id = super::request_id(headers);
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     let basic_used =
         authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"));
@@ -86,6 +87,29 @@ pub async fn token(
         Ok(parsed) => parsed,
         Err(e) => return fail(e),
     };
+    // For the sign-in log: who asked, from where.
+    let presented = parsed
+        .client_id
+        .as_deref()
+        .and_then(|c| uuid::Uuid::try_parse(c).ok());
+    let sign_in = |result, tenant_id, key_id, resource, error_code| clavis_store::SignIn {
+        id: uuid::Uuid::new_v4(),
+        tenant_id,
+        at: state.clock.now(),
+        app_id: presented,
+        key_id,
+        resource,
+        client_ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+        result,
+        error_code,
+    };
     let issuer = Issuer {
         directory: &state.directory,
         keyring: &state.keyring,
@@ -102,13 +126,31 @@ pub async fn token(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(client = %issued.client_app_id, credential = %issued.credential_id,
                 resource = %issued.resource_app_id, "token issued");
+            state.sign_ins.record(sign_in(
+                clavis_store::AuditResult::Success,
+                issued.tenant_id,
+                Some(issued.credential_id),
+                Some(issued.resource_app_id),
+                None,
+            ));
             let mut response = json_response(&response);
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             response
         }
-        Err(e) => fail(e),
+        Err(e) => {
+            if let Some(t) = state.directory.tenant(&tenant) {
+                state.sign_ins.record(sign_in(
+                    clavis_store::AuditResult::Failure,
+                    t.id,
+                    None,
+                    None,
+                    Some(e.code),
+                ));
+            }
+            fail(e)
+        }
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Issuer<'a> {
 /// Who got a token (for logs; no secret).
 #[derive(Debug, Clone, Copy)]
 pub struct Issued {
+    pub tenant_id: Uuid,
     pub client_app_id: Uuid,
     pub credential_id: Uuid,
     pub resource_app_id: Uuid,
@@ -130,6 +131,7 @@ pub async fn grant(
             access_token,
         },
         Issued {
+            tenant_id: tenant.id,
             client_app_id: client.app.app_id,
             credential_id,
             resource_app_id: resource.app_id,

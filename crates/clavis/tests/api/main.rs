@@ -29,6 +29,7 @@ mod sqlite {
     mod revocation;
     mod secrets;
     mod serve;
+    mod signins;
     mod tenants;
     mod token;
 }
@@ -42,6 +43,7 @@ mod postgres {
     mod revocation;
     mod scale_out;
     mod secrets;
+    mod signins;
     mod tenants;
     mod token;
 }
