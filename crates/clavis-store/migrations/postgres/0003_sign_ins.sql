@@ -3,7 +3,7 @@
 -- docs for how much a crash can lose). No foreign keys: the log outlives
 -- the applications it names.
 CREATE TABLE sign_ins (
-    id         UUID        NOT NULL PRIMARY KEY,
+    id         UUID        NOT NULL,      -- not a key: appends stay at the end of the table
     tenant_id  UUID        NOT NULL,
     at         TIMESTAMPTZ NOT NULL,
     app_id     UUID,             -- client id presented (when it was a GUID)

@@ -3,7 +3,7 @@
 -- docs for how much a crash can lose). No foreign keys: the log outlives
 -- the applications it names.
 CREATE TABLE sign_ins (
-    id         TEXT    NOT NULL PRIMARY KEY,
+    id         TEXT    NOT NULL,          -- not a key: appends stay at the end of the table
     tenant_id  TEXT    NOT NULL,
     at         INTEGER NOT NULL,
     app_id     TEXT,             -- client id presented (when it was a GUID)

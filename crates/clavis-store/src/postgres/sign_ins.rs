@@ -8,6 +8,9 @@ use super::error::db;
 use crate::model::{AuditResult, SignIn, SignInQuery};
 use crate::{from_unix_micros, StoreError, StoreResult};
 
+/// Rows per INSERT (10 parameters each, well under the bind limits).
+const ROWS_PER_STATEMENT: usize = 200;
+
 /// Append a batch in one transaction (in its own task: a caller that stops
 /// waiting cannot leave it half done).
 pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
@@ -15,25 +18,30 @@ pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
     let batch = batch.to_vec();
     tokio::spawn(async move {
         let mut tx = pool.begin().await.map_err(db)?;
-        for s in &batch {
-            sqlx::query(
+        // Many rows per statement: one statement per sign-in cost as much
+        // as the token it records.
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for s in chunk {
+                rows.push((s, time(s.at)?));
+            }
+            let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
-                 user_agent, result, error_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id(s.id))
-            .bind(id(s.tenant_id))
-            .bind(time(s.at)?)
-            .bind(s.app_id.map(id))
-            .bind(s.key_id.map(id))
-            .bind(s.resource.map(id))
-            .bind(&s.client_ip)
-            .bind(&s.user_agent)
-            .bind(s.result.as_str())
-            .bind(s.error_code.and_then(|c| i32::try_from(c).ok()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+                 user_agent, result, error_code) ",
+            );
+            insert.push_values(rows, |mut row, (s, at)| {
+                row.push_bind(id(s.id))
+                    .push_bind(id(s.tenant_id))
+                    .push_bind(at)
+                    .push_bind(s.app_id.map(id))
+                    .push_bind(s.key_id.map(id))
+                    .push_bind(s.resource.map(id))
+                    .push_bind(s.client_ip.clone())
+                    .push_bind(s.user_agent.clone())
+                    .push_bind(s.result.as_str())
+                    .push_bind(s.error_code.and_then(|c| i32::try_from(c).ok()));
+            });
+            insert.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     })
