@@ -159,6 +159,11 @@ impl Session {
     }
 
     /// `{base}/v1.0/{segments...}`.
+    /// The connection the session talks over (to get tokens as another app).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn url(&self, segments: &[&str]) -> Url {
         api_url(&self.base, segments)
     }

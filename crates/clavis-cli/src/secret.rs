@@ -40,6 +40,26 @@ pub enum SecretCommand {
         #[arg(long, value_name = "DURATION")]
         expiring: Option<String>,
     },
+    /// Rotate: add a new secret, prove it works (the application gets a
+    /// token with it), then remove the old ones named with --remove (or all
+    /// others with --remove-others). Without either, old secrets are kept
+    /// until you have deployed the new one.
+    Rotate {
+        /// Object id, appId, identifier URI or display name.
+        app: String,
+        /// A name for the new secret.
+        #[arg(long, value_name = "DISPLAY_NAME")]
+        name: Option<String>,
+        /// When the new secret expires: a duration (90d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// Remove this old secret once the new one works (repeatable).
+        #[arg(long, value_name = "KEY_ID")]
+        remove: Vec<Uuid>,
+        /// Remove every other secret of the application once the new one works.
+        #[arg(long, conflicts_with = "remove")]
+        remove_others: bool,
+    },
     /// Remove a secret: it stops working at once.
     Remove {
         /// Object id, appId, identifier URI or display name.
@@ -54,6 +74,10 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
     // Check what we can before any network round-trip.
     let expires = match &cmd {
         SecretCommand::Add {
+            expires: Some(text),
+            ..
+        }
+        | SecretCommand::Rotate {
             expires: Some(text),
             ..
         } => Some(when::parse_expiry(text, now)?),
@@ -111,6 +135,81 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
                 }
                 OutputFormat::Table => expiring_table(&rows, now),
             });
+        }
+        SecretCommand::Rotate {
+            app,
+            name,
+            remove,
+            remove_others,
+            ..
+        } => {
+            let found = lookup::application(&s, &app).await?;
+            let mut credential = serde_json::Map::new();
+            credential.insert(
+                "displayName".into(),
+                name.unwrap_or_else(|| format!("rotated {}", output::rfc3339(now)))
+                    .into(),
+            );
+            if let Some(at) = expires {
+                credential.insert("endDateTime".into(), output::rfc3339(at).into());
+            }
+            let add = s.url(&["applications", &found.view.id, "addPassword"]);
+            let mut added = s
+                .post(add, &json!({ "passwordCredential": credential }))
+                .await?
+                .ok_or_else(|| Error::new("the server added a secret but did not return it"))?;
+            let new_key = added["keyId"].as_str().unwrap_or_default().to_owned();
+            let value = crate::profile::ClientSecret::new(Zeroizing::new(
+                added["secretText"].as_str().unwrap_or_default().to_owned(),
+            ));
+            let app_id: Uuid = found
+                .view
+                .app_id
+                .parse()
+                .map_err(|_| Error::new("the application's appId is not a GUID"))?;
+            // Prove the new secret works before anything old goes away.
+            let scope = format!("{app_id}/.default");
+            if let Err(e) = s.connection().token(app_id, &value, &scope).await {
+                let undo = s.url(&["applications", &found.view.id, "removePassword"]);
+                let _ = s.post(undo, &json!({ "keyId": new_key })).await;
+                forget_secret_text(&mut added);
+                return Err(Error::new(format!(
+                    "the new secret did not work ({}); it was removed again and nothing else changed",
+                    e
+                )));
+            }
+            let old: Vec<String> = if remove_others {
+                found
+                    .view
+                    .password_credentials
+                    .iter()
+                    .map(|c| c.key_id.clone())
+                    .filter(|k| !k.eq_ignore_ascii_case(&new_key))
+                    .collect()
+            } else {
+                remove.iter().map(Uuid::to_string).collect()
+            };
+            let mut removed = Vec::new();
+            for key in &old {
+                let url = s.url(&["applications", &found.view.id, "removePassword"]);
+                s.post(url, &json!({ "keyId": key })).await?;
+                removed.push(key.clone());
+            }
+            let text = match format {
+                OutputFormat::Json => Ok(Zeroizing::new(output::json(
+                    &json!({ "added": added, "removed": removed }),
+                ))),
+                OutputFormat::Table => added_text(format, &added, &found.view.display_name).map(|mut t| {
+                    if removed.is_empty() {
+                        t.push_str("Old secrets were kept: deploy the new one, then remove them with `clavis secret remove`.\n");
+                    } else {
+                        t.push_str(&format!("Removed old secrets: {}.\n", removed.join(", ")));
+                    }
+                    t
+                }),
+            };
+            forget_secret_text(&mut added);
+            output::emit(&text?);
         }
         SecretCommand::Remove { app, key_id } => {
             let found = lookup::application(&s, &app).await?;

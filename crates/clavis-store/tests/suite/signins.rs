@@ -29,6 +29,9 @@ pub async fn sign_ins_are_logged_filtered_and_paged(store: &dyn Store) {
     let tenant = given_tenant(store, "default").await;
     let other = given_tenant(store, "other").await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    // Let the notifications of the commits above arrive (PostgreSQL delivers
+    // them asynchronously), then the feed must stay still.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let seq = store.change_feed().borrow().seq;
     let batch = vec![
         sign_in(tenant.id, a, 10, true),
@@ -37,6 +40,7 @@ pub async fn sign_ins_are_logged_filtered_and_paged(store: &dyn Store) {
         sign_in(other.id, a, 40, true),
     ];
     store.record_sign_ins(&batch).await.expect("record");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         store.change_feed().borrow().seq,
         seq,

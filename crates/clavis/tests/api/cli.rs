@@ -284,3 +284,47 @@ async fn errors_are_one_line_with_a_hint_and_a_non_zero_exit() {
         assert!(out.stdout.contains("Usage:"), "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn secret_rotate_adds_proves_and_removes() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["login", "--bootstrap", app.data_dir().to_str().unwrap()])
+        .await;
+    let worker = cli.json(&["app", "create", "Rotating worker"]).await;
+    let first = cli.json(&["secret", "add", "Rotating worker"]).await;
+    let old = first["secretText"].as_str().unwrap().to_owned();
+    let id = worker["appId"].as_str().unwrap();
+    let scope = format!("{id}/.default");
+
+    // Keep the old one: both work.
+    let kept = cli
+        .json(&["secret", "rotate", "Rotating worker", "--expires", "30d"])
+        .await;
+    assert!(kept["removed"].as_array().unwrap().is_empty());
+    let second = kept["added"]["secretText"].as_str().unwrap().to_owned();
+    app.token(id, &old, &scope).await;
+    app.token(id, &second, &scope).await;
+
+    // Remove every other: only the newest works.
+    let table = cli
+        .ok(&["secret", "rotate", "Rotating worker", "--remove-others"])
+        .await;
+    assert!(table.contains("Removed old secrets"), "{table}");
+    let newest = table
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("secret:")
+                .map(|v| v.trim().to_owned())
+        })
+        .expect("the new value is printed once");
+    app.token(id, &newest, &scope).await;
+    for gone in [&old, &second] {
+        assert_eq!(app.token_post(id, gone, &scope).await.status(), 401);
+    }
+    let list = cli.json(&["secret", "list", "Rotating worker"]).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
