@@ -39,6 +39,21 @@ pub struct AppState {
     pub sign_ins: crate::signin_log::SignInLog,
 }
 
+impl AppState {
+    /// What the protocol code needs to authenticate clients and issue or
+    /// check tokens.
+    pub fn issuer(&self) -> crate::oauth::client_credentials::Issuer<'_> {
+        crate::oauth::client_credentials::Issuer {
+            directory: &self.directory,
+            keyring: &self.keyring,
+            hasher: &self.hasher,
+            clock: self.clock.as_ref(),
+            base_url: &self.base_url,
+            token_lifetime: self.token_lifetime,
+        }
+    }
+}
+
 /// A built, bound, not yet running server.
 #[derive(Debug)]
 pub struct App {

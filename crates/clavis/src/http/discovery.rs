@@ -11,20 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::oauth_response::OAuthFailure;
+use super::oauth_response::failure;
 use crate::app::AppState;
 use crate::oauth::{OAuthError, OAuthErrorKind};
-
-fn failure(headers: &HeaderMap, error: OAuthError) -> Response {
-    let trace_id = super::request_id(headers);
-    OAuthFailure {
-        error,
-        basic_used: false,
-        trace_id,
-        correlation_id: trace_id,
-    }
-    .into_response()
-}
 
 /// The tenant named in the path, or the OAuth error for it.
 fn resolve(
@@ -114,15 +103,7 @@ pub async fn jwks(
             );
             response
         }
-        Err(e) => {
-            tracing::error!(error = %e, tenant = %tenant.id, "cannot load signing keys");
-            let error = if e.is_unavailable() {
-                OAuthError::unavailable()
-            } else {
-                OAuthError::internal()
-            };
-            failure(&headers, error)
-        }
+        Err(e) => failure(&headers, e.into()),
     }
 }
 

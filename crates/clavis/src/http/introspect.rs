@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clavis_store::Mutation;
 
-use super::oauth_response::OAuthFailure;
+use super::oauth_response::{failure, OAuthFailure};
 use crate::app::AppState;
 use crate::audit::{Action, Actor};
 use crate::directory::Client;
+use crate::oauth::claims::AccessTokenClaims;
 use crate::oauth::client_credentials::Issuer;
 use crate::oauth::introspection::{self, Introspection};
 use crate::oauth::{client_auth, request, OAuthError};
@@ -57,8 +58,7 @@ async fn authenticate(
 ) -> Result<Authenticated, OAuthFailure> {
     let trace_id = super::request_id(headers);
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let basic_used =
-        authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"));
+    let basic_used = request::uses_basic(authorization);
     let fail = |error: OAuthError| OAuthFailure {
         error,
         basic_used,
@@ -92,7 +92,7 @@ async fn authenticate(
         // RFC 7662 §2.1 / RFC 7009 §2.1: the caller must authenticate.
         return Err(fail(OAuthError::no_credential()));
     }
-    let issuer = issuer(state);
+    let issuer = state.issuer();
     let (client, _) = client_auth::authenticate(
         &issuer,
         &tenant,
@@ -113,26 +113,18 @@ async fn authenticate(
     })
 }
 
-fn issuer(state: &AppState) -> Issuer<'_> {
-    Issuer {
-        directory: &state.directory,
-        keyring: &state.keyring,
-        hasher: &state.hasher,
-        clock: state.clock.as_ref(),
-        base_url: &state.base_url,
-        token_lifetime: state.token_lifetime,
-    }
-}
-
-fn failure(headers: &HeaderMap, error: OAuthError) -> Response {
-    let trace_id = super::request_id(headers);
-    OAuthFailure {
-        error,
-        basic_used: false,
-        trace_id,
-        correlation_id: trace_id,
-    }
-    .into_response()
+/// The claims of the token the caller asks about, if it is active, and
+/// whether the caller may know about it (its holder, audience or an admin).
+async fn examine(
+    issuer: &Issuer<'_>,
+    caller: &Authenticated,
+) -> Result<Option<(AccessTokenClaims, bool)>, OAuthError> {
+    let Some(claims) = introspection::active_claims(issuer, &caller.tenant, &caller.token).await?
+    else {
+        return Ok(None);
+    };
+    let visible = introspection::may_see(issuer, &caller.tenant, &caller.client, &claims).await?;
+    Ok(Some((claims, visible)))
 }
 
 /// Is this access token active? (RFC 7662; the caller must authenticate.)
@@ -156,20 +148,12 @@ pub async fn introspect(
         Ok(caller) => caller,
         Err(failure) => return failure.into_response(),
     };
-    let issuer = issuer(&state);
-    let answer = async {
-        let Some(claims) =
-            introspection::active_claims(&issuer, &caller.tenant, &caller.token).await?
-        else {
-            return Ok(Introspection::inactive());
-        };
-        // A token the caller may not know about is, for it, not active (RFC 7662 §2.2).
-        if !introspection::may_see(&issuer, &caller.tenant, &caller.client, &claims).await? {
-            return Ok(Introspection::inactive());
-        }
-        Ok::<_, OAuthError>(introspection::describe(claims))
-    }
-    .await;
+    let issuer = state.issuer();
+    // A token the caller may not know about is, for it, not active (RFC 7662 §2.2).
+    let answer = examine(&issuer, &caller).await.map(|found| match found {
+        Some((claims, true)) => introspection::describe(claims),
+        _ => Introspection::inactive(),
+    });
     match answer {
         Ok(answer) => no_store(Json(answer).into_response()),
         Err(e) => failure(&headers, e),
@@ -197,17 +181,14 @@ pub async fn revoke(
         Ok(caller) => caller,
         Err(failure) => return failure.into_response(),
     };
-    let issuer = issuer(&state);
+    let issuer = state.issuer();
     let outcome = async {
-        // RFC 7009 §2.2: an invalid token is not an error.
-        let Some(claims) =
-            introspection::active_claims(&issuer, &caller.tenant, &caller.token).await?
-        else {
-            return Ok(());
+        let claims = match examine(&issuer, &caller).await? {
+            // RFC 7009 §2.2: an invalid token is not an error.
+            None => return Ok(()),
+            Some((_, false)) => return Err(OAuthError::not_yours()),
+            Some((claims, true)) => claims,
         };
-        if !introspection::may_see(&issuer, &caller.tenant, &caller.client, &claims).await? {
-            return Err(OAuthError::not_yours());
-        }
         let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp)
             .unwrap_or_else(|_| state.clock.now());
         let actor = Actor {

@@ -141,14 +141,10 @@ async fn method_not_allowed(
         } else {
             "GET"
         };
-        let trace_id = request_id(&headers);
-        return oauth_response::OAuthFailure {
-            error: crate::oauth::OAuthError::wrong_method(method.as_str(), allowed),
-            basic_used: false,
-            trace_id,
-            correlation_id: trace_id,
-        }
-        .into_response();
+        return oauth_response::failure(
+            &headers,
+            crate::oauth::OAuthError::wrong_method(method.as_str(), allowed),
+        );
     }
     let message =
         format!("{method} is not allowed on {path}; /openapi.json lists each route's methods.");

@@ -21,6 +21,18 @@ pub struct OAuthFailure {
     pub correlation_id: Uuid,
 }
 
+/// The response for `error` on an endpoint where no client used Basic.
+pub fn failure(headers: &axum::http::HeaderMap, error: OAuthError) -> Response {
+    let trace_id = super::request_id(headers);
+    OAuthFailure {
+        error,
+        basic_used: false,
+        trace_id,
+        correlation_id: trace_id,
+    }
+    .into_response()
+}
+
 impl IntoResponse for OAuthFailure {
     fn into_response(self) -> Response {
         let timestamp = OffsetDateTime::now_utc()

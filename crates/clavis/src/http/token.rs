@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::oauth_response::OAuthFailure;
 use crate::app::AppState;
-use crate::oauth::client_credentials::{self, Issuer, TokenResponse};
+use crate::oauth::client_credentials::{self, TokenResponse};
 use crate::oauth::{request, OAuthError};
 
 /// Form fields of a client-credentials token request (documentation only:
@@ -51,8 +51,7 @@ pub async fn token(
     let headers = &parts.headers;
     let trace_id = super::request_id(headers);
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let basic_used =
-        authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"));
+    let basic_used = request::uses_basic(authorization);
     let fail = |error: OAuthError| {
         state
             .counters
@@ -110,14 +109,7 @@ pub async fn token(
         result,
         error_code,
     };
-    let issuer = Issuer {
-        directory: &state.directory,
-        keyring: &state.keyring,
-        hasher: &state.hasher,
-        clock: state.clock.as_ref(),
-        base_url: &state.base_url,
-        token_lifetime: state.token_lifetime,
-    };
+    let issuer = state.issuer();
     match client_credentials::grant(&issuer, &tenant, parsed).await {
         Ok((response, issued)) => {
             state

@@ -94,14 +94,7 @@ pub async fn grant(
         .map(|r| r.value.clone())
         .collect();
 
-    let keys = issuer.keyring.for_tenant(&tenant).await.map_err(|e| {
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, tenant = %tenant.id, "signing keys unavailable");
-            return OAuthError::unavailable();
-        }
-        tracing::error!(error = %e, tenant = %tenant.id, "no usable signing key");
-        OAuthError::internal()
-    })?;
+    let keys = issuer.keyring.for_tenant(&tenant).await?;
     let iat = now.unix_timestamp();
     let lifetime = issuer.token_lifetime.whole_seconds();
     let claims = AccessTokenClaims {

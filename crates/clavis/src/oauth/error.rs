@@ -307,3 +307,15 @@ impl From<clavis_store::StoreError> for OAuthError {
         }
     }
 }
+
+impl From<crate::keys::keyring::KeyringError> for OAuthError {
+    fn from(err: crate::keys::keyring::KeyringError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "signing keys unavailable");
+            Self::unavailable()
+        } else {
+            tracing::error!(error = %err, "no usable signing key");
+            Self::internal()
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! application and the credential it was issued for still there, and not
 //! revoked one by one or with all of its application's tokens?
 
+use std::sync::Arc;
+
 use clavis_store::Tenant;
 use serde::Serialize;
 use uuid::Uuid;
@@ -49,46 +51,105 @@ impl Introspection {
     }
 }
 
-/// The claims of `token` if it is active now; `None` for anything else
-/// (malformed, foreign, expired, revoked...). Errors only when the store
-/// cannot answer.
-pub async fn active_claims(
+/// Why a token Clavis was shown is not active (for the caller's error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inactive {
+    TooLong,
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    OtherTenant,
+    Expired,
+    NotYetValid,
+    OtherIssuer,
+    OtherAudience,
+    ClientGone,
+    CredentialGone,
+    Revoked,
+    ApplicationRevoked,
+}
+
+impl Inactive {
+    /// A sentence saying why.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Inactive::TooLong => "the token is too long",
+            Inactive::Malformed => "the token is not a JWT",
+            Inactive::UnknownKey => "the token was not signed by this tenant",
+            Inactive::BadSignature => "the token signature is invalid",
+            Inactive::OtherTenant => "the token belongs to another tenant",
+            Inactive::Expired => "the token has expired",
+            Inactive::NotYetValid => "the token is not valid yet",
+            Inactive::OtherIssuer => "the token was issued for another address of this server",
+            Inactive::OtherAudience => "the token is for another audience",
+            Inactive::ClientGone => "the calling application was deleted",
+            Inactive::CredentialGone => "the credential this token was issued for was removed",
+            Inactive::Revoked => "the token was revoked",
+            Inactive::ApplicationRevoked => "the application's tokens were revoked",
+        }
+    }
+}
+
+/// Longest token looked at.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Clock skew tolerated on `nbf` (and, where asked, on `exp`).
+pub const LEEWAY_SECS: i64 = 60;
+
+/// What a check of a presented token requires beyond the common rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect {
+    /// Only tokens for this audience (appId) are active.
+    pub audience: Option<Uuid>,
+    /// Tolerate `exp` this many seconds in the past.
+    pub exp_leeway: i64,
+}
+
+/// Check a token Clavis issued, the one set of rules for introspection,
+/// revocation and the management API: signed by one of the tenant's keys,
+/// in its validity window, from this issuer (and `expect`'s audience), its
+/// application and credential still there, and not revoked one by one or
+/// with all of its application's tokens. `Ok(Err(why))` for an inactive
+/// token; `Err` only when the store or keys cannot answer.
+pub async fn check(
     issuer: &Issuer<'_>,
     tenant: &Tenant,
     token: &str,
-) -> Result<Option<AccessTokenClaims>, OAuthError> {
-    if token.len() > 16 * 1024 {
-        return Ok(None);
+    expect: Expect,
+) -> Result<Result<(AccessTokenClaims, Arc<Client>), Inactive>, OAuthError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(Err(Inactive::TooLong));
     }
-    let keys = issuer.keyring.for_tenant(tenant).await.map_err(|e| {
-        if e.is_unavailable() {
-            OAuthError::unavailable()
-        } else {
-            tracing::error!(error = %e, "cannot load signing keys");
-            OAuthError::internal()
-        }
-    })?;
+    let keys = issuer.keyring.for_tenant(tenant).await?;
     let Ok(header) = jws::peek_header(token) else {
-        return Ok(None);
+        return Ok(Err(Inactive::Malformed));
     };
     let Some(verifier) = keys.verifiers.get(&header.kid) else {
-        return Ok(None);
+        return Ok(Err(Inactive::UnknownKey));
     };
     let Ok(claims) = jws::decode::<AccessTokenClaims>(token, verifier) else {
-        return Ok(None);
+        return Ok(Err(Inactive::BadSignature));
     };
     let now = issuer.clock.now().unix_timestamp();
-    if claims.tid != tenant.id
-        || claims.exp <= now
-        || claims.nbf > now + 60
-        || claims.iss != format!("{}/{}/v2.0", issuer.base_url, tenant.id)
-    {
-        return Ok(None);
+    let inactive = if claims.tid != tenant.id {
+        Some(Inactive::OtherTenant)
+    } else if claims.exp + expect.exp_leeway <= now {
+        Some(Inactive::Expired)
+    } else if claims.nbf - LEEWAY_SECS > now {
+        Some(Inactive::NotYetValid)
+    } else if claims.iss != format!("{}/{}/v2.0", issuer.base_url, tenant.id) {
+        Some(Inactive::OtherIssuer)
+    } else if expect.audience.is_some_and(|aud| aud != claims.aud) {
+        Some(Inactive::OtherAudience)
+    } else {
+        None
+    };
+    if let Some(why) = inactive {
+        return Ok(Err(why));
     }
     // The application and the credential the token was issued for must
     // still exist: removing a secret or deleting an app ends its tokens.
     let Some(client) = issuer.directory.client(tenant.id, claims.azp).await? else {
-        return Ok(None);
+        return Ok(Err(Inactive::ClientGone));
     };
     if !client
         .app
@@ -96,18 +157,31 @@ pub async fn active_claims(
         .iter()
         .any(|c| c.key_id == claims.credential_id)
     {
-        return Ok(None);
+        return Ok(Err(Inactive::CredentialGone));
     }
     let store = issuer.directory.store();
     if store.token_revoked(tenant.id, claims.jti).await? {
-        return Ok(None);
+        return Ok(Err(Inactive::Revoked));
     }
     if let Some(until) = store.tokens_revoked_until(tenant.id, client.app.id).await? {
         if claims.iat <= until.unix_timestamp() {
-            return Ok(None);
+            return Ok(Err(Inactive::ApplicationRevoked));
         }
     }
-    Ok(Some(claims))
+    Ok(Ok((claims, client)))
+}
+
+/// The claims of `token` if it is active now (no leeway on `exp`); `None`
+/// for anything else.
+pub async fn active_claims(
+    issuer: &Issuer<'_>,
+    tenant: &Tenant,
+    token: &str,
+) -> Result<Option<AccessTokenClaims>, OAuthError> {
+    Ok(check(issuer, tenant, token, Expect::default())
+        .await?
+        .ok()
+        .map(|(claims, _)| claims))
 }
 
 /// May `caller` learn about (or revoke) this token? Its holder, its

@@ -158,6 +158,12 @@ pub fn parse(
     })
 }
 
+/// Whether an Authorization header uses the Basic scheme (then a 401 carries
+/// `WWW-Authenticate`), however malformed the rest of it is.
+pub fn uses_basic(authorization: Option<&[u8]>) -> bool {
+    authorization.is_some_and(|v| v.len() >= 5 && v[..5].eq_ignore_ascii_case(b"basic"))
+}
+
 /// Client id and secret from `Authorization: Basic ...`, each form-decoded
 /// (RFC 6749 §2.3.1: clients URL-encode them; curl does not, and a Clavis
 /// secret's alphabet makes both readings equal).
