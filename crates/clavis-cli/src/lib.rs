@@ -29,6 +29,8 @@ mod model;
 mod odata;
 /// `--output table|json`: aligned tables, key/value blocks, JSON, RFC 3339 times.
 mod output;
+/// `clavis policy`: the tenant's rules for client secrets and per-application exceptions.
+mod policy;
 /// Profiles in the config dir: settings in `NAME.json`, the secret in `NAME.secret`.
 mod profile;
 /// `clavis role`: grant, list and revoke app role assignments.
@@ -117,6 +119,16 @@ pub enum Command {
         command: token::TokenCommand,
     },
 
+    /// Show and change the rules for client secrets: the tenant's, or one
+    /// application's exceptions (longest and default lifetime, most secrets
+    /// per application, secrets allowed at all).
+    Policy {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
+
     /// Read the audit log of management actions.
     Audit {
         #[command(flatten)]
@@ -184,6 +196,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Role { global, command } => role::run(&Ctx { config, global }, command).await,
         Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
         Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
+        Command::Policy { global, command } => policy::run(&Ctx { config, global }, command).await,
     }
 }
 

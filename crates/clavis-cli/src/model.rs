@@ -77,6 +77,9 @@ pub struct PasswordCredential {
     pub start_date_time: String,
     #[serde(default, deserialize_with = "nullable")]
     pub end_date_time: String,
+    /// Empty when the secret was never used (or the server does not say).
+    #[serde(default, deserialize_with = "nullable")]
+    pub last_used_date_time: String,
 }
 
 /// `/v1.0/servicePrincipals/{id}`.

@@ -284,7 +284,15 @@ fn forget_secret_text(added: &mut Value) {
 }
 
 fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String {
-    let mut table = Table::new(&["KEY ID", "DISPLAY NAME", "HINT", "START", "END", "STATUS"]);
+    let mut table = Table::new(&[
+        "KEY ID",
+        "DISPLAY NAME",
+        "HINT",
+        "START",
+        "END",
+        "LAST USED",
+        "STATUS",
+    ]);
     for c in credentials {
         let expired = time::OffsetDateTime::parse(
             &c.end_date_time,
@@ -297,6 +305,11 @@ fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String
             c.hint.clone(),
             output::time(&c.start_date_time),
             output::time(&c.end_date_time),
+            if c.last_used_date_time.is_empty() {
+                "never".to_owned()
+            } else {
+                output::time(&c.last_used_date_time)
+            },
             if expired { "expired" } else { "valid" }.to_owned(),
         ]);
     }
@@ -459,7 +472,8 @@ mod tests {
             )
             .unwrap(),
             view(
-                &json!({"keyId":"b","hint":"y","endDateTime":"2027-01-01T00:00:00Z"}),
+                &json!({"keyId":"b","hint":"y","endDateTime":"2027-01-01T00:00:00Z",
+                        "lastUsedDateTime":"2026-05-31T10:00:00.5Z"}),
                 "c",
             )
             .unwrap(),
@@ -470,6 +484,8 @@ mod tests {
             lines[1].starts_with("a ") && lines[1].ends_with("expired"),
             "{table}"
         );
+        assert!(lines[1].contains(" never "), "{table}");
         assert!(lines[2].ends_with("valid"));
+        assert!(lines[2].contains(" 2026-05-31T10:00:00Z "), "{table}");
     }
 }

@@ -58,6 +58,18 @@ pub(crate) fn from_unix_micros(micros: i64) -> StoreResult<OffsetDateTime> {
     })
 }
 
+/// Each credential's latest successful sign-in in `batch` (for `last_used_at`).
+pub(crate) fn last_uses(batch: &[SignIn]) -> Vec<(Uuid, OffsetDateTime)> {
+    let mut latest: std::collections::HashMap<Uuid, OffsetDateTime> = Default::default();
+    for s in batch {
+        if let (AuditResult::Success, Some(key_id)) = (s.result, s.key_id) {
+            let at = latest.entry(key_id).or_insert(s.at);
+            *at = (*at).max(s.at);
+        }
+    }
+    latest.into_iter().collect()
+}
+
 /// Result alias for storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -98,6 +110,13 @@ pub enum Mutation {
     InsertRoleAssignment(RoleAssignment),
     /// Revoke an app role grant. `NotFound` if it is gone.
     DeleteRoleAssignment { tenant_id: Uuid, id: Uuid },
+    /// Replace an application's credential policy (its exceptions to the
+    /// tenant's rules). `NotFound` if the application is gone.
+    SetCredentialPolicy {
+        tenant_id: Uuid,
+        application_id: Uuid,
+        policy: CredentialPolicy,
+    },
     /// Store a new (encrypted) signing key for a tenant.
     InsertSigningKey(SigningKeyRecord),
     /// Revoke one access token (by its `jti`) until it expires (RFC 7009).
@@ -228,12 +247,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Audit events of a tenant, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Append sign-ins to the sign-in log. Not a change: caches stay, the
-    /// change feed does not move (this runs for every token).
+    /// Append sign-ins to the sign-in log and move each credential's
+    /// `last_used_at` forward to its latest success (never back; a credential
+    /// removed meanwhile is skipped). Not a change: caches stay, the change
+    /// feed does not move (this runs for every token).
     async fn record_sign_ins(&self, sign_ins: &[SignIn]) -> StoreResult<()>;
 
     /// Sign-ins of a tenant, newest first.
     async fn sign_ins(&self, query: &SignInQuery) -> StoreResult<Vec<SignIn>>;
+
+    /// Delete a tenant's sign-ins older than `before` (the retention period);
+    /// returns how many went.
+    async fn purge_sign_ins(&self, tenant_id: Uuid, before: OffsetDateTime) -> StoreResult<u64>;
 
     /// Changes committed by any process sharing this store. Caches on the
     /// token path drop what they hold whenever `seq` moves, and hold nothing

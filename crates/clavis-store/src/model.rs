@@ -18,7 +18,25 @@ pub struct Tenant {
     pub max_secret_lifetime_secs: i64,
     /// Lifetime a client secret gets when the request names none, in seconds.
     pub default_secret_lifetime_secs: i64,
+    /// The most client secrets one application may hold at once.
+    pub max_secrets_per_application: i64,
+    /// Whether applications may be given client secrets at all.
+    pub password_credentials_allowed: bool,
     pub created_at: OffsetDateTime,
+}
+
+/// One application's exceptions to its tenant's rules for client secrets
+/// (Entra's app management policy): each rule that is `None` is the tenant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CredentialPolicy {
+    /// Longest lifetime a client secret may be given, in seconds.
+    pub max_lifetime_secs: Option<i64>,
+    /// Lifetime a client secret gets when the request names none, in seconds.
+    pub default_lifetime_secs: Option<i64>,
+    /// The most client secrets the application may hold at once.
+    pub max_secrets: Option<i64>,
+    /// Whether the application may be given client secrets at all.
+    pub password_credentials_allowed: Option<bool>,
 }
 
 /// An app role an application defines (Graph `appRole`).
@@ -47,6 +65,9 @@ pub struct PasswordCredential {
     pub start_at: OffsetDateTime,
     pub end_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// When a token was last issued with it (kept by the sign-in log, so up
+    /// to one batch behind); `None` if never.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for PasswordCredential {
@@ -58,6 +79,7 @@ impl std::fmt::Debug for PasswordCredential {
             .field("secret_hash", &"[redacted]")
             .field("start_at", &self.start_at)
             .field("end_at", &self.end_at)
+            .field("last_used_at", &self.last_used_at)
             .finish()
     }
 }
@@ -80,6 +102,8 @@ pub struct Application {
     /// Service principal ids of the owners (`Application.ReadWrite.OwnedBy`).
     pub owners: Vec<Uuid>,
     pub password_credentials: Vec<PasswordCredential>,
+    /// Where the application's rules for client secrets differ from its tenant's.
+    pub credential_policy: CredentialPolicy,
     /// Built-in applications (the `api://clavis` management API) cannot be
     /// changed or deleted through the API.
     pub builtin: bool,

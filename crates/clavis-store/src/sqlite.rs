@@ -329,6 +329,14 @@ impl Store for SqliteStore {
         sign_ins::read(&self.pool, query).await
     }
 
+    async fn purge_sign_ins(
+        &self,
+        tenant_id: Uuid,
+        before: time::OffsetDateTime,
+    ) -> StoreResult<u64> {
+        sign_ins::purge(&self.pool, tenant_id, before).await
+    }
+
     async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {
         let hit: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE tenant_id = ? AND jti = ?")

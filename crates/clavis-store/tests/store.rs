@@ -60,6 +60,8 @@ on_sqlite!(
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,
     sign_ins_are_logged_filtered_and_paged,
+    sign_ins_move_last_used_forward,
+    old_sign_ins_are_purged,
 );
 
 #[tokio::test]

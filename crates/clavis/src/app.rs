@@ -37,6 +37,8 @@ pub struct AppState {
     pub counters: crate::http::metrics::Counters,
     /// Every token request, written in batches.
     pub sign_ins: crate::signin_log::SignInLog,
+    /// How long the sign-in log keeps a sign-in.
+    pub sign_in_retention: time::Duration,
 }
 
 impl AppState {
@@ -131,6 +133,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             counters: Default::default(),
             sign_ins: crate::signin_log::SignInLog::start(directory_store),
+            sign_in_retention: config.sign_in_retention,
         });
         Ok(App {
             listener,
@@ -165,6 +168,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(crate::directory::Directory::follow(Arc::downgrade(
+            &self.state,
+        )));
+        tokio::spawn(crate::signin_log::keep_retention(Arc::downgrade(
             &self.state,
         )));
         let router = crate::http::router(self.state.clone());

@@ -30,6 +30,9 @@ pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
 pub const DEFAULT_MAX_SECRET_LIFETIME: Duration = Duration::days(730);
 /// Default lifetime of a new client secret: 180 days.
 pub const DEFAULT_SECRET_LIFETIME: Duration = Duration::days(180);
+/// Default most client secrets one application may hold: enough for a
+/// rotation in flight on several environments, few enough to notice leftovers.
+pub const DEFAULT_MAX_SECRETS_PER_APPLICATION: i64 = 10;
 
 /// A new tenant with its management API and an admin application holding
 /// `Application.ReadWrite.All` and `AuditLog.Read.All`, ready to commit.
@@ -54,6 +57,8 @@ impl TenantPlan {
             signing_alg: "ES256".into(),
             max_secret_lifetime_secs: DEFAULT_MAX_SECRET_LIFETIME.whole_seconds(),
             default_secret_lifetime_secs: DEFAULT_SECRET_LIFETIME.whole_seconds(),
+            max_secrets_per_application: DEFAULT_MAX_SECRETS_PER_APPLICATION,
+            password_credentials_allowed: true,
             created_at: now,
         };
         let management = new_app(&tenant, MANAGEMENT_API_NAME, now, |app| {
@@ -76,6 +81,7 @@ impl TenantPlan {
                 start_at: now,
                 end_at: end,
                 created_at: now,
+                last_used_at: None,
             }];
         });
         let grants: Vec<RoleAssignment> = [Role::ApplicationReadWriteAll, Role::AuditLogReadAll]
@@ -198,6 +204,7 @@ fn new_app(
         app_roles: vec![],
         owners: vec![],
         password_credentials: vec![],
+        credential_policy: Default::default(),
         builtin: false,
         created_at: now,
     };

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_TOKEN_LIFETIME", default_value_t = 3600,
           value_parser = clap::value_parser!(i64).range(300..=86_400))]
     pub token_lifetime: i64,
+    /// Days the sign-in log keeps each sign-in; older ones are deleted hourly.
+    #[arg(long, env = "CLAVIS_SIGN_IN_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub sign_in_retention_days: i64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -65,6 +69,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How long the sign-in log keeps a sign-in.
+    pub sign_in_retention: Duration,
 }
 
 impl Config {
@@ -91,6 +97,7 @@ impl Config {
             tls,
             token_lifetime: Duration::seconds(args.token_lifetime),
             max_body_bytes: 64 * 1024,
+            sign_in_retention: Duration::days(args.sign_in_retention_days),
         }
     }
 
@@ -104,6 +111,7 @@ impl Config {
             tls,
             token_lifetime: Duration::hours(1),
             max_body_bytes: 64 * 1024,
+            sign_in_retention: Duration::days(30),
         }
     }
 

@@ -4,6 +4,9 @@
 //! is what was queued since the last write: at most one second of
 //! sign-ins. If the store falls behind and the queue (50,000) is full,
 //! sign-ins are counted as dropped rather than slowing tokens down.
+//!
+//! Retention: every hour each node deletes sign-ins older than
+//! `--sign-in-retention-days` (30 by default).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -106,6 +109,36 @@ async fn write(store: &dyn Store, batch: &mut Vec<SignIn>) {
                 let excess = batch.len() - QUEUE;
                 batch.drain(..excess);
             }
+        }
+    }
+}
+
+/// How often old sign-ins are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Delete every tenant's sign-ins that are older than the retention period
+/// (by the server's clock); returns how many went.
+pub async fn purge_expired(state: &crate::app::AppState) -> clavis_store::StoreResult<u64> {
+    let store = state.directory.store();
+    let cutoff = state.clock.now() - state.sign_in_retention;
+    let mut gone = 0;
+    for tenant in store.tenants().await? {
+        gone += store.purge_sign_ins(tenant.id, cutoff).await?;
+    }
+    Ok(gone)
+}
+
+/// Purge old sign-ins now and every hour, for as long as the server runs.
+pub async fn keep_retention(state: std::sync::Weak<crate::app::AppState>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        match purge_expired(&state).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(gone, "deleted sign-ins past their retention period"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old sign-ins; will retry"),
         }
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::codec::{app_roles_json, id, position, time};
 use super::error::{db, unique, unique_or_gone};
 use super::mutate::found;
-use crate::model::{Application, PasswordCredential};
+use crate::model::{Application, CredentialPolicy, PasswordCredential};
 use crate::{StoreError, StoreResult};
 
 fn application_rule(constraint: &str, app: &Application) -> String {
@@ -36,8 +36,10 @@ pub(crate) async fn insert_application(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO applications (id, tenant_id, app_id, service_principal_id, display_name, \
-         app_roles, builtin, created_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
+         app_roles, builtin, created_at, policy_max_lifetime_secs, policy_default_lifetime_secs, \
+         policy_max_secrets, policy_password_credentials_allowed) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
     )
     .bind(id(app.id))
     .bind(id(app.tenant_id))
@@ -47,6 +49,10 @@ pub(crate) async fn insert_application(
     .bind(app_roles_json(&app.app_roles)?)
     .bind(app.builtin)
     .bind(time(app.created_at)?)
+    .bind(app.credential_policy.max_lifetime_secs)
+    .bind(app.credential_policy.default_lifetime_secs)
+    .bind(app.credential_policy.max_secrets)
+    .bind(app.credential_policy.password_credentials_allowed)
     .execute(&mut *conn)
     .await
     .map_err(|e| unique(e, |constraint| application_rule(constraint, app)))?;
@@ -175,8 +181,9 @@ pub(crate) async fn add_password(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO password_credentials (key_id, application_id, display_name, hint, \
-         secret_hash, start_at, end_at, created_at) \
-         SELECT $1, id, $2, $3, $4, $5, $6, $7 FROM applications WHERE id = $8 AND tenant_id = $9",
+         secret_hash, start_at, end_at, created_at, last_used_at) \
+         SELECT $1, id, $2, $3, $4, $5, $6, $7, $8 FROM applications \
+         WHERE id = $9 AND tenant_id = $10",
     )
     .bind(id(credential.key_id))
     .bind(&credential.display_name)
@@ -185,6 +192,7 @@ pub(crate) async fn add_password(
     .bind(time(credential.start_at)?)
     .bind(time(credential.end_at)?)
     .bind(time(credential.created_at)?)
+    .bind(credential.last_used_at.map(time).transpose()?)
     .bind(id(application_id))
     .bind(id(tenant_id))
     .execute(&mut *conn)
@@ -228,4 +236,27 @@ pub(crate) async fn remove_password(
     } else {
         "application"
     }))
+}
+
+pub(crate) async fn set_credential_policy(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    application_id: Uuid,
+    policy: &CredentialPolicy,
+) -> StoreResult<()> {
+    let done = query(
+        "UPDATE applications SET policy_max_lifetime_secs = $1, policy_default_lifetime_secs = $2, \
+         policy_max_secrets = $3, policy_password_credentials_allowed = $4 \
+         WHERE id = $5 AND tenant_id = $6",
+    )
+    .bind(policy.max_lifetime_secs)
+    .bind(policy.default_lifetime_secs)
+    .bind(policy.max_secrets)
+    .bind(policy.password_credentials_allowed)
+    .bind(id(application_id))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    found(done.rows_affected(), "application")
 }

@@ -23,7 +23,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::corrupt;
-use crate::model::{AppRole, Application, AuditEvent, AuditResult, PasswordCredential};
+use crate::model::PasswordCredential;
+use crate::model::{AppRole, Application, AuditEvent, AuditResult, CredentialPolicy};
 use crate::model::{RoleAssignment, SigningKeyRecord, Tenant};
 use crate::StoreResult;
 
@@ -191,6 +192,8 @@ pub(crate) struct TenantRow {
     signing_alg: String,
     max_secret_lifetime_secs: i64,
     default_secret_lifetime_secs: i64,
+    max_secrets_per_application: i64,
+    password_credentials_allowed: bool,
     created_at: PgTime,
 }
 
@@ -202,6 +205,8 @@ impl TenantRow {
             signing_alg: self.signing_alg,
             max_secret_lifetime_secs: self.max_secret_lifetime_secs,
             default_secret_lifetime_secs: self.default_secret_lifetime_secs,
+            max_secrets_per_application: self.max_secrets_per_application,
+            password_credentials_allowed: self.password_credentials_allowed,
             created_at: parse_time("tenants.created_at", self.created_at)?,
         })
     }
@@ -222,6 +227,10 @@ pub(crate) struct ApplicationRow {
     app_roles: PgJson,
     builtin: bool,
     created_at: PgTime,
+    policy_max_lifetime_secs: Option<i64>,
+    policy_default_lifetime_secs: Option<i64>,
+    policy_max_secrets: Option<i64>,
+    policy_password_credentials_allowed: Option<bool>,
     identifier_uris: Vec<String>,
     owners: Vec<PgUuid>,
     key_id: Option<PgUuid>,
@@ -231,6 +240,7 @@ pub(crate) struct ApplicationRow {
     start_at: Option<PgTime>,
     end_at: Option<PgTime>,
     credential_created_at: Option<PgTime>,
+    credential_last_used_at: Option<PgTime>,
 }
 
 impl ApplicationRow {
@@ -248,6 +258,12 @@ impl ApplicationRow {
             app_roles,
             owners: self.owners.iter().map(|owner| owner.0).collect(),
             password_credentials: Vec::new(),
+            credential_policy: CredentialPolicy {
+                max_lifetime_secs: self.policy_max_lifetime_secs,
+                default_lifetime_secs: self.policy_default_lifetime_secs,
+                max_secrets: self.policy_max_secrets,
+                password_credentials_allowed: self.policy_password_credentials_allowed,
+            },
             builtin: self.builtin,
             created_at: parse_time("applications.created_at", self.created_at)?,
         })
@@ -278,6 +294,10 @@ impl ApplicationRow {
                 "password_credentials.created_at",
                 self.credential_created_at,
             )?,
+            last_used_at: self
+                .credential_last_used_at
+                .map(|t| parse_time("password_credentials.last_used_at", t))
+                .transpose()?,
         }))
     }
 }

@@ -13,7 +13,8 @@ use sqlx::{query, query_scalar, PgConnection};
 use uuid::Uuid;
 
 use super::applications::{
-    add_password, delete_application, insert_application, remove_password, update_application,
+    add_password, delete_application, insert_application, remove_password, set_credential_policy,
+    update_application,
 };
 use super::codec::{id, opt_id, time};
 use super::error::{db, unique, unique_or_gone};
@@ -43,6 +44,11 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Store
             application_id,
             key_id,
         } => remove_password(conn, *tenant_id, *application_id, *key_id).await,
+        Mutation::SetCredentialPolicy {
+            tenant_id,
+            application_id,
+            policy,
+        } => set_credential_policy(conn, *tenant_id, *application_id, policy).await,
         Mutation::InsertRoleAssignment(grant) => insert_role_assignment(conn, grant).await,
         Mutation::DeleteRoleAssignment { tenant_id, id } => {
             delete_role_assignment(conn, *tenant_id, *id).await
@@ -106,13 +112,16 @@ fn tenant_rule(constraint: &str, tenant: &Tenant) -> String {
 async fn insert_tenant(conn: &mut PgConnection, tenant: &Tenant) -> StoreResult<()> {
     query(
         "INSERT INTO tenants (id, name, signing_alg, max_secret_lifetime_secs, \
-         default_secret_lifetime_secs, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         default_secret_lifetime_secs, max_secrets_per_application, password_credentials_allowed, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id(tenant.id))
     .bind(&tenant.name)
     .bind(&tenant.signing_alg)
     .bind(tenant.max_secret_lifetime_secs)
     .bind(tenant.default_secret_lifetime_secs)
+    .bind(tenant.max_secrets_per_application)
+    .bind(tenant.password_credentials_allowed)
     .bind(time(tenant.created_at)?)
     .execute(&mut *conn)
     .await
@@ -124,12 +133,15 @@ async fn insert_tenant(conn: &mut PgConnection, tenant: &Tenant) -> StoreResult<
 async fn update_tenant(conn: &mut PgConnection, tenant: &Tenant) -> StoreResult<()> {
     let done = query(
         "UPDATE tenants SET name = $1, signing_alg = $2, max_secret_lifetime_secs = $3, \
-         default_secret_lifetime_secs = $4 WHERE id = $5",
+         default_secret_lifetime_secs = $4, max_secrets_per_application = $5, \
+         password_credentials_allowed = $6 WHERE id = $7",
     )
     .bind(&tenant.name)
     .bind(&tenant.signing_alg)
     .bind(tenant.max_secret_lifetime_secs)
     .bind(tenant.default_secret_lifetime_secs)
+    .bind(tenant.max_secrets_per_application)
+    .bind(tenant.password_credentials_allowed)
     .bind(id(tenant.id))
     .execute(&mut *conn)
     .await

@@ -24,13 +24,15 @@ use crate::StoreResult;
 /// What precedes the selected applications `a` (a subquery) in an
 /// application read: their columns and lists.
 const APPLICATION_HEAD: &str = "SELECT a.id, a.tenant_id, a.app_id, a.service_principal_id, \
-     a.display_name, a.app_roles, a.builtin, a.created_at, \
+     a.display_name, a.app_roles, a.builtin, a.created_at, a.policy_max_lifetime_secs, \
+     a.policy_default_lifetime_secs, a.policy_max_secrets, a.policy_password_credentials_allowed, \
      ARRAY(SELECT u.uri FROM application_identifier_uris u \
            WHERE u.application_id = a.id ORDER BY u.position) AS identifier_uris, \
      ARRAY(SELECT o.owner_id FROM application_owners o \
            WHERE o.application_id = a.id ORDER BY o.position) AS owners, \
      c.key_id, c.display_name AS credential_display_name, c.hint, c.secret_hash, \
-     c.start_at, c.end_at, c.created_at AS credential_created_at FROM (";
+     c.start_at, c.end_at, c.created_at AS credential_created_at, \
+     c.last_used_at AS credential_last_used_at FROM (";
 
 /// What follows the subquery: one row per credential, or one row with null
 /// credential columns when there is none.
@@ -52,7 +54,8 @@ pub(crate) enum ApplicationKey {
 pub(crate) async fn tenants(conn: &mut PgConnection) -> StoreResult<Vec<Tenant>> {
     query_as::<_, TenantRow>(
         "SELECT id, name, signing_alg, max_secret_lifetime_secs, default_secret_lifetime_secs, \
-         created_at FROM tenants ORDER BY created_at, id",
+         max_secrets_per_application, password_credentials_allowed, created_at \
+         FROM tenants ORDER BY created_at, id",
     )
     .fetch_all(&mut *conn)
     .await

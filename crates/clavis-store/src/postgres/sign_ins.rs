@@ -43,6 +43,17 @@ pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
+        for (key_id, at) in crate::last_uses(&batch) {
+            sqlx::query(
+                "UPDATE password_credentials SET last_used_at = $1 \
+                 WHERE key_id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(time(at)?)
+            .bind(id(key_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         tx.commit().await.map_err(db)
     })
     .await
@@ -107,4 +118,18 @@ fn decode(row: &sqlx::postgres::PgRow) -> StoreResult<SignIn> {
             .map_err(get)?
             .and_then(|c| u32::try_from(c).ok()),
     })
+}
+
+pub(crate) async fn purge(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    before: time::OffsetDateTime,
+) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM sign_ins WHERE tenant_id = $1 AND at < $2")
+        .bind(id(tenant_id))
+        .bind(time(before)?)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected())
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::codec::{app_roles_json, id, micros};
 use super::error::{db, unique};
 use super::mutate::{found, position_value};
-use crate::model::{Application, PasswordCredential};
+use crate::model::{Application, CredentialPolicy, PasswordCredential};
 use crate::{StoreError, StoreResult};
 
 fn application_rule(columns: &str, app: &Application) -> String {
@@ -33,8 +33,9 @@ pub(crate) async fn insert_application(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO applications (id, tenant_id, app_id, service_principal_id, display_name, \
-         app_roles, builtin, created_at) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
+         app_roles, builtin, created_at, policy_max_lifetime_secs, policy_default_lifetime_secs, \
+         policy_max_secrets, policy_password_credentials_allowed) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
     )
     .bind(id(app.id))
     .bind(id(app.tenant_id))
@@ -44,6 +45,10 @@ pub(crate) async fn insert_application(
     .bind(app_roles_json(&app.app_roles)?)
     .bind(app.builtin)
     .bind(micros(app.created_at)?)
+    .bind(app.credential_policy.max_lifetime_secs)
+    .bind(app.credential_policy.default_lifetime_secs)
+    .bind(app.credential_policy.max_secrets)
+    .bind(app.credential_policy.password_credentials_allowed)
     .bind(id(app.tenant_id))
     .execute(&mut *conn)
     .await
@@ -169,8 +174,8 @@ pub(crate) async fn add_password(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO password_credentials (key_id, application_id, display_name, hint, \
-         secret_hash, start_at, end_at, created_at) \
-         SELECT ?, id, ?, ?, ?, ?, ?, ? FROM applications WHERE id = ? AND tenant_id = ?",
+         secret_hash, start_at, end_at, created_at, last_used_at) \
+         SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM applications WHERE id = ? AND tenant_id = ?",
     )
     .bind(id(credential.key_id))
     .bind(&credential.display_name)
@@ -179,6 +184,7 @@ pub(crate) async fn add_password(
     .bind(micros(credential.start_at)?)
     .bind(micros(credential.end_at)?)
     .bind(micros(credential.created_at)?)
+    .bind(credential.last_used_at.map(micros).transpose()?)
     .bind(id(application_id))
     .bind(id(tenant_id))
     .execute(&mut *conn)
@@ -218,4 +224,27 @@ pub(crate) async fn remove_password(
     } else {
         "application"
     }))
+}
+
+pub(crate) async fn set_credential_policy(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    application_id: Uuid,
+    policy: &CredentialPolicy,
+) -> StoreResult<()> {
+    let done = query(
+        "UPDATE applications SET policy_max_lifetime_secs = ?, policy_default_lifetime_secs = ?, \
+         policy_max_secrets = ?, policy_password_credentials_allowed = ? \
+         WHERE id = ? AND tenant_id = ?",
+    )
+    .bind(policy.max_lifetime_secs)
+    .bind(policy.default_lifetime_secs)
+    .bind(policy.max_secrets)
+    .bind(policy.password_credentials_allowed)
+    .bind(id(application_id))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    found(done.rows_affected(), "application")
 }

@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::corrupt;
-use crate::model::{AppRole, Application, AuditEvent, AuditResult, PasswordCredential};
+use crate::model::PasswordCredential;
+use crate::model::{AppRole, Application, AuditEvent, AuditResult, CredentialPolicy};
 use crate::model::{RoleAssignment, SigningKeyRecord, Tenant};
 use crate::StoreResult;
 
@@ -57,6 +58,8 @@ pub(crate) struct TenantRow {
     signing_alg: String,
     max_secret_lifetime_secs: i64,
     default_secret_lifetime_secs: i64,
+    max_secrets_per_application: i64,
+    password_credentials_allowed: bool,
     created_at: i64,
 }
 
@@ -68,6 +71,8 @@ impl TenantRow {
             signing_alg: self.signing_alg,
             max_secret_lifetime_secs: self.max_secret_lifetime_secs,
             default_secret_lifetime_secs: self.default_secret_lifetime_secs,
+            max_secrets_per_application: self.max_secrets_per_application,
+            password_credentials_allowed: self.password_credentials_allowed,
             created_at: parse_time("tenants.created_at", self.created_at)?,
         })
     }
@@ -84,6 +89,10 @@ pub(crate) struct ApplicationRow {
     pub(crate) app_roles: String,
     pub(crate) builtin: bool,
     pub(crate) created_at: i64,
+    pub(crate) policy_max_lifetime_secs: Option<i64>,
+    pub(crate) policy_default_lifetime_secs: Option<i64>,
+    pub(crate) policy_max_secrets: Option<i64>,
+    pub(crate) policy_password_credentials_allowed: Option<bool>,
 }
 
 impl ApplicationRow {
@@ -104,6 +113,12 @@ impl ApplicationRow {
             app_roles,
             owners: Vec::new(),
             password_credentials: Vec::new(),
+            credential_policy: CredentialPolicy {
+                max_lifetime_secs: self.policy_max_lifetime_secs,
+                default_lifetime_secs: self.policy_default_lifetime_secs,
+                max_secrets: self.policy_max_secrets,
+                password_credentials_allowed: self.policy_password_credentials_allowed,
+            },
             builtin: self.builtin,
             created_at: parse_time("applications.created_at", self.created_at)?,
         })
@@ -141,6 +156,7 @@ pub(crate) struct CredentialRow {
     start_at: i64,
     end_at: i64,
     created_at: i64,
+    last_used_at: Option<i64>,
 }
 
 impl CredentialRow {
@@ -155,6 +171,10 @@ impl CredentialRow {
             start_at: parse_time("password_credentials.start_at", self.start_at)?,
             end_at: parse_time("password_credentials.end_at", self.end_at)?,
             created_at: parse_time("password_credentials.created_at", self.created_at)?,
+            last_used_at: self
+                .last_used_at
+                .map(|t| parse_time("password_credentials.last_used_at", t))
+                .transpose()?,
         })
     }
 }

@@ -11,7 +11,8 @@ use sqlx::{query, query_scalar, SqliteConnection};
 use uuid::Uuid;
 
 use super::applications::{
-    add_password, delete_application, insert_application, remove_password, update_application,
+    add_password, delete_application, insert_application, remove_password, set_credential_policy,
+    update_application,
 };
 use super::codec::{id, micros, opt_id};
 use super::error::{corrupt, db, unique};
@@ -38,6 +39,11 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
             application_id,
             key_id,
         } => remove_password(conn, *tenant_id, *application_id, *key_id).await,
+        Mutation::SetCredentialPolicy {
+            tenant_id,
+            application_id,
+            policy,
+        } => set_credential_policy(conn, *tenant_id, *application_id, policy).await,
         Mutation::InsertRoleAssignment(grant) => insert_role_assignment(conn, grant).await,
         Mutation::DeleteRoleAssignment { tenant_id, id } => {
             delete_role_assignment(conn, *tenant_id, *id).await
@@ -104,13 +110,16 @@ fn tenant_rule(columns: &str, tenant: &Tenant) -> String {
 async fn insert_tenant(conn: &mut SqliteConnection, tenant: &Tenant) -> StoreResult<()> {
     query(
         "INSERT INTO tenants (id, name, signing_alg, max_secret_lifetime_secs, \
-         default_secret_lifetime_secs, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+         default_secret_lifetime_secs, max_secrets_per_application, password_credentials_allowed, \
+         created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id(tenant.id))
     .bind(&tenant.name)
     .bind(&tenant.signing_alg)
     .bind(tenant.max_secret_lifetime_secs)
     .bind(tenant.default_secret_lifetime_secs)
+    .bind(tenant.max_secrets_per_application)
+    .bind(tenant.password_credentials_allowed)
     .bind(micros(tenant.created_at)?)
     .execute(&mut *conn)
     .await
@@ -122,12 +131,15 @@ async fn insert_tenant(conn: &mut SqliteConnection, tenant: &Tenant) -> StoreRes
 async fn update_tenant(conn: &mut SqliteConnection, tenant: &Tenant) -> StoreResult<()> {
     let done = query(
         "UPDATE tenants SET name = ?, signing_alg = ?, max_secret_lifetime_secs = ?, \
-         default_secret_lifetime_secs = ? WHERE id = ?",
+         default_secret_lifetime_secs = ?, max_secrets_per_application = ?, \
+         password_credentials_allowed = ? WHERE id = ?",
     )
     .bind(&tenant.name)
     .bind(&tenant.signing_alg)
     .bind(tenant.max_secret_lifetime_secs)
     .bind(tenant.default_secret_lifetime_secs)
+    .bind(tenant.max_secrets_per_application)
+    .bind(tenant.password_credentials_allowed)
     .bind(id(tenant.id))
     .execute(&mut *conn)
     .await

@@ -19,7 +19,8 @@ use crate::model::{SigningKeyRecord, Tenant};
 use crate::StoreResult;
 
 const APPLICATION_COLUMNS: &str = "a.id, a.tenant_id, a.app_id, a.service_principal_id, \
-     a.display_name, a.app_roles, a.builtin, a.created_at";
+     a.display_name, a.app_roles, a.builtin, a.created_at, a.policy_max_lifetime_secs, \
+     a.policy_default_lifetime_secs, a.policy_max_secrets, a.policy_password_credentials_allowed";
 
 /// The column an application is looked up by.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,8 @@ pub(crate) enum ApplicationKey {
 pub(crate) async fn tenants(conn: &mut SqliteConnection) -> StoreResult<Vec<Tenant>> {
     query_as::<_, TenantRow>(
         "SELECT id, name, signing_alg, max_secret_lifetime_secs, default_secret_lifetime_secs, \
-         created_at FROM tenants ORDER BY created_at, id",
+         max_secrets_per_application, password_credentials_allowed, created_at \
+         FROM tenants ORDER BY created_at, id",
     )
     .fetch_all(&mut *conn)
     .await
@@ -159,7 +161,7 @@ async fn complete(
     .map_err(db)?;
     let credentials = query_as::<_, CredentialRow>(
         "SELECT application_id, key_id, display_name, hint, secret_hash, start_at, end_at, \
-         created_at FROM password_credentials \
+         created_at, last_used_at FROM password_credentials \
          WHERE application_id IN (SELECT value FROM json_each(?)) \
          ORDER BY application_id, start_at, key_id",
     )

@@ -29,6 +29,8 @@ pub fn tenant(name: &str) -> Tenant {
         signing_alg: "ES256".to_owned(),
         max_secret_lifetime_secs: 63_072_000,
         default_secret_lifetime_secs: 15_552_000,
+        max_secrets_per_application: 10,
+        password_credentials_allowed: true,
         created_at: at(0, 123_456_789),
     }
 }
@@ -54,6 +56,7 @@ pub fn credential(fill: u8, start_secs: i64) -> PasswordCredential {
         start_at: at(start_secs, 999),
         end_at: at(start_secs + 86_400, 1_001),
         created_at: at(start_secs, 500_500),
+        last_used_at: None,
     }
 }
 
@@ -69,6 +72,7 @@ pub fn app(tenant: &Tenant, name: &str) -> Application {
         app_roles: Vec::new(),
         owners: Vec::new(),
         password_credentials: Vec::new(),
+        credential_policy: Default::default(),
         builtin: false,
         created_at: at(10, 7),
     }
@@ -148,6 +152,7 @@ pub fn as_stored(app: &Application) -> Application {
         c.start_at = stored(c.start_at);
         c.end_at = stored(c.end_at);
         c.created_at = stored(c.created_at);
+        c.last_used_at = c.last_used_at.map(stored);
     }
     app.password_credentials
         .sort_by_key(|c| (c.start_at, c.key_id));

@@ -35,6 +35,8 @@ pub async fn tenant_round_trip(store: &dyn Store) {
     changed.signing_alg = "RS256".to_owned();
     changed.max_secret_lifetime_secs = 100;
     changed.default_secret_lifetime_secs = 50;
+    changed.max_secrets_per_application = 3;
+    changed.password_credentials_allowed = false;
     changed.created_at = at(999, 0);
     apply(store, vec![Mutation::UpdateTenant(changed.clone())]).await;
     changed.created_at = expected[0].created_at; // never changes
@@ -53,7 +55,14 @@ fn full_app(tenant: &clavis_store::Tenant) -> Application {
     full.owners = vec![Uuid::from_u128(9), Uuid::from_u128(3), Uuid::from_u128(7)];
     full.builtin = true;
     full.created_at = at(10, 987_654_321);
-    let late = credential(1, 500);
+    full.credential_policy = clavis_store::CredentialPolicy {
+        max_lifetime_secs: Some(86_400),
+        default_lifetime_secs: None,
+        max_secrets: Some(2),
+        password_credentials_allowed: Some(false),
+    };
+    let mut late = credential(1, 500);
+    late.last_used_at = Some(at(600, 5_555));
     let mut tie_a = credential(2, 100);
     let mut tie_b = credential(3, 100);
     tie_a.key_id = Uuid::from_u128(0xbbbb);
@@ -114,6 +123,30 @@ pub async fn application_round_trip(store: &dyn Store) {
         .await;
     assert_eq!(unknown.expect("read"), None, "no prefix matching");
 
+    let policy = clavis_store::CredentialPolicy {
+        max_lifetime_secs: None,
+        default_lifetime_secs: Some(3_600),
+        max_secrets: None,
+        password_credentials_allowed: Some(true),
+    };
+    let mutation = Mutation::SetCredentialPolicy {
+        tenant_id: tenant.id,
+        application_id: full.id,
+        policy,
+    };
+    apply(store, vec![mutation]).await;
+    let read = store.application(tenant.id, full.id).await.expect("read");
+    assert_eq!(read.expect("there").credential_policy, policy);
+    let ghost = Mutation::SetCredentialPolicy {
+        tenant_id: tenant.id,
+        application_id: Uuid::new_v4(),
+        policy,
+    };
+    assert!(matches!(
+        store.commit(&[ghost], &[]).await,
+        Err(clavis_store::StoreError::NotFound(_))
+    ));
+
     let removed = full.password_credentials[0].key_id;
     let mutation = Mutation::RemovePassword {
         tenant_id: tenant.id,
@@ -144,6 +177,7 @@ pub async fn update_application_replaces_only_its_fields(store: &dyn Store) {
     update.app_roles = vec![role("B"), role("A")];
     update.owners = vec![Uuid::new_v4()];
     update.password_credentials = vec![credential(9, 0)];
+    update.credential_policy.max_secrets = Some(1);
     apply(store, vec![Mutation::UpdateApplication(update.clone())]).await;
 
     let mut expected = as_stored(&original);

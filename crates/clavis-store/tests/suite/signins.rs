@@ -108,3 +108,92 @@ pub async fn sign_ins_are_logged_filtered_and_paged(store: &dyn Store) {
     assert_eq!(rest[0].app_id, Some(a));
     assert_eq!(rest[0].result, AuditResult::Success);
 }
+
+/// A batch moves each credential's `last_used_at` to its latest success,
+/// never back, and skips credentials that are gone.
+pub async fn sign_ins_move_last_used_forward(store: &dyn Store) {
+    use super::fixtures::{credential, given_app};
+    use clavis_store::Mutation;
+    let tenant = given_tenant(store, "default").await;
+    let app = given_app(store, &tenant, "client").await;
+    let (used, unused) = (credential(1, 0), credential(2, 0));
+    for c in [&used, &unused] {
+        let add = Mutation::AddPassword {
+            tenant_id: tenant.id,
+            application_id: app.id,
+            credential: c.clone(),
+        };
+        store.commit(&[add], &[]).await.expect("add");
+    }
+    let success = |secs: i64, key: Uuid| {
+        let mut s = sign_in(tenant.id, app.app_id, secs, true);
+        s.key_id = Some(key);
+        s
+    };
+    let mut failure = sign_in(tenant.id, app.app_id, 90, false);
+    failure.key_id = Some(unused.key_id);
+    let gone = success(95, Uuid::new_v4());
+    let batch = [
+        success(50, used.key_id),
+        success(70, used.key_id),
+        failure,
+        gone,
+    ];
+    store.record_sign_ins(&batch).await.expect("record");
+    // An older batch arriving late does not move it back.
+    store
+        .record_sign_ins(&[success(60, used.key_id)])
+        .await
+        .expect("record");
+    let read = store
+        .application(tenant.id, app.id)
+        .await
+        .expect("read")
+        .expect("there");
+    let last = |key: Uuid| {
+        read.password_credentials
+            .iter()
+            .find(|c| c.key_id == key)
+            .expect("credential")
+            .last_used_at
+    };
+    assert_eq!(last(used.key_id), Some(stored(at(70, 123_456_789))));
+    assert_eq!(last(unused.key_id), None, "failures are not uses");
+}
+
+/// Retention: a purge removes one tenant's sign-ins older than the cutoff.
+pub async fn old_sign_ins_are_purged(store: &dyn Store) {
+    let tenant = given_tenant(store, "default").await;
+    let other = given_tenant(store, "other").await;
+    let app = Uuid::new_v4();
+    let batch = [
+        sign_in(tenant.id, app, 10, true),
+        sign_in(tenant.id, app, 20, false),
+        sign_in(tenant.id, app, 30, true),
+        sign_in(other.id, app, 10, true),
+    ];
+    store.record_sign_ins(&batch).await.expect("record");
+    let gone = store
+        .purge_sign_ins(tenant.id, at(25, 0))
+        .await
+        .expect("purge");
+    assert_eq!(gone, 2);
+    let query = |tenant_id| SignInQuery {
+        tenant_id,
+        app_id: None,
+        key_id: None,
+        result: None,
+        since: None,
+        until: None,
+        before: None,
+        limit: 10,
+    };
+    let left = store.sign_ins(&query(tenant.id)).await.expect("read");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].at, stored(at(30, 123_456_789)));
+    assert_eq!(
+        store.sign_ins(&query(other.id)).await.expect("read").len(),
+        1,
+        "another tenant's log is its own"
+    );
+}

@@ -12,7 +12,7 @@ use axum::Json;
 use clavis_store::{AppRole, Application, Mutation, PasswordCredential};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -23,7 +23,8 @@ use super::shapes::{AppRoleDto, ApplicationDto, Collection, PasswordCredentialDt
 use super::{commit, listing, object_id, Audited};
 use crate::app::AppState;
 use crate::audit::Action;
-use crate::domain::{registration, secret_lifetime};
+use crate::domain::credential_policy::EffectivePolicy;
+use crate::domain::registration;
 use crate::secret::ClientSecret;
 
 /// Body of `POST /v1.0/applications`.
@@ -175,6 +176,7 @@ pub async fn create(
         app_roles,
         owners: vec![caller.service_principal_id],
         password_credentials: vec![],
+        credential_policy: Default::default(),
         builtin: false,
         created_at: state.clock.now(),
     };
@@ -353,14 +355,14 @@ pub async fn add_password(
     };
     let now = state.clock.now();
     let tenant = &caller.tenant;
-    let (start, end) = secret_lifetime::window(
-        now,
-        parse_time("startDateTime", request.start_date_time.as_deref())?,
-        parse_time("endDateTime", request.end_date_time.as_deref())?,
-        Duration::seconds(tenant.default_secret_lifetime_secs),
-        Duration::seconds(tenant.max_secret_lifetime_secs),
-    )
-    .map_err(GraphError::BadRequest)?;
+    let (start, end) = EffectivePolicy::of(tenant, &app.credential_policy)
+        .admit(
+            &app,
+            now,
+            parse_time("startDateTime", request.start_date_time.as_deref())?,
+            parse_time("endDateTime", request.end_date_time.as_deref())?,
+        )
+        .map_err(GraphError::BadRequest)?;
     let secret = ClientSecret::generate();
     let credential = PasswordCredential {
         key_id: Uuid::new_v4(),
@@ -370,6 +372,7 @@ pub async fn add_password(
         start_at: start,
         end_at: end,
         created_at: now,
+        last_used_at: None,
     };
     let mut action = app_action("Add password credential", "Add", &app);
     action.target_key_id = Some(credential.key_id);

@@ -50,6 +50,10 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(audit_logs::directory_audits))
         .routes(routes!(audit_logs::sign_ins))
         .routes(routes!(policies::get, policies::update))
+        .routes(routes!(
+            policies::get_application,
+            policies::update_application
+        ))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.

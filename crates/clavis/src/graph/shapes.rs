@@ -63,6 +63,9 @@ pub struct PasswordCredentialDto {
     pub start_date_time: String,
     pub end_date_time: String,
     pub custom_key_identifier: Option<String>,
+    /// Clavis extension: when a token was last issued with this secret (kept
+    /// by the sign-in log, so up to about a second behind); `null` if never.
+    pub last_used_date_time: Option<String>,
     #[schema(value_type = Option<String>)]
     pub secret_text: Option<ShownOnce>,
 }
@@ -92,6 +95,7 @@ impl From<&PasswordCredential> for PasswordCredentialDto {
             start_date_time: rfc3339(c.start_at),
             end_date_time: rfc3339(c.end_at),
             custom_key_identifier: None,
+            last_used_date_time: c.last_used_at.map(rfc3339),
             secret_text: None,
         }
     }

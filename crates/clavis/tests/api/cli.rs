@@ -328,3 +328,81 @@ async fn secret_rotate_adds_proves_and_removes() {
     let list = cli.json(&["secret", "list", "Rotating worker"]).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn policy_show_and_set_for_the_tenant_and_one_application() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["login", "--bootstrap", app.data_dir().to_str().unwrap()])
+        .await;
+    cli.json(&["app", "create", "Strict worker"]).await;
+
+    let tenant = cli
+        .json(&[
+            "policy",
+            "set",
+            "--max-secrets",
+            "4",
+            "--max-secret-lifetime",
+            "1y",
+        ])
+        .await;
+    assert_eq!(tenant["maxSecretsPerApplication"], 4, "{tenant}");
+    assert_eq!(tenant["maxSecretLifetimeDays"], 365, "{tenant}");
+
+    let strict = cli
+        .json(&[
+            "policy",
+            "set",
+            "--app",
+            "Strict worker",
+            "--max-secrets",
+            "1",
+            "--secrets",
+            "allow",
+        ])
+        .await;
+    assert_eq!(strict["maxSecretsPerApplication"], 1, "{strict}");
+    assert_eq!(
+        strict["effective"]["maxSecretLifetimeDays"], 365,
+        "{strict}"
+    );
+    let table = cli.ok(&["policy", "show", "--app", "Strict worker"]).await;
+    assert!(
+        table.contains("max secrets per app:      1 (this application)"),
+        "{table}"
+    );
+    assert!(table.contains("365 days (tenant)"), "{table}");
+
+    cli.ok(&["secret", "add", "Strict worker"]).await;
+    let refused = cli.run(&["secret", "add", "Strict worker"], None).await;
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("maxSecretsPerApplication = 1"),
+        "{}",
+        refused.stderr
+    );
+
+    let back = cli
+        .json(&[
+            "policy",
+            "set",
+            "--app",
+            "Strict worker",
+            "--max-secrets",
+            "tenant",
+        ])
+        .await;
+    assert!(back["maxSecretsPerApplication"].is_null(), "{back}");
+    cli.ok(&["secret", "add", "Strict worker"]).await;
+
+    let usage = cli
+        .run(&["policy", "set", "--max-secrets", "tenant"], None)
+        .await;
+    assert_eq!(usage.code, 1);
+    assert!(usage.stderr.contains("--app"), "{}", usage.stderr);
+    let list = cli.ok(&["secret", "list", "Strict worker"]).await;
+    assert!(list.contains("LAST USED"), "{list}");
+}

@@ -26,6 +26,7 @@ mod sqlite {
     mod helpers;
     mod interop;
     mod management;
+    mod policies;
     mod revocation;
     mod secrets;
     mod serve;
@@ -40,6 +41,7 @@ mod postgres {
     mod bad_input;
     mod helpers;
     mod management;
+    mod policies;
     mod revocation;
     mod scale_out;
     mod secrets;

@@ -848,7 +848,8 @@ async fn add_password_end_dates_follow_the_tenant_policy() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         policy,
-        json!({"signingAlgorithm": "ES256", "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180})
+        json!({"signingAlgorithm": "ES256", "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180,
+               "maxSecretsPerApplication": 10, "passwordCredentialsAllowed": true})
     );
 
     // Lowering only the maximum: either accepted, or refused without a partial change.
