@@ -194,6 +194,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    // What the sign-in log costs: ES256 keep-alive with it on and off,
+    // alternating so drift on a shared machine hits both alike.
+    let rounds = if args.smoke { 1 } else { 3 };
+    let (mut log_on, mut log_off) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for (setting, into) in [("on", &mut log_on), ("off", &mut log_off)] {
+            eprintln!("== Clavis ES256, sign-in log {setting} (round {})", round + 1);
+            let name = format!("clavis-signins-{setting}-{round}");
+            let mut server = servers::start_clavis_with(
+                &args.clavis,
+                &scratch.join(&name),
+                &scratch.join(format!("{name}.log")),
+                &["--sign-in-log".to_owned(), setting.to_owned()],
+                None,
+                true,
+            )
+            .await?;
+            servers::provision_clavis(&mut server, "ES256", 10).await?;
+            into.push(saturate(&server, &settings, Connections::KeepAlive).await?);
+            server.stop().await;
+        }
+    }
+    let median = |runs: &[Saturation]| {
+        let mut v: Vec<f64> = runs.iter().map(|m| m.per_cpu).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (with_log, without_log) = (median(&log_on), median(&log_off));
+    notes.push(format!(
+        "The sign-in log costs {:.1}% of tokens per CPU-second: {:.0} with it, {:.0} without (ES256, keep-alive; median of {rounds} alternating runs each).",
+        100.0 * (1.0 - with_log / without_log),
+        with_log,
+        without_log
+    ));
+
     // PostgreSQL: 1..N nodes on one database.
     let mut scaling = Vec::new();
     if let Some(admin) = &args.postgres {
@@ -265,6 +300,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "tokens/CPU-s",
         many_clavis.per_cpu,
         many_peer.map(|m| m.per_cpu),
+        false,
+    ));
+    rows.push(Row::new(
+        "tokens per CPU-s: sign-in log on (median)",
+        "tokens/CPU-s",
+        with_log,
+        None,
+        false,
+    ));
+    rows.push(Row::new(
+        "tokens per CPU-s: sign-in log off (median)",
+        "tokens/CPU-s",
+        without_log,
+        None,
         false,
     ));
     for (label, pick) in [

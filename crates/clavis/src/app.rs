@@ -132,7 +132,11 @@ impl App {
             token_lifetime: config.token_lifetime,
             max_body_bytes: config.max_body_bytes,
             counters: Default::default(),
-            sign_ins: crate::signin_log::SignInLog::start(directory_store),
+            sign_ins: if config.sign_in_log {
+                crate::signin_log::SignInLog::start(directory_store)
+            } else {
+                crate::signin_log::SignInLog::off()
+            },
             sign_in_retention: config.sign_in_retention,
         });
         Ok(App {

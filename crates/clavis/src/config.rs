@@ -37,6 +37,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_TOKEN_LIFETIME", default_value_t = 3600,
           value_parser = clap::value_parser!(i64).range(300..=86_400))]
     pub token_lifetime: i64,
+    /// `off` records no sign-ins (and so no last-used times and empty
+    /// compromise reports); for measuring what the log costs.
+    #[arg(long, env = "CLAVIS_SIGN_IN_LOG", default_value = "on",
+          value_parser = ["on", "off"])]
+    pub sign_in_log: String,
     /// Days the sign-in log keeps each sign-in; older ones are deleted hourly.
     #[arg(long, env = "CLAVIS_SIGN_IN_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
@@ -69,6 +74,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Whether token requests are written to the sign-in log.
+    pub sign_in_log: bool,
     /// How long the sign-in log keeps a sign-in.
     pub sign_in_retention: Duration,
 }
@@ -97,6 +104,7 @@ impl Config {
             tls,
             token_lifetime: Duration::seconds(args.token_lifetime),
             max_body_bytes: 64 * 1024,
+            sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
         }
     }
@@ -111,6 +119,7 @@ impl Config {
             tls,
             token_lifetime: Duration::hours(1),
             max_body_bytes: 64 * 1024,
+            sign_in_log: true,
             sign_in_retention: Duration::days(30),
         }
     }

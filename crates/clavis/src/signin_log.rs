@@ -1,102 +1,141 @@
-//! The sign-in log, written off the token path: the endpoint hands each
-//! sign-in to a bounded channel (never waiting), and one task writes them to
-//! the store in batches — every second, or at 1,000. What a crash can lose
-//! is what was queued since the last write: at most one second of
-//! sign-ins. If the store falls behind and the queue (50,000) is full,
-//! sign-ins are counted as dropped rather than slowing tokens down.
+//! The sign-in log, written off the token path: the endpoint pushes each
+//! sign-in onto a shared buffer (a short lock, never a wait, no task woken),
+//! and one task writes the buffer to the store in batches — every second, or
+//! as soon as 1,000 are waiting. What a crash can lose is what was buffered
+//! since the last write: at most one second of sign-ins. If the store falls
+//! behind and 50,000 are waiting, further sign-ins are counted as dropped
+//! rather than slowing tokens down. `--sign-in-log off` turns it off (no
+//! sign-ins, no last-used times).
 //!
 //! Retention: every hour each node deletes sign-ins older than
 //! `--sign-in-retention-days` (30 by default).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clavis_store::{SignIn, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 const QUEUE: usize = 50_000;
 const BATCH: usize = 1_000;
 const EVERY: Duration = Duration::from_secs(1);
 
-enum Message {
-    SignIn(Box<SignIn>),
-    Flush(oneshot::Sender<()>),
+/// Sign-ins waiting for the writer.
+#[derive(Default)]
+struct Buffer {
+    waiting: Mutex<Vec<SignIn>>,
+    /// Woken when a batch is full.
+    full: Notify,
 }
 
 /// The handle the endpoints use.
 #[derive(Debug)]
 pub struct SignInLog {
-    queue: mpsc::Sender<Message>,
-    /// Sign-ins lost to a full queue (exported in /metrics).
+    /// `None` when the log is off.
+    buffer: Option<Arc<Buffer>>,
+    /// Asks the writer to write now and say when it is done.
+    flushes: mpsc::Sender<oneshot::Sender<()>>,
+    /// Sign-ins lost to a full buffer (exported in /metrics).
     pub dropped: Arc<AtomicU64>,
 }
 
-impl std::fmt::Debug for Message {
+impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
+        f.write_str("Buffer")
     }
 }
 
 impl SignInLog {
     /// Start the writer task for `store`.
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Message>(QUEUE);
+        let buffer = Arc::new(Buffer::default());
+        let (flushes, mut flush_rx) = mpsc::channel::<oneshot::Sender<()>>(16);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = (buffer.clone(), dropped.clone());
         tokio::spawn(async move {
+            let (buffer, dropped) = writer;
+            // What a failed write left, tried again first.
             let mut batch: Vec<SignIn> = Vec::with_capacity(BATCH);
             let mut tick = tokio::time::interval(EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let mut flushed = None;
                 tokio::select! {
-                    message = rx.recv() => match message {
-                        Some(Message::SignIn(s)) => {
-                            batch.push(*s);
-                            if batch.len() < BATCH {
-                                continue;
-                            }
-                        }
-                        Some(Message::Flush(ack)) => flushed = Some(ack),
+                    request = flush_rx.recv() => match request {
+                        Some(ack) => flushed = Some(ack),
                         None => {
-                            write(store.as_ref(), &mut batch).await;
+                            take(&buffer, &mut batch);
+                            write(store.as_ref(), &mut batch, &dropped).await;
                             return;
                         }
                     },
+                    _ = buffer.full.notified() => {}
                     _ = tick.tick() => {}
                 }
-                write(store.as_ref(), &mut batch).await;
+                take(&buffer, &mut batch);
+                write(store.as_ref(), &mut batch, &dropped).await;
                 if let Some(ack) = flushed {
                     let _ = ack.send(());
                 }
             }
         });
         Self {
-            queue,
+            buffer: Some(buffer),
+            flushes,
+            dropped,
+        }
+    }
+
+    /// A log that records nothing (`--sign-in-log off`).
+    pub fn off() -> Self {
+        let (flushes, _) = mpsc::channel(1);
+        Self {
+            buffer: None,
+            flushes,
             dropped: Arc::default(),
         }
     }
 
     /// Queue a sign-in; never waits.
     pub fn record(&self, sign_in: SignIn) {
-        if self
-            .queue
-            .try_send(Message::SignIn(Box::new(sign_in)))
-            .is_err()
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let Some(buffer) = &self.buffer else { return };
+        let waiting = {
+            let mut waiting = buffer.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            if waiting.len() >= QUEUE {
+                drop(waiting);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            waiting.push(sign_in);
+            waiting.len()
+        };
+        if waiting == BATCH {
+            buffer.full.notify_one();
         }
     }
 
     /// Write everything queued so far (shutdown, tests).
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.queue.send(Message::Flush(ack)).await.is_ok() {
+        if self.flushes.send(ack).await.is_ok() {
             let _ = done.await;
         }
     }
 }
 
-async fn write(store: &dyn Store, batch: &mut Vec<SignIn>) {
+/// Move what is waiting behind what a failed write left.
+fn take(buffer: &Buffer, batch: &mut Vec<SignIn>) {
+    let mut waiting = buffer.waiting.lock().unwrap_or_else(|e| e.into_inner());
+    if batch.is_empty() {
+        std::mem::swap(batch, &mut waiting);
+        waiting.reserve(BATCH);
+    } else {
+        batch.append(&mut waiting);
+    }
+}
+
+async fn write(store: &dyn Store, batch: &mut Vec<SignIn>, dropped: &AtomicU64) {
     if batch.is_empty() {
         return;
     }
@@ -108,6 +147,7 @@ async fn write(store: &dyn Store, batch: &mut Vec<SignIn>) {
             if batch.len() > QUEUE {
                 let excess = batch.len() - QUEUE;
                 batch.drain(..excess);
+                dropped.fetch_add(excess as u64, Ordering::Relaxed);
             }
         }
     }
