@@ -235,6 +235,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Sign-ins of a tenant, newest first.
     async fn sign_ins(&self, query: &SignInQuery) -> StoreResult<Vec<SignIn>>;
 
+    /// The sign-ins `query` selects, counted per source address with the
+    /// first and last of each, most first (then by address); one
+    /// round-trip however many there are. `query.before` and
+    /// `query.limit` are ignored.
+    async fn sign_in_counts(&self, query: &SignInQuery) -> StoreResult<Vec<SignInCount>>;
+
     /// Changes committed by any process sharing this store. Caches on the
     /// token path drop what they hold whenever `seq` moves, and hold nothing
     /// while `live` is false. An embedded store that one process owns moves

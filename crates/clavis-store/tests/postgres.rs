@@ -211,6 +211,7 @@ on_postgres!(
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,
     sign_ins_are_logged_filtered_and_paged,
+    sign_ins_are_counted_per_address,
 );
 
 /// Wait until the feed satisfies `ready`, at most `limit`.
