@@ -200,7 +200,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (mut log_on, mut log_off) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for (setting, into) in [("on", &mut log_on), ("off", &mut log_off)] {
-            eprintln!("== Clavis ES256, sign-in log {setting} (round {})", round + 1);
+            eprintln!(
+                "== Clavis ES256, sign-in log {setting} (round {})",
+                round + 1
+            );
             let name = format!("clavis-signins-{setting}-{round}");
             let mut server = servers::start_clavis_with(
                 &args.clavis,

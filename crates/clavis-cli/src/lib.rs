@@ -17,6 +17,8 @@ mod audit;
 mod authority;
 /// HTTP to a server: TLS trust, the client-credentials grant, management calls.
 mod client;
+/// `clavis secret compromised`: revoke a leaked secret and report its use.
+mod compromise;
 /// The CLI's one error type (a reason and a hint) and how failures map onto it.
 mod error;
 /// `clavis login` / `clavis logout`: check credentials, save or forget a profile.
@@ -35,7 +37,7 @@ mod policy;
 mod profile;
 /// `clavis role`: grant, list and revoke app role assignments.
 mod role;
-/// `clavis secret`: add, list and remove an application's client secrets.
+/// `clavis secret`: add, list, rotate and remove an application's client secrets.
 mod secret;
 /// `clavis token get`: acquire (and optionally decode) an access token.
 mod token;
@@ -95,7 +97,7 @@ pub enum Command {
         command: app::AppCommand,
     },
 
-    /// Add, list and remove an application's client secrets.
+    /// Add, list, rotate and remove an application's client secrets; respond to a leaked one.
     Secret {
         #[command(flatten)]
         global: Global,

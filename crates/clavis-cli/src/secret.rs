@@ -1,6 +1,7 @@
 //! `clavis secret`: add (`POST .../addPassword`, the one time a value is
 //! shown), list (the application's `passwordCredentials`, never with values)
-//! and remove (`POST .../removePassword`) an application's client secrets.
+//! and remove (`POST .../removePassword`) an application's client secrets;
+//! `compromised` is in [`crate::compromise`].
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -60,6 +61,11 @@ pub enum SecretCommand {
         #[arg(long, conflicts_with = "remove")]
         remove_others: bool,
     },
+    /// A secret leaked: revoke it and every token it minted at once,
+    /// optionally revoke all of the application's tokens and replace its
+    /// other secrets, and report what it was used for (tokens, failed
+    /// attempts, management actions).
+    Compromised(crate::compromise::CompromisedArgs),
     /// Remove a secret: it stops working at once.
     Remove {
         /// Object id, appId, identifier URI or display name.
@@ -211,6 +217,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             forget_secret_text(&mut added);
             output::emit(&text?);
         }
+        SecretCommand::Compromised(args) => crate::compromise::run(&s, format, args).await?,
         SecretCommand::Remove { app, key_id } => {
             let found = lookup::application(&s, &app).await?;
             let key_id = key_id.to_string();

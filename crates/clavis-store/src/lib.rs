@@ -260,6 +260,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// returns how many went.
     async fn purge_sign_ins(&self, tenant_id: Uuid, before: OffsetDateTime) -> StoreResult<u64>;
 
+    /// The sign-ins `query` selects, counted per source address with the
+    /// first and last of each, most first (then by address); one
+    /// round-trip however many there are. `query.before` and
+    /// `query.limit` are ignored.
+    async fn sign_in_counts(&self, query: &SignInQuery) -> StoreResult<Vec<SignInCount>>;
+
     /// Changes committed by any process sharing this store. Caches on the
     /// token path drop what they hold whenever `seq` moves, and hold nothing
     /// while `live` is false. An embedded store that one process owns moves

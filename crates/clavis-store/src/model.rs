@@ -231,6 +231,8 @@ pub struct AuditQuery {
     pub activity: Option<String>,
     /// Only events about this target id.
     pub target_id: Option<String>,
+    /// Only events whose actor is this application (client id).
+    pub actor_app_id: Option<Uuid>,
     /// Keyset pagination: events older than this one (by `(at, id)`).
     pub before: Option<(OffsetDateTime, Uuid)>,
     pub limit: u32,
@@ -267,4 +269,14 @@ pub struct SignInQuery {
     /// Keyset pagination: older than this `(at, id)`.
     pub before: Option<(OffsetDateTime, Uuid)>,
     pub limit: u32,
+}
+
+/// Sign-ins from one source address: how many, the first and the last
+/// (what [`Store::sign_in_counts`](crate::Store::sign_in_counts) returns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInCount {
+    pub client_ip: Option<String>,
+    pub count: u64,
+    pub first: OffsetDateTime,
+    pub last: OffsetDateTime,
 }

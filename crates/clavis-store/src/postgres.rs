@@ -354,6 +354,13 @@ impl Store for PostgresStore {
         sign_ins::purge(&self.pool, tenant_id, before).await
     }
 
+    async fn sign_in_counts(
+        &self,
+        query: &crate::SignInQuery,
+    ) -> StoreResult<Vec<crate::SignInCount>> {
+        sign_ins::counts(&self.pool, query).await
+    }
+
     async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {
         let hit: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE tenant_id = $1 AND jti = $2")

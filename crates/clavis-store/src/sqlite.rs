@@ -337,6 +337,13 @@ impl Store for SqliteStore {
         sign_ins::purge(&self.pool, tenant_id, before).await
     }
 
+    async fn sign_in_counts(
+        &self,
+        query: &crate::SignInQuery,
+    ) -> StoreResult<Vec<crate::SignInCount>> {
+        sign_ins::counts(&self.pool, query).await
+    }
+
     async fn token_revoked(&self, tenant_id: Uuid, jti: Uuid) -> StoreResult<bool> {
         let hit: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM revoked_tokens WHERE tenant_id = ? AND jti = ?")

@@ -213,6 +213,7 @@ on_postgres!(
     sign_ins_are_logged_filtered_and_paged,
     sign_ins_move_last_used_forward,
     old_sign_ins_are_purged,
+    sign_ins_are_counted_per_address,
 );
 
 /// Wait until the feed satisfies `ready`, at most `limit`.

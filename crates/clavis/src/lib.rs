@@ -20,6 +20,9 @@ pub mod bootstrap;
 pub mod builtin;
 /// Time as a parameter (system clock, manual clock for tests).
 pub mod clock;
+/// What a compromised client secret was used for: the report behind
+/// `reportCompromisedPassword`, built from the sign-in and audit logs.
+pub mod compromise_report;
 /// `clavis serve` flags and the resolved configuration.
 pub mod config;
 /// The data directory: private, and served by one process at a time.

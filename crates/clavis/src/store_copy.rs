@@ -120,6 +120,7 @@ async fn copy_tenant(
             until: None,
             activity: None,
             target_id: None,
+            actor_app_id: None,
             before,
             limit: PAGE,
         };

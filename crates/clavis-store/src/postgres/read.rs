@@ -226,6 +226,9 @@ pub(crate) async fn audit_events(
     if let Some(target_id) = &q.target_id {
         sql.push(" AND target_id = ").push_bind(target_id.clone());
     }
+    if let Some(actor) = q.actor_app_id {
+        sql.push(" AND actor_app_id = ").push_bind(id(actor));
+    }
     if let Some((at, event)) = q.before {
         sql.push(" AND (at, id) < (")
             .push_bind(time(at)?)

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::codec::{id, time};
 use super::error::db;
-use crate::model::{AuditResult, SignIn, SignInQuery};
+use crate::model::{AuditResult, SignIn, SignInCount, SignInQuery};
 use crate::{from_unix_micros, StoreError, StoreResult};
 
 /// Rows per INSERT (10 parameters each, well under the bind limits).
@@ -90,6 +90,39 @@ pub(crate) async fn read(pool: &PgPool, q: &SignInQuery) -> StoreResult<Vec<Sign
     .await
     .map_err(db)?;
     rows.into_iter().map(|row| decode(&row)).collect()
+}
+
+/// Per source address: how many, first, last (the filters of [`read`]).
+pub(crate) async fn counts(pool: &PgPool, q: &SignInQuery) -> StoreResult<Vec<SignInCount>> {
+    let rows = sqlx::query(
+        "SELECT client_ip, COUNT(*) AS n, \
+                (EXTRACT(EPOCH FROM MIN(at)) * 1000000)::BIGINT AS first, \
+                (EXTRACT(EPOCH FROM MAX(at)) * 1000000)::BIGINT AS last \
+         FROM sign_ins WHERE tenant_id = $1 \
+           AND ($2::uuid IS NULL OR app_id = $2) AND ($3::uuid IS NULL OR key_id = $3) \
+           AND ($4::text IS NULL OR result = $4) AND ($5::timestamptz IS NULL OR at >= $5) \
+           AND ($6::timestamptz IS NULL OR at < $6) \
+         GROUP BY client_ip ORDER BY n DESC, client_ip IS NULL, client_ip COLLATE \"C\"",
+    )
+    .bind(id(q.tenant_id))
+    .bind(q.app_id.map(id))
+    .bind(q.key_id.map(id))
+    .bind(q.result.map(|r| r.as_str()))
+    .bind(q.since.map(time).transpose()?)
+    .bind(q.until.map(time).transpose()?)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(SignInCount {
+                client_ip: row.try_get("client_ip").map_err(db)?,
+                count: u64::try_from(row.try_get::<i64, _>("n").map_err(db)?).unwrap_or(0),
+                first: from_unix_micros(row.try_get("first").map_err(db)?)?,
+                last: from_unix_micros(row.try_get("last").map_err(db)?)?,
+            })
+        })
+        .collect()
 }
 
 fn uuid(text: Option<String>) -> StoreResult<Option<Uuid>> {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::codec::{id, micros};
 use super::error::db;
-use crate::model::{AuditResult, SignIn, SignInQuery};
+use crate::model::{AuditResult, SignIn, SignInCount, SignInQuery};
 use crate::{from_unix_micros, StoreError, StoreResult};
 
 /// Rows per INSERT (10 parameters each, well under the bind limits).
@@ -86,6 +86,36 @@ pub(crate) async fn read(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<
     .await
     .map_err(db)?;
     rows.into_iter().map(|row| decode(&row)).collect()
+}
+
+/// Per source address: how many, first, last (the filters of [`read`]).
+pub(crate) async fn counts(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<SignInCount>> {
+    let rows = sqlx::query(
+        "SELECT client_ip, COUNT(*) AS n, MIN(at) AS first, MAX(at) AS last \
+         FROM sign_ins WHERE tenant_id = ?1 \
+           AND (?2 IS NULL OR app_id = ?2) AND (?3 IS NULL OR key_id = ?3) \
+           AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6) \
+         GROUP BY client_ip ORDER BY n DESC, client_ip IS NULL, client_ip",
+    )
+    .bind(id(q.tenant_id))
+    .bind(q.app_id.map(id))
+    .bind(q.key_id.map(id))
+    .bind(q.result.map(|r| r.as_str()))
+    .bind(q.since.map(micros).transpose()?)
+    .bind(q.until.map(micros).transpose()?)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(SignInCount {
+                client_ip: row.try_get("client_ip").map_err(db)?,
+                count: u64::try_from(row.try_get::<i64, _>("n").map_err(db)?).unwrap_or(0),
+                first: from_unix_micros(row.try_get("first").map_err(db)?)?,
+                last: from_unix_micros(row.try_get("last").map_err(db)?)?,
+            })
+        })
+        .collect()
 }
 
 fn uuid(text: Option<String>) -> StoreResult<Option<Uuid>> {

@@ -32,6 +32,7 @@ pub async fn commit_is_all_or_nothing(store: &dyn Store) {
         until: None,
         activity: None,
         target_id: None,
+        actor_app_id: None,
         before: None,
         limit: 10,
     };

@@ -145,6 +145,7 @@ fn query(tenant: Uuid) -> AuditQuery {
         until: None,
         activity: None,
         target_id: None,
+        actor_app_id: None,
         before: None,
         limit: 100,
     }
@@ -167,7 +168,8 @@ pub async fn audit_events_filter_and_page(store: &dyn Store) {
     ];
     e[2].id = Uuid::from_u128(1);
     e[3].id = Uuid::from_u128(2);
-    let foreign = event(&other, "Add application", "app-1", at(15, 0));
+    let mut foreign = event(&other, "Add application", "app-1", at(15, 0));
+    foreign.actor_app_id = e[1].actor_app_id;
     let mut shuffled = vec![e[3].clone(), e[0].clone(), foreign, e[4].clone()];
     shuffled.extend([e[1].clone(), e[2].clone()]);
     store.record_audit(&shuffled).await.expect("record");
@@ -195,6 +197,14 @@ pub async fn audit_events_filter_and_page(store: &dyn Store) {
     let mut q = query(tenant.id);
     q.target_id = Some("app-1".to_owned());
     assert_eq!(read(q).await, [e[3].id, e[1].id, e[0].id]);
+
+    // By actor: only that application's events, and only in this tenant
+    // (the other tenant's event has the same actor).
+    let mut q = query(tenant.id);
+    q.actor_app_id = e[1].actor_app_id;
+    assert_eq!(read(q.clone()).await, [e[1].id]);
+    q.actor_app_id = Some(Uuid::new_v4());
+    assert!(read(q).await.is_empty(), "an actor with no events");
 
     let mut q = query(tenant.id);
     q.limit = 2;

@@ -281,6 +281,7 @@ pub async fn audit_round_trip(store: &dyn Store) {
         until: None,
         activity: None,
         target_id: None,
+        actor_app_id: None,
         before: None,
         limit: 10,
     };

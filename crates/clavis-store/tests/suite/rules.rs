@@ -222,6 +222,7 @@ pub async fn reads_never_cross_tenants(store: &dyn Store) {
         until: None,
         activity: None,
         target_id: None,
+        actor_app_id: None,
         before: None,
         limit: 10,
     };

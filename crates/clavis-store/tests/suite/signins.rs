@@ -1,7 +1,7 @@
 //! The sign-in log: appended in batches without moving the change feed,
 //! read newest first with filters and keyset pages, per tenant.
 
-use clavis_store::{AuditResult, SignIn, SignInQuery, Store};
+use clavis_store::{AuditResult, SignIn, SignInCount, SignInQuery, Store};
 use uuid::Uuid;
 
 use super::fixtures::{at, given_tenant, stored};
@@ -196,4 +196,90 @@ pub async fn old_sign_ins_are_purged(store: &dyn Store) {
         1,
         "another tenant's log is its own"
     );
+}
+
+pub async fn sign_ins_are_counted_per_address(store: &dyn Store) {
+    let tenant = given_tenant(store, "default").await;
+    let other = given_tenant(store, "other").await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let from = |mut s: SignIn, ip: Option<&str>| {
+        s.client_ip = ip.map(str::to_owned);
+        s
+    };
+    let key = Uuid::new_v4();
+    let with_key = |mut s: SignIn| {
+        s.key_id = Some(key);
+        s
+    };
+    store
+        .record_sign_ins(&[
+            from(with_key(sign_in(tenant.id, a, 10, true)), Some("192.0.2.1")),
+            from(with_key(sign_in(tenant.id, a, 30, true)), Some("192.0.2.1")),
+            from(with_key(sign_in(tenant.id, a, 20, true)), Some("192.0.2.9")),
+            from(sign_in(tenant.id, a, 40, true), Some("192.0.2.9")),
+            from(sign_in(tenant.id, a, 50, false), None),
+            from(sign_in(tenant.id, a, 60, false), Some("198.51.100.7")),
+            from(sign_in(tenant.id, a, 70, false), Some("198.51.100.7")),
+            from(sign_in(tenant.id, b, 80, false), Some("198.51.100.7")),
+            from(sign_in(other.id, a, 90, false), Some("198.51.100.7")),
+        ])
+        .await
+        .expect("record");
+    let query = |f: &dyn Fn(&mut SignInQuery)| {
+        let mut q = SignInQuery {
+            tenant_id: tenant.id,
+            app_id: Some(a),
+            key_id: None,
+            result: None,
+            since: None,
+            until: None,
+            before: None,
+            limit: 1,
+        };
+        f(&mut q);
+        q
+    };
+    let count = |ip: &str, n: u64, first: i64, last: i64| SignInCount {
+        client_ip: Some(ip.to_owned()),
+        count: n,
+        first: stored(at(first, 123_456_789)),
+        last: stored(at(last, 123_456_789)),
+    };
+
+    let of_key = store
+        .sign_in_counts(&query(&|q| q.key_id = Some(key)))
+        .await
+        .expect("counts");
+    assert_eq!(
+        of_key,
+        [count("192.0.2.1", 2, 10, 30), count("192.0.2.9", 1, 20, 20)],
+        "most first, ties by address; limit is ignored"
+    );
+
+    let failed = store
+        .sign_in_counts(&query(&|q| q.result = Some(AuditResult::Failure)))
+        .await
+        .expect("counts");
+    let mut unknown = count("x", 1, 50, 50);
+    unknown.client_ip = None;
+    assert_eq!(
+        failed,
+        [count("198.51.100.7", 2, 60, 70), unknown],
+        "only this application's, in this tenant; no address last"
+    );
+
+    let window = store
+        .sign_in_counts(&query(&|q| {
+            q.since = Some(at(20, 0));
+            q.until = Some(at(60, 0));
+        }))
+        .await
+        .expect("counts");
+    let total: u64 = window.iter().map(|c| c.count).sum();
+    assert_eq!(total, 4, "{window:?}");
+    assert!(store
+        .sign_in_counts(&query(&|q| q.app_id = Some(Uuid::new_v4())))
+        .await
+        .expect("counts")
+        .is_empty());
 }

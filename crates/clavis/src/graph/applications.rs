@@ -94,7 +94,11 @@ fn to_roles(dtos: Vec<AppRoleDto>) -> Vec<AppRole> {
         .collect()
 }
 
-fn app_action(activity: &'static str, operation: &'static str, app: &Application) -> Action {
+pub(super) fn app_action(
+    activity: &'static str,
+    operation: &'static str,
+    app: &Application,
+) -> Action {
     Action {
         activity,
         category: "ApplicationManagement",
@@ -117,7 +121,7 @@ pub async fn load(state: &AppState, caller: &Caller, id: Uuid) -> Result<Applica
 }
 
 /// Refuse (and audit) a caller without any write role before reading `id`.
-async fn writer(
+pub(super) async fn writer(
     state: &AppState,
     caller: &Caller,
     activity: &'static str,

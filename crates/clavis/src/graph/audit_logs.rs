@@ -37,6 +37,7 @@ pub async fn directory_audits(
         until: None,
         activity: None,
         target_id: None,
+        actor_app_id: None,
         before: None,
         limit: query.page_size(),
     };

@@ -1,11 +1,13 @@
 //! The management API in Microsoft Graph v1.0 shapes: one file per resource
-//! ([`applications`], [`service_principals`], [`audit_logs`]), the caller's
+//! ([`applications`], [`service_principals`], [`audit_logs`], and
+//! [`compromise`] for a leaked secret), the caller's
 //! identity and roles ([`caller`]), the error format ([`error`]), strict
 //! bodies and query options ([`json`]) and the representations ([`shapes`]).
 
 pub mod applications;
 pub mod audit_logs;
 pub mod caller;
+pub mod compromise;
 pub mod error;
 pub mod json;
 pub mod listing;
@@ -39,6 +41,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(applications::add_password))
         .routes(routes!(applications::remove_password))
         .routes(routes!(applications::revoke_tokens))
+        .routes(routes!(compromise::report_compromised_password))
         .routes(routes!(service_principals::list))
         .routes(routes!(service_principals::get))
         .routes(routes!(

@@ -406,3 +406,97 @@ async fn policy_show_and_set_for_the_tenant_and_one_application() {
     let list = cli.ok(&["secret", "list", "Strict worker"]).await;
     assert!(list.contains("LAST USED"), "{list}");
 }
+
+#[tokio::test]
+async fn secret_compromised_revokes_reports_and_rotates() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["login", "--bootstrap", app.data_dir().to_str().unwrap()])
+        .await;
+    let worker = cli.json(&["app", "create", "Leaky worker"]).await;
+    let leaked = cli
+        .json(&["secret", "add", "Leaky worker", "--name", "ci"])
+        .await;
+    let other = cli
+        .json(&["secret", "add", "Leaky worker", "--name", "prod"])
+        .await;
+    let id = worker["appId"].as_str().unwrap();
+    let scope = format!("{id}/.default");
+    let leaked_value = leaked["secretText"].as_str().unwrap();
+    let other_value = other["secretText"].as_str().unwrap();
+    app.token(id, leaked_value, &scope).await;
+    let leaked_key = leaked["keyId"].as_str().unwrap();
+
+    // Unknown key id: one error line with a hint, nothing changed.
+    let missing = uuid::Uuid::new_v4().to_string();
+    let out = cli
+        .run(&["secret", "compromised", "Leaky worker", &missing], None)
+        .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    app.token(id, leaked_value, &scope).await;
+
+    // stdin is not a terminal: no question. The table names the token and
+    // prints the replacement once.
+    let table = cli
+        .ok(&[
+            "secret",
+            "compromised",
+            "Leaky worker",
+            leaked_key,
+            "--rotate-others",
+        ])
+        .await;
+    assert!(
+        table.starts_with(&format!("Revoked secret {leaked_key}")),
+        "{table}"
+    );
+    assert!(table.contains("tokens issued:       2\n"), "{table}");
+    assert!(table.contains("127.0.0.1"), "{table}");
+    assert!(table.contains("they will not be shown again"), "{table}");
+    assert!(!table.contains(leaked_value) && !table.contains(other_value));
+    let new_value = table
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("secret:")
+                .map(str::trim)
+                .filter(|v| v.starts_with("clavis_"))
+                .map(str::to_owned)
+        })
+        .expect("the new value is printed once");
+    for gone in [leaked_value, other_value] {
+        assert_eq!(app.token_post(id, gone, &scope).await.status(), 401);
+    }
+    app.token(id, &new_value, &scope).await;
+
+    // JSON for tooling: the server's answer as it came.
+    let list = cli.json(&["secret", "list", "Leaky worker"]).await;
+    let new_key = list[0]["keyId"].as_str().unwrap().to_owned();
+    let answer = cli
+        .json(&[
+            "secret",
+            "compromised",
+            "Leaky worker",
+            &new_key,
+            "--revoke-all-tokens",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(answer["keyId"], new_key);
+    assert_eq!(answer["tokensRevoked"], true);
+    assert_eq!(answer["report"]["tokensIssuedCount"], 1, "{answer}");
+    assert_eq!(
+        answer["report"]["credential"]["displayName"],
+        "prod (rotated)"
+    );
+    assert!(!answer.to_string().contains(&new_value));
+
+    let audit = cli.ok(&["audit", "list", "--top", "20"]).await;
+    assert!(
+        audit.contains("Report compromised password credential"),
+        "{audit}"
+    );
+}

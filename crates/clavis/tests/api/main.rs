@@ -23,6 +23,7 @@ mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod bad_input;
     mod cli;
+    mod compromise;
     mod helpers;
     mod interop;
     mod management;
@@ -39,6 +40,7 @@ mod sqlite {
 mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod bad_input;
+    mod compromise;
     mod helpers;
     mod management;
     mod policies;
