@@ -60,6 +60,9 @@ on_sqlite!(
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,
     sign_ins_are_logged_filtered_and_paged,
+    webhooks_are_per_tenant_and_deleted_with_their_log,
+    expiry_notices_are_recorded_once,
+    webhook_deliveries_are_claimed_once_retried_and_logged,
 );
 
 #[tokio::test]
