@@ -37,6 +37,8 @@ pub struct AppState {
     pub counters: crate::http::metrics::Counters,
     /// Every token request, written in batches.
     pub sign_ins: crate::signin_log::SignInLog,
+    /// Secret expiry warnings (webhooks, the "expired" audit event).
+    pub expiry: crate::expiry::ExpiryNotifier,
 }
 
 impl AppState {
@@ -120,6 +122,12 @@ impl App {
         // Another node may have bootstrapped while this one looked.
         directory.reload_tenants().await?;
         let directory_store = directory.store().clone();
+        let expiry = crate::expiry::ExpiryNotifier::new(
+            store.clone(),
+            kek.clone(),
+            clock.clone(),
+            config.expiry_check_interval,
+        );
         let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
         let state = Arc::new(AppState {
             directory,
@@ -131,6 +139,7 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             counters: Default::default(),
             sign_ins: crate::signin_log::SignInLog::start(directory_store),
+            expiry,
         });
         Ok(App {
             listener,
@@ -167,6 +176,12 @@ impl App {
         tokio::spawn(crate::directory::Directory::follow(Arc::downgrade(
             &self.state,
         )));
+        let expiry = self.state.expiry.check_interval.map(|every| {
+            tokio::spawn(crate::expiry::ExpiryNotifier::follow(
+                Arc::downgrade(&self.state),
+                every,
+            ))
+        });
         let router = crate::http::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -186,6 +201,9 @@ impl App {
                 server.acceptor(acceptor).serve(service).await?
             }
             None => server.acceptor(nodelay).serve(service).await?,
+        }
+        if let Some(expiry) = expiry {
+            expiry.abort();
         }
         // Requests have finished: write the sign-ins still queued.
         state.sign_ins.flush().await;

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_TOKEN_LIFETIME", default_value_t = 3600,
           value_parser = clap::value_parser!(i64).range(300..=86_400))]
     pub token_lifetime: i64,
+    /// How often to look for secrets near their end (expiry webhooks and
+    /// the "expired" audit event), in seconds.
+    #[arg(long, env = "CLAVIS_EXPIRY_CHECK_INTERVAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub expiry_check_interval: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -65,6 +70,9 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How often the expiry scheduler runs; `None`: not in the background
+    /// (tests call `AppState::expiry.run_once()` after moving the clock).
+    pub expiry_check_interval: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -91,6 +99,7 @@ impl Config {
             tls,
             token_lifetime: Duration::seconds(args.token_lifetime),
             max_body_bytes: 64 * 1024,
+            expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
         }
     }
 
@@ -104,6 +113,7 @@ impl Config {
             tls,
             token_lifetime: Duration::hours(1),
             max_body_bytes: 64 * 1024,
+            expiry_check_interval: None,
         }
     }
 

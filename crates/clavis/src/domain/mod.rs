@@ -1,6 +1,8 @@
 //! Rules about application registrations that hold whatever the interface
 //! (management API today, portal later): names, identifier URIs, app roles
-//! and secret lifetimes. Plain functions, no HTTP or SQL.
+//! and secret lifetimes, plus expiry-warning webhooks. Plain functions, no
+//! HTTP or SQL.
 
 pub mod registration;
 pub mod secret_lifetime;
+pub mod webhook;

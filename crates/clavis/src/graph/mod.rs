@@ -1,5 +1,5 @@
 //! The management API in Microsoft Graph v1.0 shapes: one file per resource
-//! ([`applications`], [`service_principals`], [`audit_logs`]), the caller's
+//! ([`applications`], [`service_principals`], [`audit_logs`], [`webhooks`]), the caller's
 //! identity and roles ([`caller`]), the error format ([`error`]), strict
 //! bodies and query options ([`json`]) and the representations ([`shapes`]).
 
@@ -12,6 +12,7 @@ pub mod listing;
 pub mod policies;
 pub mod service_principals;
 pub mod shapes;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(audit_logs::directory_audits))
         .routes(routes!(audit_logs::sign_ins))
         .routes(routes!(policies::get, policies::update))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.
