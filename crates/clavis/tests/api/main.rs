@@ -23,6 +23,7 @@ mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod bad_input;
     mod cli;
+    mod expiry;
     mod helpers;
     mod interop;
     mod management;
@@ -38,6 +39,7 @@ mod sqlite {
 mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod bad_input;
+    mod expiry;
     mod helpers;
     mod management;
     mod revocation;
