@@ -22,6 +22,7 @@ pub enum WebhookCommand {
     /// (`Clavis-Signature` header). URL must be https://, or http:// to
     /// localhost for development.
     Add {
+        /// Where to POST the warnings: https://…, or http://localhost… for development.
         url: String,
         /// Days before a secret's end to warn at, comma-separated.
         #[arg(
