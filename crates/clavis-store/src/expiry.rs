@@ -52,6 +52,9 @@ pub struct ExpiringCredential {
     pub display_name: String,
     pub hint: String,
     pub end_at: OffsetDateTime,
+    /// Thresholds (in days) already announced for it, by any node: a run
+    /// skips them without a write.
+    pub noticed: Vec<u32>,
 }
 
 /// What a notice announces.

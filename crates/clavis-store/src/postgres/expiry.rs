@@ -112,7 +112,9 @@ pub(crate) async fn expiring_credentials(
     let rows = sqlx::query(&format!(
         "SELECT a.tenant_id::text AS tenant_id, a.id::text AS application_id, \
                 a.app_id::text AS app_id, a.display_name AS application_name, \
-                c.key_id::text AS key_id, c.display_name, c.hint, {} AS end_at \
+                c.key_id::text AS key_id, c.display_name, c.hint, {} AS end_at, \
+                (SELECT string_agg(n.threshold_days::text, ',') FROM expiry_notices n \
+                 WHERE n.key_id = c.key_id) AS noticed \
          FROM password_credentials c JOIN applications a ON a.id = c.application_id \
          WHERE a.tenant_id = $1 AND c.end_at <= $2 AND NOT EXISTS \
            (SELECT 1 FROM expiry_notices n WHERE n.key_id = c.key_id AND n.threshold_days = 0) \
@@ -135,6 +137,10 @@ pub(crate) async fn expiring_credentials(
                 display_name: get(row, "display_name")?,
                 hint: get(row, "hint")?,
                 end_at: from_unix_micros(get(row, "end_at")?)?,
+                noticed: parse_thresholds(
+                    &get::<Option<String>>(row, "noticed")?.unwrap_or_default(),
+                )
+                .ok_or_else(|| corrupt("expiry_notices holds a bad threshold"))?,
             })
         })
         .collect()

@@ -107,7 +107,9 @@ pub(crate) async fn expiring_credentials(
 ) -> StoreResult<Vec<ExpiringCredential>> {
     let rows = sqlx::query(
         "SELECT a.tenant_id, a.id AS application_id, a.app_id, a.display_name AS application_name, \
-                c.key_id, c.display_name, c.hint, c.end_at \
+                c.key_id, c.display_name, c.hint, c.end_at, \
+                (SELECT group_concat(n.threshold_days) FROM expiry_notices n \
+                 WHERE n.key_id = c.key_id) AS noticed \
          FROM password_credentials c JOIN applications a ON a.id = c.application_id \
          WHERE a.tenant_id = ?1 AND c.end_at <= ?2 AND NOT EXISTS \
            (SELECT 1 FROM expiry_notices n WHERE n.key_id = c.key_id AND n.threshold_days = 0) \
@@ -129,6 +131,7 @@ pub(crate) async fn expiring_credentials(
                 display_name: get(row, "display_name")?,
                 hint: get(row, "hint")?,
                 end_at: from_unix_micros(get(row, "end_at")?)?,
+                noticed: thresholds(&get::<Option<String>>(row, "noticed")?.unwrap_or_default())?,
             })
         })
         .collect()

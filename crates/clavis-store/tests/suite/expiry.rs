@@ -177,6 +177,7 @@ pub async fn expiry_notices_are_recorded_once(store: &dyn Store) {
     assert_eq!(found[0].end_at, stored(at(86_400 * 10, 777)));
     assert_eq!(found[0].application_name, "holder");
     assert_eq!(found[0].hint, soon.password_credentials[0].hint);
+    assert!(found[0].noticed.is_empty());
     let both = store
         .expiring_credentials(tenant.id, at(86_400 * 50, 0))
         .await
@@ -250,6 +251,14 @@ pub async fn expiry_notices_are_recorded_once(store: &dyn Store) {
         )
         .await
         .unwrap());
+
+    let listed = store
+        .expiring_credentials(tenant.id, at(86_400 * 30, 0))
+        .await
+        .unwrap();
+    let mut noticed = listed[0].noticed.clone();
+    noticed.sort_unstable();
+    assert_eq!(noticed, vec![7, 30], "announced thresholds come with it");
 
     // Once announced as expired, a credential is no longer listed.
     assert!(store

@@ -115,7 +115,10 @@ impl ExpiryNotifier {
                 .unwrap_or(0);
             let until = now + Duration::days(i64::from(horizon));
             for cred in self.store.expiring_credentials(tenant.id, until).await? {
-                for planned in plan::notices(cred.end_at, now, &subs) {
+                let fresh = plan::notices(cred.end_at, now, &subs)
+                    .into_iter()
+                    .filter(|p| !cred.noticed.contains(&p.kind.days()));
+                for planned in fresh {
                     let deliveries: Vec<WebhookDelivery> = planned
                         .subscribers
                         .iter()

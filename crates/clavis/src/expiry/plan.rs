@@ -207,6 +207,7 @@ mod tests {
             display_name: "ci".into(),
             hint: "q7Z".into(),
             end_at: END,
+            noticed: Vec::new(),
         };
         let id = Uuid::new_v4();
         let body: serde_json::Value = serde_json::from_str(&payload(
