@@ -41,6 +41,8 @@ mod role;
 mod secret;
 /// `clavis token get`: acquire (and optionally decode) an access token.
 mod token;
+/// `clavis webhook`: subscribe to secret expiry warnings, list, remove, deliveries.
+mod webhook;
 /// Times typed by people: `90d`, `12h`, or RFC 3339.
 mod when;
 
@@ -138,6 +140,15 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+
+    /// Subscribe to secret expiry warnings (signed webhooks), list and
+    /// remove subscriptions, and read their delivery logs.
+    Webhook {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
+    },
 }
 
 /// Run one client command; returns the process exit code (0 ok, 1 error).
@@ -199,6 +210,9 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
         Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
         Command::Policy { global, command } => policy::run(&Ctx { config, global }, command).await,
+        Command::Webhook { global, command } => {
+            webhook::run(&Ctx { config, global }, command).await
+        }
     }
 }
 

@@ -110,6 +110,13 @@ fn nested_and_repeated_arguments_parse() {
     ])
     .is_ok());
     assert!(parse(&["audit", "list", "--top", "5", "--since", "24h"]).is_ok());
+    assert!(parse(&["webhook", "add", "https://h/x", "--threshold-days", "14,3"]).is_ok());
+    assert!(parse(&[
+        "webhook",
+        "deliveries",
+        "0b9f1a4e-59c4-4b8e-9d0e-5f8c8f7e3c21"
+    ])
+    .is_ok());
 }
 
 #[test]
@@ -137,6 +144,8 @@ fn usage_errors_are_clap_errors() {
     assert!(parse(&["app", "list", "--profile", "../etc"]).is_err());
     assert!(parse(&["app", "list", "--output", "yaml"]).is_err());
     assert!(parse(&["audit", "list", "--top", "0"]).is_err());
+    assert!(parse(&["webhook", "add", "https://h/x", "--threshold-days", "7,x"]).is_err());
+    assert!(parse(&["webhook", "remove", "not-a-guid"]).is_err());
 }
 
 /// Every command and argument has help text.

@@ -13,9 +13,13 @@
 //! - [`postgres`]: the backend for several nodes sharing one database, with
 //!   its own `migrations/postgres` and a change feed over LISTEN/NOTIFY.
 //! - [`connect`]: picks the backend from a database URL's scheme.
+//! - [`expiry`]: webhook subscriptions, expiry notices and deliveries (the
+//!   secret expiry warnings).
 //!
 //! Both backends pass the same suite (`tests/suite`).
 
+/// Records of secret expiry warnings: webhooks, notices, deliveries.
+pub mod expiry;
 /// Plain records stored by every backend.
 pub mod model;
 /// The PostgreSQL backend (scale-out: several nodes, one database).
@@ -29,6 +33,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use expiry::*;
 pub use model::*;
 
 /// What can go wrong in storage. The HTTP layers map these to their own
@@ -141,6 +146,11 @@ pub enum Mutation {
         key: SigningKeyRecord,
         current: Option<String>,
     },
+    /// Create a webhook subscription. `NotFound` if the tenant is gone.
+    InsertWebhook(WebhookSubscription),
+    /// Delete a webhook subscription and its delivery log. `NotFound` if
+    /// it is gone (or belongs to another tenant).
+    DeleteWebhook { tenant_id: Uuid, id: Uuid },
 }
 
 /// What the change feed says: how many changes were seen, and whether the
@@ -271,6 +281,55 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// while `live` is false. An embedded store that one process owns moves
     /// `seq` on its own commits and is always live.
     fn change_feed(&self) -> tokio::sync::watch::Receiver<FeedState>;
+
+    // ---- Secret expiry warnings (webhooks, notices, deliveries).
+
+    /// A tenant's webhook subscriptions, oldest first.
+    async fn webhooks(&self, tenant_id: Uuid) -> StoreResult<Vec<WebhookSubscription>>;
+
+    /// One webhook subscription of a tenant.
+    async fn webhook(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<WebhookSubscription>>;
+
+    /// The tenant's password credentials that end at or before `until`,
+    /// except those already announced as expired; soonest end first.
+    async fn expiring_credentials(
+        &self,
+        tenant_id: Uuid,
+        until: OffsetDateTime,
+    ) -> StoreResult<Vec<ExpiringCredential>>;
+
+    /// Record `notice` unless it is already recorded (by any node) or its
+    /// credential is gone; if this call recorded it, insert `deliveries`
+    /// and `audit` in the same transaction. `Ok(true)`: this caller won
+    /// and should send; `Ok(false)`: nothing was written.
+    async fn record_expiry_notice(
+        &self,
+        notice: &ExpiryNotice,
+        deliveries: &[WebhookDelivery],
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool>;
+
+    /// Take up to `limit` pending deliveries due at `now` (of every tenant),
+    /// pushing their `next_attempt_at` to `lease_until` so that no other
+    /// caller (or node) takes them meanwhile. Oldest due first.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+
+    /// Record how attempt `attempt.attempt` of delivery `id` ended. Ignored
+    /// (`Ok(false)`) if the delivery is gone or another attempt was recorded
+    /// meanwhile.
+    async fn finish_webhook_delivery(
+        &self,
+        id: Uuid,
+        attempt: &DeliveryAttempt,
+    ) -> StoreResult<bool>;
+
+    /// A subscription's delivery log, newest first.
+    async fn webhook_deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<WebhookDelivery>>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme

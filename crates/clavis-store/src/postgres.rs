@@ -10,6 +10,8 @@
 //! - `mutate`: one function per [`Mutation`], run inside `commit`'s transaction
 //!   (`applications`: those that write applications and credentials).
 //! - `read`: every query of the read side, one statement each.
+//! - `expiry`: webhook subscriptions, expiry notices and deliveries
+//!   (notices and delivery leases are safe with several nodes).
 //! - `feed`: the change feed (`LISTEN clavis_changes`) in a background task.
 //!
 //! Writes run in READ COMMITTED transactions in a task of their own (so a
@@ -20,6 +22,7 @@
 mod applications;
 mod codec;
 mod error;
+mod expiry;
 mod feed;
 mod mutate;
 mod read;
@@ -403,5 +406,60 @@ impl Store for PostgresStore {
 
     fn change_feed(&self) -> tokio::sync::watch::Receiver<FeedState> {
         self.feed.subscribe()
+    }
+
+    async fn webhooks(&self, tenant_id: Uuid) -> StoreResult<Vec<crate::WebhookSubscription>> {
+        expiry::webhooks(&self.pool, tenant_id, None).await
+    }
+
+    async fn webhook(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<crate::WebhookSubscription>> {
+        Ok(expiry::webhooks(&self.pool, tenant_id, Some(id))
+            .await?
+            .pop())
+    }
+
+    async fn expiring_credentials(
+        &self,
+        tenant_id: Uuid,
+        until: time::OffsetDateTime,
+    ) -> StoreResult<Vec<crate::ExpiringCredential>> {
+        expiry::expiring_credentials(&self.pool, tenant_id, until).await
+    }
+
+    async fn record_expiry_notice(
+        &self,
+        notice: &crate::ExpiryNotice,
+        deliveries: &[crate::WebhookDelivery],
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        expiry::record_notice(&self.pool, notice, deliveries, audit).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::DueDelivery>> {
+        expiry::claim(&self.pool, now, lease_until, limit).await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        id: Uuid,
+        attempt: &crate::DeliveryAttempt,
+    ) -> StoreResult<bool> {
+        expiry::finish(&self.pool, id, attempt).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        query: &crate::DeliveryQuery,
+    ) -> StoreResult<Vec<crate::WebhookDelivery>> {
+        expiry::deliveries(&self.pool, query).await
     }
 }

@@ -63,6 +63,9 @@ on_sqlite!(
     sign_ins_move_last_used_forward,
     old_sign_ins_are_purged,
     sign_ins_are_counted_per_address,
+    webhooks_are_per_tenant_and_deleted_with_their_log,
+    expiry_notices_are_recorded_once,
+    webhook_deliveries_are_claimed_once_retried_and_logged,
 );
 
 #[tokio::test]

@@ -39,6 +39,8 @@ pub struct AppState {
     pub sign_ins: crate::signin_log::SignInLog,
     /// How long the sign-in log keeps a sign-in.
     pub sign_in_retention: time::Duration,
+    /// Secret expiry warnings (webhooks, the "expired" audit event).
+    pub expiry: crate::expiry::ExpiryNotifier,
 }
 
 impl AppState {
@@ -122,6 +124,12 @@ impl App {
         // Another node may have bootstrapped while this one looked.
         directory.reload_tenants().await?;
         let directory_store = directory.store().clone();
+        let expiry = crate::expiry::ExpiryNotifier::new(
+            store.clone(),
+            kek.clone(),
+            clock.clone(),
+            config.expiry_check_interval,
+        );
         let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
         let state = Arc::new(AppState {
             directory,
@@ -138,6 +146,7 @@ impl App {
                 crate::signin_log::SignInLog::off()
             },
             sign_in_retention: config.sign_in_retention,
+            expiry,
         });
         Ok(App {
             listener,
@@ -177,6 +186,12 @@ impl App {
         tokio::spawn(crate::signin_log::keep_retention(Arc::downgrade(
             &self.state,
         )));
+        let expiry = self.state.expiry.check_interval.map(|every| {
+            tokio::spawn(crate::expiry::ExpiryNotifier::follow(
+                Arc::downgrade(&self.state),
+                every,
+            ))
+        });
         let router = crate::http::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -196,6 +211,9 @@ impl App {
                 server.acceptor(acceptor).serve(service).await?
             }
             None => server.acceptor(nodelay).serve(service).await?,
+        }
+        if let Some(expiry) = expiry {
+            expiry.abort();
         }
         // Requests have finished: write the sign-ins still queued.
         state.sign_ins.flush().await;

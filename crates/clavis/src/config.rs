@@ -46,6 +46,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_SIGN_IN_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub sign_in_retention_days: i64,
+    /// How often to look for secrets near their end (expiry webhooks and
+    /// the "expired" audit event), in seconds.
+    #[arg(long, env = "CLAVIS_EXPIRY_CHECK_INTERVAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub expiry_check_interval: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -78,6 +83,9 @@ pub struct Config {
     pub sign_in_log: bool,
     /// How long the sign-in log keeps a sign-in.
     pub sign_in_retention: Duration,
+    /// How often the expiry scheduler runs; `None`: not in the background
+    /// (tests call `AppState::expiry.run_once()` after moving the clock).
+    pub expiry_check_interval: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -106,6 +114,7 @@ impl Config {
             max_body_bytes: 64 * 1024,
             sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
+            expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
         }
     }
 
@@ -121,6 +130,7 @@ impl Config {
             max_body_bytes: 64 * 1024,
             sign_in_log: true,
             sign_in_retention: Duration::days(30),
+            expiry_check_interval: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub mod data_dir;
 pub mod directory;
 /// Registration rules: names, identifier URIs, app roles, secret lifetimes.
 pub mod domain;
+/// Secret expiry warnings: the scheduler, signed webhooks, retries.
+pub mod expiry;
 /// Strict form decoding shared by the token endpoint and query strings.
 pub mod form;
 /// Management API in Microsoft Graph shapes.

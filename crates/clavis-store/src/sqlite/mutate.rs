@@ -93,6 +93,10 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
             insert_signing_key_if_current(conn, key, current.as_deref()).await
         }
+        Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
+        Mutation::DeleteWebhook { tenant_id, id } => {
+            super::expiry::delete_webhook(conn, *tenant_id, *id).await
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod canary;
 pub mod cascade;
+pub mod expiry;
 pub mod fixtures;
 pub mod lists;
 pub mod nodes;
@@ -16,6 +17,7 @@ pub mod signins;
 pub use atomic::*;
 pub use canary::*;
 pub use cascade::*;
+pub use expiry::*;
 pub use lists::*;
 pub use nodes::*;
 pub use records::*;

@@ -1,7 +1,9 @@
 //! Rules about application registrations that hold whatever the interface
 //! (management API today, portal later): names, identifier URIs, app roles
-//! and the rules for client secrets. Plain functions, no HTTP or SQL.
+//! and the rules for client secrets, plus expiry-warning webhooks. Plain
+//! functions, no HTTP or SQL.
 
 pub mod credential_policy;
 pub mod registration;
 pub mod secret_lifetime;
+pub mod webhook;

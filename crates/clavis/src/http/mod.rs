@@ -39,6 +39,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
         (name = "servicePrincipals", description = "Service principals and app role assignments"),
         (name = "auditLogs", description = "The audit log"),
         (name = "policies", description = "Tenant policy (Clavis extension)"),
+        (name = "webhooks", description = "Secret expiry warnings (Clavis extension)"),
         (name = "health", description = "Liveness and readiness")
     ),
     modifiers(&BearerAuth)

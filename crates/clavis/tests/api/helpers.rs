@@ -64,8 +64,14 @@ pub async fn spawn_with(tls: Tls) -> TestApp {
 
 /// Start a server on an existing data directory (restarts).
 pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
+    spawn_tuned(dir, tls, |_| {}).await
+}
+
+/// Start a server whose test configuration `tune` adjusts first.
+pub async fn spawn_tuned(dir: TempDir, tls: Tls, tune: impl FnOnce(&mut Config)) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let mut config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
+    tune(&mut config);
     let database = match super::BACKEND {
         crate::Backend::Sqlite => None,
         crate::Backend::Postgres => {

@@ -24,6 +24,7 @@ mod sqlite {
     mod bad_input;
     mod cli;
     mod compromise;
+    mod expiry;
     mod helpers;
     mod interop;
     mod management;
@@ -41,6 +42,7 @@ mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod bad_input;
     mod compromise;
+    mod expiry;
     mod helpers;
     mod management;
     mod policies;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::helpers::spawn_app;
 
-fn files_contain(dir: &std::path::Path, needle: &str, skip: &str) -> Vec<String> {
+pub fn files_contain(dir: &std::path::Path, needle: &str, skip: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in walk(dir) {
         if entry.ends_with(skip) {
@@ -20,7 +20,7 @@ fn files_contain(dir: &std::path::Path, needle: &str, skip: &str) -> Vec<String>
     hits
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -156,12 +156,12 @@ async fn no_secret_reaches_the_database_logs_or_later_responses() {
     drop(app);
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every row of every table, as JSON text (bytea appears as hex).
-async fn dump_postgres(url: &str) -> String {
+pub async fn dump_postgres(url: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let tables: Vec<String> =

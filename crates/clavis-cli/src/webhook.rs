@@ -1,0 +1,233 @@
+//! `clavis webhook`: subscribe to secret expiry warnings (`POST
+//! /v1.0/webhooks`, the one time the signing secret is shown), list and
+//! remove subscriptions, and read one's delivery log.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+use zeroize::{Zeroize as _, Zeroizing};
+
+use crate::error::Error;
+use crate::odata::with_query;
+use crate::output::{self, key_values, OutputFormat, Table};
+use crate::Ctx;
+
+/// `clavis webhook ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Subscribe URL to secret expiry warnings and print the signing
+    /// secret, once.
+    ///
+    /// Clavis POSTs `secret.expiring` when a secret crosses a threshold and
+    /// `secret.expired` when it ends, signed with the secret
+    /// (`Clavis-Signature` header). URL must be https://, or http:// to
+    /// localhost for development.
+    Add {
+        /// Where to POST the warnings: https://…, or http://localhost… for development.
+        url: String,
+        /// Days before a secret's end to warn at, comma-separated.
+        #[arg(
+            long,
+            value_name = "DAYS",
+            value_delimiter = ',',
+            default_value = "30,7,1"
+        )]
+        threshold_days: Vec<u32>,
+        /// A name for the subscription.
+        #[arg(long, value_name = "DISPLAY_NAME")]
+        name: Option<String>,
+    },
+    /// List the tenant's webhook subscriptions (never their secrets).
+    List,
+    /// Remove a subscription and its delivery log.
+    Remove {
+        /// The webhook's id, as shown by `clavis webhook list`.
+        id: Uuid,
+    },
+    /// Show a webhook's delivery log, newest first.
+    Deliveries {
+        /// The webhook's id, as shown by `clavis webhook list`.
+        id: Uuid,
+        /// At most this many deliveries.
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        top: u32,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
+    let s = ctx.session().await?;
+    let format = ctx.global.output;
+    match cmd {
+        WebhookCommand::Add {
+            url,
+            threshold_days,
+            name,
+        } => {
+            let mut body = json!({ "url": url, "thresholdDays": threshold_days });
+            if let Some(name) = name {
+                body["displayName"] = name.into();
+            }
+            let mut added = s
+                .post(s.url(&["webhooks"]), &body)
+                .await?
+                .ok_or_else(|| Error::new("the server added the webhook but did not return it"))?;
+            let text = added_text(format, &added);
+            if let Some(Value::String(secret)) = added.get_mut("signingSecret") {
+                secret.zeroize();
+            }
+            output::emit(&text?);
+        }
+        WebhookCommand::List => {
+            let hooks = s.list(s.url(&["webhooks"]), None).await?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&Value::from(hooks)),
+                OutputFormat::Table => list_table(&hooks),
+            });
+        }
+        WebhookCommand::Remove { id } => {
+            s.delete(s.url(&["webhooks", &id.to_string()])).await?;
+            if format == OutputFormat::Table {
+                output::emit(&format!("Removed webhook {id}.\n"));
+            }
+        }
+        WebhookCommand::Deliveries { id, top } => {
+            let page = top.min(999).to_string();
+            let url = with_query(
+                s.url(&["webhooks", &id.to_string(), "deliveries"]),
+                &[("$top", &page)],
+            );
+            let rows = s.list(url, Some(top as usize)).await?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&Value::from(rows)),
+                OutputFormat::Table => deliveries_table(&rows),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn days(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+/// What `webhook add` prints: the response (json), or a block with the
+/// signing secret and a warning that it is shown only this once (table).
+fn added_text(format: OutputFormat, added: &Value) -> Result<Zeroizing<String>, Error> {
+    if format == OutputFormat::Json {
+        return Ok(Zeroizing::new(output::json(added)));
+    }
+    let secret = added["signingSecret"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::new("the server's answer has no signingSecret"))?;
+    let mut out = Zeroizing::new(key_values(&[
+        ("id", text(&added["id"])),
+        ("url", text(&added["url"])),
+        ("thresholdDays", days(&added["thresholdDays"])),
+        ("displayName", text(&added["displayName"])),
+        ("signingSecret", secret.to_owned()),
+    ]));
+    out.push_str(
+        "\nCopy the signing secret now: it will not be shown again. Verify each request's \
+         Clavis-Signature header with it.\n",
+    );
+    Ok(out)
+}
+
+fn list_table(hooks: &[Value]) -> String {
+    let mut table = Table::new(&["ID", "NAME", "URL", "THRESHOLD DAYS", "CREATED"]);
+    for h in hooks {
+        table.row(vec![
+            text(&h["id"]),
+            text(&h["displayName"]),
+            text(&h["url"]),
+            days(&h["thresholdDays"]),
+            output::time(&text(&h["createdDateTime"])),
+        ]);
+    }
+    table.render()
+}
+
+fn deliveries_table(rows: &[Value]) -> String {
+    let mut table = Table::new(&[
+        "CREATED",
+        "EVENT",
+        "KEY ID",
+        "STATUS",
+        "ATTEMPTS",
+        "LAST RESULT",
+        "NEXT ATTEMPT",
+    ]);
+    for d in rows {
+        let last = match (&d["lastHttpStatus"], &d["lastError"]) {
+            (Value::Number(n), _) => format!("HTTP {n}"),
+            (_, Value::String(e)) => e.clone(),
+            _ => String::new(),
+        };
+        table.row(vec![
+            output::time(&text(&d["createdDateTime"])),
+            text(&d["eventType"]),
+            text(&d["keyId"]),
+            text(&d["status"]),
+            text(&d["attempts"]),
+            last,
+            output::time(&text(&d["nextAttemptDateTime"])),
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_shows_the_secret_once_with_a_warning() {
+        let added = json!({"id": "w1", "url": "https://h/x", "thresholdDays": [30, 7],
+                           "displayName": "ops", "createdDateTime": "2026-01-01T00:00:00Z",
+                           "signingSecret": "whsec_abc"});
+        let out = added_text(OutputFormat::Table, &added).unwrap();
+        assert!(out.contains("signingSecret:  whsec_abc"), "{}", *out);
+        assert!(out.contains("thresholdDays:  30,7"));
+        assert!(out.contains("will not be shown again"));
+        let mut no_secret = added.clone();
+        no_secret.as_object_mut().unwrap().remove("signingSecret");
+        assert!(added_text(OutputFormat::Table, &no_secret).is_err());
+    }
+
+    #[test]
+    fn tables_have_a_row_per_item() {
+        let hooks = [
+            json!({"id": "w1", "url": "https://h/x", "thresholdDays": [30, 7, 1],
+                            "displayName": "ops", "createdDateTime": "2026-01-01T00:00:00.5Z"}),
+        ];
+        assert_eq!(
+            list_table(&hooks),
+            "ID  NAME  URL          THRESHOLD DAYS  CREATED\n\
+             w1  ops   https://h/x  30,7,1          2026-01-01T00:00:00Z\n"
+        );
+        let rows = [
+            json!({"createdDateTime": "2026-01-01T00:00:00Z", "eventType": "secret.expiring",
+                   "keyId": "k1", "status": "pending", "attempts": 2, "lastHttpStatus": 500,
+                   "lastError": null, "nextAttemptDateTime": "2026-01-01T00:02:00Z"}),
+            json!({"createdDateTime": "2026-01-01T00:00:00Z", "eventType": "secret.expired",
+                   "keyId": "k1", "status": "failed", "attempts": 8, "lastHttpStatus": null,
+                   "lastError": "could not connect", "nextAttemptDateTime": null}),
+        ];
+        let table = deliveries_table(&rows);
+        assert!(table.contains("pending  2         HTTP 500"), "{table}");
+        assert!(
+            table.contains("failed   8         could not connect"),
+            "{table}"
+        );
+    }
+}

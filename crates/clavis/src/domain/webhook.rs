@@ -1,0 +1,153 @@
+//! Rules for expiry-warning webhooks: where they may point (`https://`
+//! anywhere, `http://` only to this machine) and at which thresholds they
+//! fire. Plain functions, no HTTP or SQL.
+
+use std::net::IpAddr;
+
+/// Thresholds when a subscription names none: 30, 7 and 1 days before the end.
+pub const DEFAULT_THRESHOLDS: [u32; 3] = [30, 7, 1];
+/// Largest threshold, in days (ten years, the longest a secret may live).
+pub const MAX_THRESHOLD_DAYS: i64 = 3650;
+/// Most distinct thresholds a subscription may have.
+pub const MAX_THRESHOLDS: usize = 10;
+/// Longest URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// A webhook URL, checked: absolute, `https://` to any host or `http://` to a
+/// loopback address (`localhost`, `127.0.0.0/8`, `[::1]`), with no user
+/// name, password or fragment. Messages do not repeat the URL (a webhook
+/// URL may itself carry a token).
+pub fn url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("url must not be empty.".into());
+    }
+    if text.len() > MAX_URL_LEN {
+        return Err(format!("url must be at most {MAX_URL_LEN} characters."));
+    }
+    let parsed = reqwest::Url::parse(text).map_err(|e| {
+        format!("url is not a valid absolute URL ({e}); use e.g. https://hooks.example.com/clavis.")
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("url must not carry a user name or password.".into());
+    }
+    if parsed.fragment().is_some() {
+        return Err("url must not have a #fragment.".into());
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| "url must name a host.".to_owned())?;
+    match parsed.scheme() {
+        "https" => Ok(parsed.into()),
+        "http" if is_loopback(host) => Ok(parsed.into()),
+        "http" => Err(
+            "url must use https://; plain http:// is allowed only to this machine (localhost, \
+             127.0.0.1 or [::1]) for development."
+                .into(),
+        ),
+        _ => Err("url must be an https:// URL.".into()),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Thresholds in days: the default when none are given; otherwise each
+/// 1..=3650, duplicates merged, at most ten, largest first.
+pub fn thresholds(days: Option<&[i64]>) -> Result<Vec<u32>, String> {
+    let Some(days) = days else {
+        return Ok(DEFAULT_THRESHOLDS.to_vec());
+    };
+    if days.is_empty() {
+        return Err("thresholdDays must name at least one number of days.".into());
+    }
+    let mut out = Vec::new();
+    for &d in days {
+        if !(1..=MAX_THRESHOLD_DAYS).contains(&d) {
+            return Err(format!(
+                "thresholdDays must be whole numbers of days from 1 to {MAX_THRESHOLD_DAYS}."
+            ));
+        }
+        let d = d as u32;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    if out.len() > MAX_THRESHOLDS {
+        return Err(format!(
+            "thresholdDays may hold at most {MAX_THRESHOLDS} distinct values."
+        ));
+    }
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(out)
+}
+
+/// An optional display name: empty when not given, otherwise the
+/// registration rules for names.
+pub fn display_name(name: Option<&str>) -> Result<String, String> {
+    match name {
+        None => Ok(String::new()),
+        Some(name) => super::registration::display_name(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_anywhere_http_only_to_loopback() {
+        for ok in [
+            "https://hooks.example.com/clavis?x=1",
+            "https://10.0.0.1:8443/",
+            "http://localhost:9000/hook",
+            "http://LOCALHOST./hook",
+            "http://127.0.0.1:1/",
+            "http://127.9.8.7/",
+            "http://[::1]:8080/x",
+        ] {
+            assert!(url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "hooks.example.com/clavis",
+            "/relative",
+            "ftp://example.com/",
+            "http://example.com/",
+            "http://10.0.0.1/",
+            "http://localhost.example.com/",
+            "http://[::2]/",
+            "https://user:pw@example.com/",
+            "https://example.com/#frag",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(url(&long).is_err());
+        let err = url("https://user:tok3n@example.com/").unwrap_err();
+        assert!(!err.contains("tok3n"));
+    }
+
+    #[test]
+    fn thresholds_default_dedupe_sort_and_bounds() {
+        assert_eq!(thresholds(None).unwrap(), vec![30, 7, 1]);
+        assert_eq!(thresholds(Some(&[1, 7, 7, 90])).unwrap(), vec![90, 7, 1]);
+        assert!(thresholds(Some(&[])).is_err());
+        assert!(thresholds(Some(&[0])).is_err());
+        assert!(thresholds(Some(&[-1])).is_err());
+        assert!(thresholds(Some(&[3651])).is_err());
+        assert!(thresholds(Some(&[3650])).is_ok());
+        let eleven: Vec<i64> = (1..=11).collect();
+        assert!(thresholds(Some(&eleven)).is_err());
+        let ten_with_dupes: Vec<i64> = (1..=10).chain(1..=10).collect();
+        assert_eq!(thresholds(Some(&ten_with_dupes)).unwrap().len(), 10);
+    }
+}

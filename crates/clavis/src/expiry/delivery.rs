@@ -1,0 +1,138 @@
+//! Sending one webhook attempt: sign the stored body, POST it (10 s
+//! timeout, no redirects), and decide what happens next — delivered on any
+//! 2xx, otherwise a retry after exponential backoff (1, 2, 4 … minutes,
+//! capped at an hour) until the eighth attempt, then failed.
+
+use std::time::Duration as StdDuration;
+
+use clavis_store::{DeliveryAttempt, DeliveryStatus, DueDelivery};
+use time::{Duration, OffsetDateTime};
+
+use super::signature::WebhookSecret;
+use crate::keys::KeyEncryptionKey;
+
+/// Time allowed for one attempt (connect, send, answer).
+pub const TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Attempts before a delivery is marked failed.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Wait before the first retry; doubles after each failure.
+pub const FIRST_BACKOFF: Duration = Duration::minutes(1);
+/// Longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::hours(1);
+
+/// The AEAD context a subscription's signing secret is sealed under.
+pub fn seal_context(subscription: uuid::Uuid) -> String {
+    format!("webhook-secret:{subscription}")
+}
+
+/// The HTTP client for webhooks: no redirects (a receiver cannot bounce
+/// the signed body elsewhere), 10 s per attempt.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .user_agent(concat!("Clavis-Webhook/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a client with static settings builds")
+}
+
+/// Wait before the attempt after `failed` failed attempts.
+pub fn backoff(failed: u32) -> Duration {
+    let doublings = failed.saturating_sub(1).min(10);
+    (FIRST_BACKOFF * 2i32.pow(doublings)).min(MAX_BACKOFF)
+}
+
+/// Make one attempt of `due` at `now`, and say how it ended.
+pub async fn attempt(
+    http: &reqwest::Client,
+    kek: &KeyEncryptionKey,
+    due: &DueDelivery,
+    now: OffsetDateTime,
+) -> DeliveryAttempt {
+    let attempt = due.delivery.attempts + 1;
+    let sent = send(http, kek, due, now).await;
+    let (http_status, error) = match sent {
+        Ok(status) => (Some(status), None),
+        Err(why) => (None, Some(why)),
+    };
+    let delivered = http_status.is_some_and(|s| (200..300).contains(&s));
+    let (status, next_attempt_at) = if delivered {
+        (DeliveryStatus::Delivered, None)
+    } else if attempt >= MAX_ATTEMPTS {
+        (DeliveryStatus::Failed, None)
+    } else {
+        (DeliveryStatus::Pending, Some(now + backoff(attempt)))
+    };
+    DeliveryAttempt {
+        attempt,
+        status,
+        http_status,
+        error,
+        at: now,
+        next_attempt_at,
+    }
+}
+
+/// POST the body; the HTTP status, or why there is none (no secret, no URL
+/// in the text: a webhook URL may carry a token).
+async fn send(
+    http: &reqwest::Client,
+    kek: &KeyEncryptionKey,
+    due: &DueDelivery,
+    now: OffsetDateTime,
+) -> Result<u16, String> {
+    let d = &due.delivery;
+    let secret = kek
+        .open(&seal_context(d.subscription_id), &due.sealed_secret)
+        .ok()
+        .and_then(|bytes| WebhookSecret::from_bytes(&bytes))
+        .ok_or_else(|| {
+            "the signing secret cannot be opened: is this node using the database's kek.key?"
+                .to_owned()
+        })?;
+    let signature = secret.header(now.unix_timestamp(), &d.payload);
+    let response = http
+        .post(&due.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("Clavis-Signature", signature)
+        .header("Clavis-Delivery", d.id.to_string())
+        .body(d.payload.clone())
+        .send()
+        .await
+        .map_err(describe)?;
+    Ok(response.status().as_u16())
+}
+
+fn describe(err: reqwest::Error) -> String {
+    let what = if err.is_timeout() {
+        "timed out after 10 s"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut text = what.to_owned();
+    let err = err.without_url();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_minute_up_to_an_hour() {
+        let waits: Vec<i64> = (1..MAX_ATTEMPTS)
+            .map(|n| backoff(n).whole_minutes())
+            .collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60]);
+        assert_eq!(backoff(100), MAX_BACKOFF);
+    }
+}
