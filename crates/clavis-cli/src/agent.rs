@@ -141,7 +141,7 @@ pub async fn run(args: AgentArgs) -> Result<(), Error> {
         file.path().display(),
         creds.client_id,
         creds.key_id,
-        rfc3339(creds.end_date_time)
+        crate::output::rfc3339(creds.end_date_time)
     ));
     if !creds.retiring.is_empty() {
         log::info(format!(
@@ -217,10 +217,6 @@ fn human(d: Duration) -> String {
     } else {
         format!("{}s", d.whole_seconds())
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 struct Agent {
@@ -461,7 +457,7 @@ impl Agent {
         log::info(format!(
             "added secret {} (ends {})",
             new.key_id,
-            rfc3339(end)
+            crate::output::rfc3339(end)
         ));
         if let Err(why) = rotation::prove(&self.conn, target.app_id, &new.secret).await {
             return Err(rotation::undo(s, target, &new, &why).await);
@@ -517,12 +513,10 @@ mod log {
     use std::io::Write as _;
 
     fn line(level: &str, message: &str) {
-        let now = time::OffsetDateTime::now_utc();
-        let at = now
-            .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-            .unwrap_or(now);
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
+        let at = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
             .unwrap_or_default();
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{at} {level} clavis agent: {message}");
