@@ -38,6 +38,7 @@ use crate::error::Error;
 use crate::model::{view, Application};
 use crate::rotation::{self, Target};
 use crate::when::parse_interval;
+use crate::Ctx;
 
 /// How the agent names the secrets it adds: this, its id, the time.
 const NAME_PREFIX: &str = "clavis-agent ";
@@ -109,15 +110,25 @@ pub struct AgentArgs {
     #[arg(long, env = "CLAVIS_AGENT_CA_FILE", value_name = "FILE")]
     ca_file: Option<PathBuf>,
 
+    /// Create FILE for the application APP and exit: a new secret of APP
+    /// (added as the logged-in profile, see `clavis login`), proven with a
+    /// token and written to a new private file the agent can then look after.
+    #[arg(long, value_name = "APP")]
+    init: Option<String>,
+
     /// How old a secret this agent added but never recorded must be before it
     /// is removed (a crash between adding it and writing the file).
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_interval, hide = true)]
     orphan_min_age: Duration,
 }
 
-/// Run the agent until killed (or once, with `--once`).
-pub async fn run(args: AgentArgs) -> Result<(), Error> {
+/// Run the agent until killed (or once, with `--once`); or, with `--init`,
+/// create its credentials file.
+pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
     let file = CredentialsFile::new(&args.credentials)?;
+    if let Some(app) = &args.init {
+        return init(ctx, &file, app, &args).await;
+    }
     let _lock = file.lock()?;
     let stale = file.remove_stale_temporaries()?;
     if stale > 0 {
@@ -202,6 +213,67 @@ pub async fn run(args: AgentArgs) -> Result<(), Error> {
     }
 }
 
+/// `--init APP`: a first secret for APP, proven, in a new private file.
+async fn init(ctx: &Ctx, file: &CredentialsFile, app: &str, args: &AgentArgs) -> Result<(), Error> {
+    let path = file.path().display().to_string();
+    if file.path().exists() {
+        return Err(Error::new(format!("{path} already exists"))
+            .hint("start the agent on it without --init, or choose another file"));
+    }
+    let _lock = file.lock()?;
+    let profile = ctx.config()?.load(&ctx.global.profile)?;
+    let s = Session::open(&profile).await?;
+    let found = crate::lookup::application(&s, app).await?;
+    let target = Target {
+        object_id: found.view.id.clone(),
+        app_id: Uuid::parse_str(&found.view.app_id)
+            .map_err(|_| Error::new("the application's appId is not a GUID"))?,
+    };
+    let agent_id = Uuid::new_v4();
+    let now = OffsetDateTime::now_utc();
+    let name = format!(
+        "{NAME_PREFIX}{} {}",
+        agent_id.simple(),
+        crate::output::rfc3339(now)
+    );
+    let new = rotation::add_proven(&s, &target, &name, args.lifetime.map(|l| now + l)).await?;
+    let Some(end) = new.end else {
+        let why = Error::new("the server's answer to addPassword has no endDateTime");
+        return Err(rotation::undo(&s, &target, &new, &why).await);
+    };
+    let creds = Credentials {
+        authority: profile.settings.authority.clone(),
+        tenant: String::new(),
+        client_id: target.app_id,
+        secret: new.secret.clone(),
+        key_id: new.key_id,
+        end_date_time: end,
+        start_date_time: new.start,
+        object_id: Uuid::parse_str(&target.object_id).ok(),
+        agent_id: Some(agent_id),
+        ca_file: args.ca_file.clone().or(profile.settings.ca_file.clone()),
+        retiring: Vec::new(),
+        other: Default::default(),
+    };
+    let creds = Credentials {
+        tenant: creds.tenant_name(),
+        ..creds
+    };
+    if let Err(e) = file.store(&creds) {
+        return Err(rotation::undo(&s, &target, &new, &e).await);
+    }
+    crate::output::emit(&format!(
+        "Wrote {path} for application '{}' (secret {}, ends {}).\n\
+         Grant it its role: clavis role grant --client {} --resource api://clavis --role Application.Credentials.RotateSelf\n\
+         Then start the agent: clavis agent --credentials {path}\n",
+        found.view.display_name,
+        new.key_id,
+        crate::output::rfc3339(end),
+        target.app_id,
+    ));
+    Ok(())
+}
+
 /// 1 s (or the check interval, if shorter), doubling, at most a minute (or
 /// the check interval, if longer).
 fn backoff(failures: u32, check_interval: Duration) -> Duration {
@@ -209,6 +281,22 @@ fn backoff(failures: u32, check_interval: Duration) -> Duration {
     let cap = check_interval.max(Duration::MINUTE);
     let factor = 1i32 << failures.saturating_sub(1).min(10);
     (first * factor).min(cap)
+}
+
+/// Is a secret valid from `start` to `end` due for rotation at `now`: less
+/// than `rotate_before` left, by default a third of its lifetime? `None`
+/// when that depends on an unknown start.
+fn rotation_due(
+    now: OffsetDateTime,
+    start: Option<OffsetDateTime>,
+    end: OffsetDateTime,
+    rotate_before: Option<Duration>,
+) -> Option<bool> {
+    let before = match rotate_before {
+        Some(before) => before,
+        None => (end - start?) / 3,
+    };
+    Some(now + before >= end)
 }
 
 fn human(d: Duration) -> String {
@@ -246,10 +334,28 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// One pass: tell the application if it missed a replacement, then (only
-    /// if something is due) sweep unrecorded secrets, remove old ones whose
-    /// time has come, and rotate.
+    /// One pass; failures say what the agent's operator can do about them.
     async fn tick(&mut self) -> Result<(), Error> {
+        let result = self.pass().await;
+        result.map_err(|e| match e.http_status() {
+            Some(401) => e.hint(format!(
+                "the secret in {} is not accepted (expired, or removed?): put a working secret \
+                 with its keyId and endDateTime in the file",
+                self.file.path().display()
+            )),
+            Some(403) => e.hint(format!(
+                "grant the application its role: `clavis role grant --client {} --resource \
+                 api://clavis --role Application.Credentials.RotateSelf`",
+                self.creds.client_id
+            )),
+            _ => e,
+        })
+    }
+
+    /// Tell the application if it missed a replacement, then (only if
+    /// something is due) sweep unrecorded secrets, remove old ones whose time
+    /// has come, and rotate.
+    async fn pass(&mut self) -> Result<(), Error> {
         self.tell_application().await?;
         let now = OffsetDateTime::now_utc();
         let removal_due = self
@@ -296,12 +402,12 @@ impl Agent {
     /// `Some(true)` when the secret has less than `--rotate-before` left;
     /// `None` when that depends on a start time not yet known.
     fn rotation_due(&self, now: OffsetDateTime) -> Option<bool> {
-        let end = self.creds.end_date_time;
-        let before = match self.rotate_before {
-            Some(before) => before,
-            None => (end - self.creds.start_date_time.or(self.start)?) / 3,
-        };
-        Some(now + before >= end)
+        rotation_due(
+            now,
+            self.creds.start_date_time.or(self.start),
+            self.creds.end_date_time,
+            self.rotate_before,
+        )
     }
 
     /// The application's object id: from the file, else looked up once (which
@@ -534,6 +640,26 @@ mod log {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn rotation_is_due_a_third_of_the_lifetime_before_the_end_by_default() {
+        let start = datetime!(2026-01-01 0:00 UTC);
+        let end = datetime!(2026-04-01 0:00 UTC); // 90 days
+        let at = |t| rotation_due(t, Some(start), end, None);
+        assert_eq!(at(datetime!(2026-03-01 23:00 UTC)), Some(false));
+        assert_eq!(at(datetime!(2026-03-02 0:00 UTC)), Some(true));
+        assert_eq!(rotation_due(start, None, end, None), None);
+        let flag = Some(Duration::days(7));
+        assert_eq!(
+            rotation_due(datetime!(2026-03-24 0:00 UTC), None, end, flag),
+            Some(false)
+        );
+        assert_eq!(
+            rotation_due(datetime!(2026-03-25 0:00 UTC), None, end, flag),
+            Some(true)
+        );
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_a_minute() {

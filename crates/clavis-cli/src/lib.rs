@@ -136,8 +136,13 @@ pub enum Command {
     /// Application.Credentials.RotateSelf role), gets a token with it, replaces
     /// the file atomically, runs --reload-command or sends --signal, and
     /// removes the old secret after --grace. A crash or a server outage at any
-    /// point leaves a file whose secret works.
-    Agent(agent::AgentArgs),
+    /// point leaves a file whose secret works. `--init APP` creates the file.
+    Agent {
+        #[command(flatten)]
+        global: Global,
+        #[command(flatten)]
+        args: agent::AgentArgs,
+    },
 }
 
 /// Run one client command; returns the process exit code (0 ok, 1 error).
@@ -198,7 +203,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Role { global, command } => role::run(&Ctx { config, global }, command).await,
         Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
         Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
-        Command::Agent(args) => agent::run(args).await,
+        Command::Agent { global, args } => agent::run(&Ctx { config, global }, args).await,
     }
 }
 

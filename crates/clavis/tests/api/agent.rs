@@ -198,6 +198,8 @@ async fn secrets_of(w: &World) -> Vec<Value> {
 #[tokio::test]
 async fn an_application_reading_the_file_never_fails_across_many_rotations() {
     let w = world(time::Duration::seconds(6)).await;
+    let reloads = w.file.with_file_name("reloads");
+    let reload = format!("echo reloaded >> '{}'", reloads.display());
     let agent = Agent::start(
         &w.file,
         &[
@@ -209,6 +211,8 @@ async fn an_application_reading_the_file_never_fails_across_many_rotations() {
             "1s",
             "--check-interval",
             "200ms",
+            "--reload-command",
+            &reload,
         ],
     );
 
@@ -299,6 +303,7 @@ async fn an_application_reading_the_file_never_fails_across_many_rotations() {
         "added secret",
         "proved secret",
         "wrote",
+        "reload command ran",
         "removed old secret",
     ] {
         assert!(log.contains(step), "no '{step}' in\n{log}");
@@ -309,6 +314,9 @@ async fn an_application_reading_the_file_never_fails_across_many_rotations() {
             "a secret in the log:\n{log}"
         );
     }
+    // The application was told after every replacement.
+    let told = std::fs::read_to_string(&reloads).unwrap().lines().count();
+    assert!(told >= 10, "{told} reloads\n{log}");
     // The file stays private.
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&w.file).unwrap().permissions().mode() & 0o777;
@@ -632,4 +640,101 @@ async fn a_database_from_before_the_role_gains_it_at_start_up() {
             .contains("added app roles: Application.Credentials.RotateSelf"),
         "{audits}"
     );
+}
+
+/// `clavis ARGS` with its own config dir: (exit code, stdout, stderr).
+async fn clavis(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .args(args)
+        .env("CLAVIS_CONFIG_DIR", config)
+        .env_remove("CLAVIS_PROFILE")
+        .env_remove("CLAVIS_OUTPUT")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn an_operator_sets_up_the_agent_with_the_cli() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let _clock = follow_wall_clock(&app);
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path();
+    let data = app.data_dir();
+    let ok = |(code, out, err): (i32, String, String)| {
+        assert_eq!(code, 0, "{out}\n{err}");
+        out
+    };
+    ok(clavis(config, &["login", "--bootstrap", data.to_str().unwrap()]).await);
+    ok(clavis(config, &["app", "create", "worker"]).await);
+    ok(clavis(
+        config,
+        &[
+            "role",
+            "grant",
+            "--client",
+            "worker",
+            "--resource",
+            "api://clavis",
+            "--role",
+            ROTATE_SELF,
+        ],
+    )
+    .await);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("worker.json");
+    let file_arg = file.to_str().unwrap();
+    let out = ok(clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            file_arg,
+            "--init",
+            "worker",
+            "--lifetime",
+            "30m",
+        ],
+    )
+    .await);
+    assert!(out.contains("Then start the agent"), "{out}");
+    file_works(&app, &file).await.unwrap();
+    let first = read_file(&file);
+    assert!(first["objectId"].is_string() && first["caFile"].is_string());
+    assert_eq!(first["tenant"], "default");
+    // Not over an existing file.
+    let (code, _, err) = clavis(
+        config,
+        &["agent", "--credentials", file_arg, "--init", "worker"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+
+    // A cron-style run with the role the operator granted: due, so it
+    // rotates, and the file still works.
+    let (code, _, log) = clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            file_arg,
+            "--once",
+            "--rotate-before",
+            "1h",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{log}");
+    let second = read_file(&file);
+    assert_ne!(second["keyId"], first["keyId"], "{log}");
+    assert_eq!(second["retiring"][0]["keyId"], first["keyId"]);
+    file_works(&app, &file).await.unwrap();
+    assert!(!log.contains(second["secret"].as_str().unwrap()));
 }
