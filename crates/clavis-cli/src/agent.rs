@@ -129,6 +129,14 @@ pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
     if let Some(app) = &args.init {
         return init(ctx, &file, app, &args).await;
     }
+    if std::fs::symlink_metadata(file.path()).is_err() {
+        return Err(
+            Error::new(format!("{} does not exist", file.path().display())).hint(format!(
+                "create it with `clavis agent --credentials {} --init APP`",
+                file.path().display()
+            )),
+        );
+    }
     let _lock = file.lock()?;
     let stale = file.remove_stale_temporaries()?;
     if stale > 0 {

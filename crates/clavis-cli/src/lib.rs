@@ -139,9 +139,10 @@ pub enum Command {
     /// point leaves a file whose secret works. `--init APP` creates the file.
     Agent {
         #[command(flatten)]
-        global: Global,
-        #[command(flatten)]
         args: agent::AgentArgs,
+        /// For --init only.
+        #[command(flatten)]
+        global: Global,
     },
 }
 
@@ -203,7 +204,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Role { global, command } => role::run(&Ctx { config, global }, command).await,
         Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
         Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
-        Command::Agent { global, args } => agent::run(&Ctx { config, global }, args).await,
+        Command::Agent { args, global } => agent::run(&Ctx { config, global }, args).await,
     }
 }
 
