@@ -154,3 +154,26 @@ pub async fn remove(s: &Session, target: &Target, key_id: Uuid) -> Result<Remove
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_secret_shows_its_key_id_only_and_forgets_its_value() {
+        let value = "clavis_NewSecretValue0123456789";
+        let new = NewSecret {
+            key_id: Uuid::nil(),
+            secret: ClientSecret::new(Zeroizing::new(value.to_owned())),
+            start: None,
+            end: None,
+            raw: json!({"keyId": Uuid::nil(), "secretText": value}),
+        };
+        let shown = format!("{new:?}");
+        assert!(shown.contains(&Uuid::nil().to_string()), "{shown}");
+        assert!(!shown.contains(value), "{shown}");
+        let mut raw = new.raw.clone();
+        forget_secret_text(&mut raw);
+        assert_eq!(raw["secretText"], "");
+    }
+}

@@ -170,9 +170,13 @@ impl Agent {
         })
     }
 
-    /// The current secret's start time, from the server, if the file lacks it.
+    /// The current secret's start time, from the server, if the file lacks it
+    /// and the default rotation point (a third of the lifetime) needs it.
     fn learn_start(&mut self, app: &Application) -> Result<(), Error> {
-        if self.creds.start_date_time.is_some() || self.start.is_some() {
+        if self.rotate_before.is_some()
+            || self.creds.start_date_time.is_some()
+            || self.start.is_some()
+        {
             return Ok(());
         }
         let key = self.creds.key_id.to_string();
