@@ -42,7 +42,7 @@ pub struct TokenResponse {
 }
 
 /// An HTTP client set up to talk to one authority.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     http: reqwest::Client,
     authority: Authority,
@@ -147,9 +147,16 @@ impl Session {
     pub async fn open(profile: &Profile) -> Result<Self, Error> {
         let settings = &profile.settings;
         let conn = Connection::new(settings.authority.clone(), settings.ca_file.as_deref())?;
-        let token = conn
-            .token(settings.client_id, &profile.secret, MANAGEMENT_SCOPE)
-            .await?;
+        Self::over(conn, settings.client_id, &profile.secret).await
+    }
+
+    /// Acquire a management token as `client_id` over an existing connection.
+    pub async fn over(
+        conn: Connection,
+        client_id: Uuid,
+        secret: &ClientSecret,
+    ) -> Result<Self, Error> {
+        let token = conn.token(client_id, secret, MANAGEMENT_SCOPE).await?;
         let base = conn.authority().management_base();
         Ok(Session {
             conn,

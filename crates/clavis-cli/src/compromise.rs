@@ -210,7 +210,7 @@ fn report_text(report: &Value) -> String {
     if tokens.is_empty() {
         out.push_str("none\n");
     } else {
-        let mut table = Table::new(&["TIME", "CLIENT IP", "USER AGENT", "RESOURCE"]);
+        let mut table = Table::new(&["TIME", "COUNT", "CLIENT IP", "USER AGENT", "RESOURCE"]);
         for t in tokens {
             let resource = match text(&t["resourceDisplayName"]) {
                 name if name.is_empty() => text(&t["resource"]),
@@ -218,6 +218,10 @@ fn report_text(report: &Value) -> String {
             };
             table.row(vec![
                 time(&t["time"]),
+                match t["count"].as_u64() {
+                    Some(n) => n.to_string(),
+                    None => "1".into(),
+                },
                 text(&t["clientIp"]),
                 text(&t["userAgent"]),
                 resource,
@@ -226,7 +230,7 @@ fn report_text(report: &Value) -> String {
         out.push_str(&table.render());
         if report["truncated"] == true {
             out.push_str(&format!(
-                "(only the newest {} of {} are listed)\n",
+                "(only the newest {} entries of {} tokens are listed)\n",
                 tokens.len(),
                 text(&report["tokensIssuedCount"])
             ));
@@ -354,7 +358,7 @@ mod tests {
         assert!(out.contains("from:                192.0.2.7, 192.0.2.1\n"));
         assert!(out.contains("management actions:  1 (1 with this secret)\n"));
         assert!(
-            out.contains("2026-03-01T11:59:00Z  192.0.2.7  curl/8      Orders API\n"),
+            out.contains("2026-03-01T11:59:00Z  1      192.0.2.7  curl/8      Orders API\n"),
             "{}",
             *out
         );

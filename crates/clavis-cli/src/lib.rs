@@ -9,6 +9,8 @@
 //! Every noun has one file holding its clap arguments and its handler; the
 //! rest is shared plumbing, listed below from the outside in.
 
+/// `clavis agent`: keeps an application's credentials file's secret fresh.
+mod agent;
 /// `clavis app`: register, list, show and delete applications; add app roles.
 mod app;
 /// `clavis audit list`: read the directory audit log.
@@ -37,6 +39,8 @@ mod policy;
 mod profile;
 /// `clavis role`: grant, list and revoke app role assignments.
 mod role;
+/// Rotating a secret: add, prove with a token, remove (`secret rotate`, `agent`).
+mod rotation;
 /// `clavis secret`: add, list, rotate and remove an application's client secrets.
 mod secret;
 /// `clavis token get`: acquire (and optionally decode) an access token.
@@ -149,6 +153,22 @@ pub enum Command {
         #[command(subcommand)]
         command: webhook::WebhookCommand,
     },
+
+    /// Run beside an application and rotate the secret in its credentials file.
+    ///
+    /// When the secret's remaining life falls under --rotate-before, the agent
+    /// adds a new secret to its own application (it needs only the
+    /// Application.Credentials.RotateSelf role), gets a token with it, replaces
+    /// the file atomically, runs --reload-command or sends --signal, and
+    /// removes the old secret after --grace. A crash or a server outage at any
+    /// point leaves a file whose secret works. `--init APP` creates the file.
+    Agent {
+        #[command(flatten)]
+        args: agent::AgentArgs,
+        /// For --init only.
+        #[command(flatten)]
+        global: Global,
+    },
 }
 
 /// Run one client command; returns the process exit code (0 ok, 1 error).
@@ -213,6 +233,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Webhook { global, command } => {
             webhook::run(&Ctx { config, global }, command).await
         }
+        Command::Agent { args, global } => agent::run(&Ctx { config, global }, args).await,
     }
 }
 

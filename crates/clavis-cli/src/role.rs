@@ -18,8 +18,8 @@ pub enum RoleCommand {
     ///
     /// The client's next tokens for that resource carry the role's value in
     /// their `roles` claim. Management roles (Application.ReadWrite.All,
-    /// Application.ReadWrite.OwnedBy, Application.Read.All, AuditLog.Read.All)
-    /// are app roles of the resource api://clavis.
+    /// Application.ReadWrite.OwnedBy, Application.Read.All, AuditLog.Read.All,
+    /// Application.Credentials.RotateSelf) are app roles of the resource api://clavis.
     Grant {
         /// The client application: object id, appId, identifier URI or display name.
         #[arg(long, value_name = "APP")]

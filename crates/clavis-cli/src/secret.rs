@@ -1,17 +1,19 @@
 //! `clavis secret`: add (`POST .../addPassword`, the one time a value is
 //! shown), list (the application's `passwordCredentials`, never with values)
-//! and remove (`POST .../removePassword`) an application's client secrets;
+//! and remove (`POST .../removePassword`) an application's client secrets, and
+//! rotate them once (the steps shared with `clavis agent` are in `rotation`);
 //! `compromised` is in [`crate::compromise`].
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use zeroize::{Zeroize as _, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::lookup;
 use crate::model::{view, PasswordCredential};
 use crate::output::{self, key_values, OutputFormat, Table};
+use crate::rotation::{self, forget_secret_text};
 use crate::when;
 use crate::Ctx;
 
@@ -150,62 +152,39 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             ..
         } => {
             let found = lookup::application(&s, &app).await?;
-            let mut credential = serde_json::Map::new();
-            credential.insert(
-                "displayName".into(),
-                name.unwrap_or_else(|| format!("rotated {}", output::rfc3339(now)))
-                    .into(),
-            );
-            if let Some(at) = expires {
-                credential.insert("endDateTime".into(), output::rfc3339(at).into());
-            }
-            let add = s.url(&["applications", &found.view.id, "addPassword"]);
-            let mut added = s
-                .post(add, &json!({ "passwordCredential": credential }))
-                .await?
-                .ok_or_else(|| Error::new("the server added a secret but did not return it"))?;
-            let new_key = added["keyId"].as_str().unwrap_or_default().to_owned();
-            let value = crate::profile::ClientSecret::new(Zeroizing::new(
-                added["secretText"].as_str().unwrap_or_default().to_owned(),
-            ));
-            let app_id: Uuid = found
-                .view
-                .app_id
-                .parse()
-                .map_err(|_| Error::new("the application's appId is not a GUID"))?;
+            let target = rotation::Target {
+                object_id: found.view.id.clone(),
+                app_id: found
+                    .view
+                    .app_id
+                    .parse()
+                    .map_err(|_| Error::new("the application's appId is not a GUID"))?,
+            };
+            let name = name.unwrap_or_else(|| format!("rotated {}", output::rfc3339(now)));
             // Prove the new secret works before anything old goes away.
-            let scope = format!("{app_id}/.default");
-            if let Err(e) = s.connection().token(app_id, &value, &scope).await {
-                let undo = s.url(&["applications", &found.view.id, "removePassword"]);
-                let _ = s.post(undo, &json!({ "keyId": new_key })).await;
-                forget_secret_text(&mut added);
-                return Err(Error::new(format!(
-                    "the new secret did not work ({}); it was removed again and nothing else changed",
-                    e
-                )));
-            }
-            let old: Vec<String> = if remove_others {
+            let new = rotation::add_proven(&s, &target, &name, expires).await?;
+            let old: Vec<Uuid> = if remove_others {
                 found
                     .view
                     .password_credentials
                     .iter()
-                    .map(|c| c.key_id.clone())
-                    .filter(|k| !k.eq_ignore_ascii_case(&new_key))
+                    .filter_map(|c| Uuid::parse_str(&c.key_id).ok())
+                    .filter(|k| *k != new.key_id)
                     .collect()
             } else {
-                remove.iter().map(Uuid::to_string).collect()
+                remove
             };
             let mut removed = Vec::new();
-            for key in &old {
-                let url = s.url(&["applications", &found.view.id, "removePassword"]);
-                s.post(url, &json!({ "keyId": key })).await?;
-                removed.push(key.clone());
+            for key in old {
+                rotation::remove(&s, &target, key).await?;
+                removed.push(key.to_string());
             }
+            let added = &new.raw;
             let text = match format {
                 OutputFormat::Json => Ok(Zeroizing::new(output::json(
                     &json!({ "added": added, "removed": removed }),
                 ))),
-                OutputFormat::Table => added_text(format, &added, &found.view.display_name).map(|mut t| {
+                OutputFormat::Table => added_text(format, added, &found.view.display_name).map(|mut t| {
                     if removed.is_empty() {
                         t.push_str("Old secrets were kept: deploy the new one, then remove them with `clavis secret remove`.\n");
                     } else {
@@ -214,7 +193,6 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
                     t
                 }),
             };
-            forget_secret_text(&mut added);
             output::emit(&text?);
         }
         SecretCommand::Compromised(args) => crate::compromise::run(&s, format, args).await?,
@@ -281,13 +259,6 @@ fn without_secret_text(added: &Value) -> Value {
         map.remove("secretText");
     }
     copy
-}
-
-/// Zero the secret value in the response once it has been rendered.
-fn forget_secret_text(added: &mut Value) {
-    if let Some(Value::String(text)) = added.get_mut("secretText") {
-        text.zeroize();
-    }
 }
 
 fn list_table(credentials: &[PasswordCredential], now: OffsetDateTime) -> String {

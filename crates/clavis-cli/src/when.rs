@@ -26,6 +26,26 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (n <= 24 * 365 * 1000).then(|| Duration::hours(n * hours))
 }
 
+/// A span for `clavis agent`'s flags: a [`parse_duration`] or a shorter one,
+/// `500ms`, `30s`, `10m` (`m` is minutes here, never months). Not zero.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let usage = || format!("'{text}' is not a duration: use e.g. 500ms, 30s, 10m, 12h or 90d");
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (digits, unit) = text.split_at(unit_at);
+    let n: i64 = digits.parse().map_err(|_| usage())?;
+    let span = match unit {
+        "ms" => Duration::milliseconds(n),
+        "s" => Duration::seconds(n),
+        "m" if n <= i64::MAX / 60 => Duration::minutes(n),
+        _ => parse_duration(text).ok_or_else(usage)?,
+    };
+    if span.is_zero() {
+        return Err(format!("'{text}' is an empty duration"));
+    }
+    Ok(span)
+}
+
 /// `--expires`: a duration from now, or an RFC 3339 time, which must be in the future.
 pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Error> {
     let at = parse_point(text, |d| now + d)?;
@@ -74,6 +94,18 @@ mod tests {
         assert_eq!(parse_duration("1y"), Some(Duration::days(365)));
         for bad in ["", "d", "90", "90m", "-1d", "1.5d", "99999999999d", "3 d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn intervals_add_milliseconds_seconds_and_minutes() {
+        assert_eq!(parse_interval("500ms"), Ok(Duration::milliseconds(500)));
+        assert_eq!(parse_interval("30s"), Ok(Duration::seconds(30)));
+        assert_eq!(parse_interval("10m"), Ok(Duration::minutes(10)));
+        assert_eq!(parse_interval("12h"), Ok(Duration::hours(12)));
+        assert_eq!(parse_interval("90d"), Ok(Duration::days(90)));
+        for bad in ["", "0s", "s", "10", "1.5s", "-1s", "10 s", "5mo"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
         }
     }
 

@@ -68,8 +68,8 @@ pub(crate) fn last_uses(batch: &[SignIn]) -> Vec<(Uuid, OffsetDateTime)> {
     let mut latest: std::collections::HashMap<Uuid, OffsetDateTime> = Default::default();
     for s in batch {
         if let (AuditResult::Success, Some(key_id)) = (s.result, s.key_id) {
-            let at = latest.entry(key_id).or_insert(s.at);
-            *at = (*at).max(s.at);
+            let at = latest.entry(key_id).or_insert(s.last_at);
+            *at = (*at).max(s.last_at);
         }
     }
     latest.into_iter().collect()

@@ -238,12 +238,18 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One token request, successful or refused (the sign-in log).
+/// One token request, successful or refused (the sign-in log), or several
+/// identical ones merged (`count`, from `at` to `last_at`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignIn {
     pub id: Uuid,
     pub tenant_id: Uuid,
+    /// When the (first) request came.
     pub at: OffsetDateTime,
+    /// When the last of the `count` requests came (`at` when there is one).
+    pub last_at: OffsetDateTime,
+    /// How many identical requests this entry stands for (at least 1).
+    pub count: u32,
     /// The client id presented, when it was a GUID.
     pub app_id: Option<Uuid>,
     /// The credential that authenticated (successes).

@@ -13,7 +13,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use clavis_store::Store;
 use time::Duration;
 
-use crate::bootstrap::{bootstrap_if_empty, Bootstrapped};
+use crate::bootstrap::{add_missing_management_roles, bootstrap_if_empty, Bootstrapped};
 use crate::clock::Clock;
 use crate::config::{Config, Tls};
 use crate::data_dir;
@@ -123,6 +123,7 @@ impl App {
         .await?;
         // Another node may have bootstrapped while this one looked.
         directory.reload_tenants().await?;
+        add_missing_management_roles(&directory, clock.as_ref()).await?;
         let directory_store = directory.store().clone();
         let expiry = crate::expiry::ExpiryNotifier::new(
             store.clone(),

@@ -4,7 +4,8 @@
 //!
 //! [`TenantPlan`] builds what a new tenant consists of (as mutations and
 //! audit events to commit together); [`bootstrap_if_empty`] commits the
-//! default one and writes the bootstrap file.
+//! default one and writes the bootstrap file; [`add_missing_management_roles`]
+//! gives an existing database the management roles added since it was made.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -276,4 +277,56 @@ pub async fn bootstrap_if_empty(
         file,
         tenant_id: plan.tenant.id,
     }))
+}
+
+/// Give every tenant's management API application the management roles it
+/// lacks: a database created before a role existed gains it at start-up, with
+/// an audit event. Roles an administrator could not have changed (the
+/// application is built in) are only ever added, never altered.
+pub async fn add_missing_management_roles(
+    directory: &Directory,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let store = directory.store();
+    for tenant in store.tenants().await? {
+        let Some(mut management) = store
+            .application_by_identifier_uri(tenant.id, MANAGEMENT_API_URI)
+            .await?
+        else {
+            continue;
+        };
+        let missing: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|role| !management.app_roles.iter().any(|r| r.id == role.id()))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        management
+            .app_roles
+            .extend(missing.iter().map(|r| r.app_role()));
+        let names: Vec<&str> = missing.iter().map(|r| r.value()).collect();
+        let event = Actor::system().succeeded(
+            tenant.id,
+            clock.now(),
+            Action {
+                activity: "Update application",
+                category: "ApplicationManagement",
+                operation: "Update",
+                target_type: "Application",
+                target_id: management.id.to_string(),
+                target_name: format!(
+                    "{} (added app roles: {})",
+                    management.display_name,
+                    names.join(", ")
+                ),
+                target_key_id: None,
+            },
+        );
+        tracing::info!(tenant = %tenant.name, roles = %names.join(", "), "added new management roles to the management API");
+        directory
+            .commit(&[Mutation::UpdateApplication(management)], &[event])
+            .await?;
+    }
+    Ok(())
 }

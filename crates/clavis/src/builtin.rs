@@ -21,14 +21,18 @@ pub enum Role {
     ApplicationReadAll,
     /// Read the audit log.
     AuditLogReadAll,
+    /// Add and remove the caller's own application's client secrets, and
+    /// nothing else (what `clavis agent` needs to rotate its own secret).
+    ApplicationCredentialsRotateSelf,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::ApplicationReadWriteAll,
         Role::ApplicationReadWriteOwnedBy,
         Role::ApplicationReadAll,
         Role::AuditLogReadAll,
+        Role::ApplicationCredentialsRotateSelf,
     ];
 
     /// The value in the `roles` claim.
@@ -38,16 +42,21 @@ impl Role {
             Role::ApplicationReadWriteOwnedBy => "Application.ReadWrite.OwnedBy",
             Role::ApplicationReadAll => "Application.Read.All",
             Role::AuditLogReadAll => "AuditLog.Read.All",
+            Role::ApplicationCredentialsRotateSelf => "Application.Credentials.RotateSelf",
         }
     }
 
-    /// The app role id (Microsoft Graph's id for the same permission).
+    /// The app role id (Microsoft Graph's id for the same permission; Graph
+    /// has no self-rotation permission, so that one is Clavis's own).
     pub fn id(self) -> Uuid {
         match self {
             Role::ApplicationReadWriteAll => uuid!("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"),
             Role::ApplicationReadWriteOwnedBy => uuid!("18a4783c-866b-4cc7-a460-3d5e5662c884"),
             Role::ApplicationReadAll => uuid!("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
             Role::AuditLogReadAll => uuid!("b0afded3-3588-46d8-8b3d-9842eff778da"),
+            Role::ApplicationCredentialsRotateSelf => {
+                uuid!("fca169e4-045d-4142-b6d4-6eab3273c845")
+            }
         }
     }
 
@@ -57,6 +66,9 @@ impl Role {
             Role::ApplicationReadWriteOwnedBy => "Create applications and manage only the applications this app owns.",
             Role::ApplicationReadAll => "Read all applications and service principals, without secret values.",
             Role::AuditLogReadAll => "Read the audit log.",
+            Role::ApplicationCredentialsRotateSelf => {
+                "Add and remove this application's own client secrets, and nothing else."
+            }
         }
     }
 

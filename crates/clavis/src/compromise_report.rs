@@ -66,7 +66,12 @@ pub struct CredentialSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenIssued {
+    /// When it was issued (the first, when `count` > 1).
     pub time: String,
+    /// Identical requests within a second are logged once with their count.
+    pub count: u32,
+    /// The last of them.
+    pub last_time: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     /// The resource's appId (the token's `aud`).
@@ -169,6 +174,8 @@ pub fn build(credential: &PasswordCredential, evidence: &Evidence) -> Compromise
             .iter()
             .map(|s| TokenIssued {
                 time: rfc3339(s.at),
+                count: s.count,
+                last_time: rfc3339(s.last_at),
                 client_ip: s.client_ip.clone(),
                 user_agent: s.user_agent.clone(),
                 resource: s.resource,
@@ -328,6 +335,8 @@ mod tests {
             id: Uuid::new_v4(),
             tenant_id: Uuid::nil(),
             at: T0 + time::Duration::seconds(secs),
+            last_at: T0 + time::Duration::seconds(secs),
+            count: 1,
             app_id: Some(Uuid::from_u128(1)),
             key_id: Some(Uuid::from_u128(0xA)),
             resource: Some(resource),

@@ -23,13 +23,14 @@ pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let mut rows = Vec::with_capacity(chunk.len());
             for s in chunk {
-                rows.push((s, time(s.at)?));
+                let last_at = (s.last_at != s.at).then(|| time(s.last_at)).transpose()?;
+                rows.push((s, time(s.at)?, last_at));
             }
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
-                 user_agent, result, error_code) ",
+                 user_agent, result, error_code, count, last_at) ",
             );
-            insert.push_values(rows, |mut row, (s, at)| {
+            insert.push_values(rows, |mut row, (s, at, last_at)| {
                 row.push_bind(id(s.id))
                     .push_bind(id(s.tenant_id))
                     .push_bind(at)
@@ -39,7 +40,9 @@ pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
                     .push_bind(s.client_ip.clone())
                     .push_bind(s.user_agent.clone())
                     .push_bind(s.result.as_str())
-                    .push_bind(s.error_code.and_then(|c| i32::try_from(c).ok()));
+                    .push_bind(s.error_code.and_then(|c| i32::try_from(c).ok()))
+                    .push_bind(i32::try_from(s.count.max(1)).unwrap_or(i32::MAX))
+                    .push_bind(last_at);
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
@@ -69,7 +72,8 @@ pub(crate) async fn read(pool: &PgPool, q: &SignInQuery) -> StoreResult<Vec<Sign
         "SELECT id::text AS id, tenant_id::text AS tenant_id, \
                 (EXTRACT(EPOCH FROM at) * 1000000)::BIGINT AS at, \
                 app_id::text AS app_id, key_id::text AS key_id, resource::text AS resource, \
-                client_ip, user_agent, result, error_code \
+                client_ip, user_agent, result, error_code, count, \
+                (EXTRACT(EPOCH FROM last_at) * 1000000)::BIGINT AS last_at \
          FROM sign_ins WHERE tenant_id = $1 \
            AND ($2::uuid IS NULL OR app_id = $2) AND ($3::uuid IS NULL OR key_id = $3) \
            AND ($4::text IS NULL OR result = $4) AND ($5::timestamptz IS NULL OR at >= $5) \
@@ -95,9 +99,9 @@ pub(crate) async fn read(pool: &PgPool, q: &SignInQuery) -> StoreResult<Vec<Sign
 /// Per source address: how many, first, last (the filters of [`read`]).
 pub(crate) async fn counts(pool: &PgPool, q: &SignInQuery) -> StoreResult<Vec<SignInCount>> {
     let rows = sqlx::query(
-        "SELECT client_ip, COUNT(*) AS n, \
+        "SELECT client_ip, SUM(count)::BIGINT AS n, \
                 (EXTRACT(EPOCH FROM MIN(at)) * 1000000)::BIGINT AS first, \
-                (EXTRACT(EPOCH FROM MAX(at)) * 1000000)::BIGINT AS last \
+                (EXTRACT(EPOCH FROM MAX(COALESCE(last_at, at))) * 1000000)::BIGINT AS last \
          FROM sign_ins WHERE tenant_id = $1 \
            AND ($2::uuid IS NULL OR app_id = $2) AND ($3::uuid IS NULL OR key_id = $3) \
            AND ($4::text IS NULL OR result = $4) AND ($5::timestamptz IS NULL OR at >= $5) \
@@ -132,10 +136,16 @@ fn uuid(text: Option<String>) -> StoreResult<Option<Uuid>> {
 
 fn decode(row: &sqlx::postgres::PgRow) -> StoreResult<SignIn> {
     let get = |e: sqlx::Error| db(e);
+    let at = from_unix_micros(row.try_get("at").map_err(get)?)?;
     Ok(SignIn {
         id: uuid(Some(row.try_get("id").map_err(get)?))?.unwrap_or_default(),
         tenant_id: uuid(Some(row.try_get("tenant_id").map_err(get)?))?.unwrap_or_default(),
-        at: from_unix_micros(row.try_get("at").map_err(get)?)?,
+        at,
+        last_at: match row.try_get::<Option<i64>, _>("last_at").map_err(get)? {
+            Some(last) => from_unix_micros(last)?,
+            None => at,
+        },
+        count: u32::try_from(row.try_get::<i32, _>("count").map_err(get)?).unwrap_or(1),
         app_id: uuid(row.try_get("app_id").map_err(get)?)?,
         key_id: uuid(row.try_get("key_id").map_err(get)?)?,
         resource: uuid(row.try_get("resource").map_err(get)?)?,

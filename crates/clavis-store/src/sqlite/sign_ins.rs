@@ -23,13 +23,14 @@ pub(crate) async fn record(pool: &SqlitePool, batch: &[SignIn]) -> StoreResult<(
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let mut rows = Vec::with_capacity(chunk.len());
             for s in chunk {
-                rows.push((s, micros(s.at)?));
+                let last_at = (s.last_at != s.at).then(|| micros(s.last_at)).transpose()?;
+                rows.push((s, micros(s.at)?, last_at));
             }
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
-                 user_agent, result, error_code) ",
+                 user_agent, result, error_code, count, last_at) ",
             );
-            insert.push_values(rows, |mut row, (s, at)| {
+            insert.push_values(rows, |mut row, (s, at, last_at)| {
                 row.push_bind(id(s.id))
                     .push_bind(id(s.tenant_id))
                     .push_bind(at)
@@ -39,7 +40,9 @@ pub(crate) async fn record(pool: &SqlitePool, batch: &[SignIn]) -> StoreResult<(
                     .push_bind(s.client_ip.clone())
                     .push_bind(s.user_agent.clone())
                     .push_bind(s.result.as_str())
-                    .push_bind(s.error_code.map(i64::from));
+                    .push_bind(s.error_code.map(i64::from))
+                    .push_bind(i64::from(s.count.max(1)))
+                    .push_bind(last_at);
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
@@ -66,7 +69,8 @@ pub(crate) async fn read(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<
         None => (None, None),
     };
     let rows = sqlx::query(
-        "SELECT id, tenant_id, at, app_id, key_id, resource, client_ip, user_agent, result, error_code \
+        "SELECT id, tenant_id, at, app_id, key_id, resource, client_ip, user_agent, result, \
+                error_code, count, last_at \
          FROM sign_ins WHERE tenant_id = ?1 \
            AND (?2 IS NULL OR app_id = ?2) AND (?3 IS NULL OR key_id = ?3) \
            AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6) \
@@ -91,7 +95,7 @@ pub(crate) async fn read(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<
 /// Per source address: how many, first, last (the filters of [`read`]).
 pub(crate) async fn counts(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<SignInCount>> {
     let rows = sqlx::query(
-        "SELECT client_ip, COUNT(*) AS n, MIN(at) AS first, MAX(at) AS last \
+        "SELECT client_ip, SUM(count) AS n, MIN(at) AS first, MAX(COALESCE(last_at, at)) AS last \
          FROM sign_ins WHERE tenant_id = ?1 \
            AND (?2 IS NULL OR app_id = ?2) AND (?3 IS NULL OR key_id = ?3) \
            AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at < ?6) \
@@ -127,10 +131,16 @@ fn uuid(text: Option<String>) -> StoreResult<Option<Uuid>> {
 
 fn decode(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SignIn> {
     let get = |e: sqlx::Error| db(e);
+    let at = from_unix_micros(row.try_get("at").map_err(get)?)?;
     Ok(SignIn {
         id: uuid(Some(row.try_get("id").map_err(get)?))?.unwrap_or_default(),
         tenant_id: uuid(Some(row.try_get("tenant_id").map_err(get)?))?.unwrap_or_default(),
-        at: from_unix_micros(row.try_get("at").map_err(get)?)?,
+        at,
+        last_at: match row.try_get::<Option<i64>, _>("last_at").map_err(get)? {
+            Some(last) => from_unix_micros(last)?,
+            None => at,
+        },
+        count: u32::try_from(row.try_get::<i64, _>("count").map_err(get)?).unwrap_or(u32::MAX),
         app_id: uuid(row.try_get("app_id").map_err(get)?)?,
         key_id: uuid(row.try_get("key_id").map_err(get)?)?,
         resource: uuid(row.try_get("resource").map_err(get)?)?,

@@ -11,6 +11,8 @@ fn sign_in(tenant: Uuid, app: Uuid, secs: i64, ok: bool) -> SignIn {
         id: Uuid::new_v4(),
         tenant_id: tenant,
         at: at(secs, 123_456_789),
+        last_at: at(secs, 123_456_789),
+        count: 1,
         app_id: Some(app),
         key_id: ok.then(Uuid::new_v4),
         resource: ok.then(Uuid::new_v4),
@@ -33,9 +35,12 @@ pub async fn sign_ins_are_logged_filtered_and_paged(store: &dyn Store) {
     // them asynchronously), then the feed must stay still.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let seq = store.change_feed().borrow().seq;
+    let mut repeated = sign_in(tenant.id, a, 20, false);
+    repeated.count = 3;
+    repeated.last_at = at(20, 923_456_789);
     let batch = vec![
         sign_in(tenant.id, a, 10, true),
-        sign_in(tenant.id, a, 20, false),
+        repeated,
         sign_in(tenant.id, b, 30, true),
         sign_in(other.id, a, 40, true),
     ];
@@ -66,6 +71,7 @@ pub async fn sign_ins_are_logged_filtered_and_paged(store: &dyn Store) {
     assert_eq!(all[0].app_id, Some(b), "newest first");
     let mut expected = batch[1].clone();
     expected.at = stored(expected.at);
+    expected.last_at = stored(expected.last_at);
     assert_eq!(all[1], expected, "every field round-trips");
     let of_a = store
         .sign_ins(&query(&|q| q.app_id = Some(a)))
@@ -282,4 +288,19 @@ pub async fn sign_ins_are_counted_per_address(store: &dyn Store) {
         .await
         .expect("counts")
         .is_empty());
+
+    // A merged entry counts as the requests it stands for, up to its last.
+    let c = Uuid::new_v4();
+    let mut merged = sign_in(tenant.id, c, 100, true);
+    merged.count = 4;
+    merged.last_at = at(101, 0);
+    store.record_sign_ins(&[merged]).await.expect("record");
+    let counts = store
+        .sign_in_counts(&query(&|q| q.app_id = Some(c)))
+        .await
+        .expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].count, 4);
+    assert_eq!(counts[0].first, stored(at(100, 123_456_789)));
+    assert_eq!(counts[0].last, at(101, 0));
 }

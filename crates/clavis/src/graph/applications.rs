@@ -120,6 +120,25 @@ pub async fn load(state: &AppState, caller: &Caller, id: Uuid) -> Result<Applica
         .ok_or_else(|| GraphError::not_found("application", id))
 }
 
+/// Refuse (and audit) a caller that may not add or remove `id`'s secrets
+/// before reading `id` (a write role, or RotateSelf on its own application).
+async fn secrets_writer(
+    state: &AppState,
+    caller: &Caller,
+    activity: &'static str,
+    operation: &'static str,
+    id: Uuid,
+) -> Result<(), GraphError> {
+    let action = Action::on_id(
+        activity,
+        "ApplicationManagement",
+        operation,
+        "Application",
+        id,
+    );
+    Audited::check(state, caller, caller.may_write_secrets(id), action).await
+}
+
 /// Refuse (and audit) a caller without any write role before reading `id`.
 pub(super) async fn writer(
     state: &AppState,
@@ -224,9 +243,15 @@ pub async fn get(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ApplicationDto>, GraphError> {
-    caller.read_scope()?;
-    let app = load(&state, &caller, object_id(id)?).await?;
-    caller.can_read(&app)?;
+    let id = object_id(id)?;
+    // A caller that rotates its own secrets may read its own application.
+    if !caller.rotates_self(id) {
+        caller.read_scope()?;
+    }
+    let app = load(&state, &caller, id).await?;
+    if !caller.rotates_self(app.id) {
+        caller.can_read(&app)?;
+    }
     Ok(Json(ApplicationDto::from(&app)))
 }
 
@@ -335,12 +360,12 @@ pub async fn add_password(
     GraphJson(body): GraphJson<AddPassword>,
 ) -> Result<Response, GraphError> {
     let id = object_id(id)?;
-    writer(&state, &caller, "Add password credential", "Add", id).await?;
+    secrets_writer(&state, &caller, "Add password credential", "Add", id).await?;
     let app = load(&state, &caller, id).await?;
     Audited::check(
         &state,
         &caller,
-        caller.can_write(&app),
+        caller.can_write_secrets(&app),
         app_action("Add password credential", "Add", &app),
     )
     .await?;
@@ -412,11 +437,17 @@ pub async fn remove_password(
     GraphJson(body): GraphJson<RemovePassword>,
 ) -> Result<StatusCode, GraphError> {
     let id = object_id(id)?;
-    writer(&state, &caller, "Remove password credential", "Delete", id).await?;
+    secrets_writer(&state, &caller, "Remove password credential", "Delete", id).await?;
     let app = load(&state, &caller, id).await?;
     let mut action = app_action("Remove password credential", "Delete", &app);
     action.target_key_id = Some(body.key_id);
-    Audited::check(&state, &caller, caller.can_write(&app), action.clone()).await?;
+    Audited::check(
+        &state,
+        &caller,
+        caller.can_write_secrets(&app),
+        action.clone(),
+    )
+    .await?;
     if !app
         .password_credentials
         .iter()

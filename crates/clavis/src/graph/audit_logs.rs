@@ -123,6 +123,11 @@ pub struct SignInDto {
     pub client_credential_type: &'static str,
     #[schema(value_type = Object)]
     pub status: serde_json::Value,
+    /// Clavis extension: how many identical requests this entry stands for
+    /// (the log merges repeats that come within one second).
+    pub request_count: u32,
+    /// Clavis extension: when the last of them came.
+    pub last_request_date_time: String,
 }
 
 impl From<&clavis_store::SignIn> for SignInDto {
@@ -140,6 +145,8 @@ impl From<&clavis_store::SignIn> for SignInDto {
                 "errorCode": s.error_code.unwrap_or(0),
                 "failureReason": if s.error_code.is_some() { "Client authentication or token request failed" } else { "" },
             }),
+            request_count: s.count,
+            last_request_date_time: super::shapes::rfc3339(s.last_at),
         }
     }
 }

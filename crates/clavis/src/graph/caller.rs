@@ -27,6 +27,8 @@ use crate::oauth::OAuthErrorKind;
 pub struct Caller {
     pub tenant: Arc<Tenant>,
     pub app_id: Uuid,
+    /// Object id of the caller's own application.
+    pub application_id: Uuid,
     pub service_principal_id: Uuid,
     pub display_name: String,
     pub key_id: Uuid,
@@ -132,6 +134,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         Ok(Caller {
             tenant,
             app_id: claims.azp,
+            application_id: client.app.id,
             service_principal_id: client.app.service_principal_id,
             display_name: client.app.display_name.clone(),
             key_id: claims.credential_id,
@@ -212,6 +215,37 @@ impl Caller {
                 "Application.ReadWrite.All or Application.ReadWrite.OwnedBy",
             ))
         }
+    }
+
+    /// Is `application` (an object id) the caller's own application, and
+    /// may the caller rotate that application's secrets
+    /// (`Application.Credentials.RotateSelf`)? Such a caller may read its own
+    /// application and add or remove its secrets, and nothing else.
+    pub fn rotates_self(&self, application: Uuid) -> bool {
+        application == self.application_id && self.has(Role::ApplicationCredentialsRotateSelf)
+    }
+
+    /// May add or remove secrets of `application` at all? Like
+    /// [`may_write`](Self::may_write), checked before the object is read;
+    /// `Application.Credentials.RotateSelf` opens the caller's own application.
+    pub fn may_write_secrets(&self, application: Uuid) -> Result<(), GraphError> {
+        if self.rotates_self(application) {
+            return Ok(());
+        }
+        self.may_write().map_err(|_| {
+            denied(
+                "Application.ReadWrite.All or Application.ReadWrite.OwnedBy (or, for its own \
+                 application only, Application.Credentials.RotateSelf)",
+            )
+        })
+    }
+
+    /// May add or remove this application's secrets?
+    pub fn can_write_secrets(&self, app: &Application) -> Result<(), GraphError> {
+        if self.rotates_self(app.id) {
+            return Ok(());
+        }
+        self.can_write(app)
     }
 
     /// May change any application at all? Checked before an object is read,

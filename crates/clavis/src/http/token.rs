@@ -91,10 +91,13 @@ pub async fn token(
         .client_id
         .as_deref()
         .and_then(|c| uuid::Uuid::try_parse(c).ok());
+    let now = state.clock.now();
     let sign_in = |result, tenant_id, key_id, resource, error_code| clavis_store::SignIn {
         id: uuid::Uuid::new_v4(),
         tenant_id,
-        at: state.clock.now(),
+        at: now,
+        last_at: now,
+        count: 1,
         app_id: presented,
         key_id,
         resource,

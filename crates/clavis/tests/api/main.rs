@@ -21,6 +21,7 @@ mod logs;
 #[path = "."]
 mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod agent;
     mod bad_input;
     mod cli;
     mod compromise;

@@ -972,7 +972,16 @@ async fn the_builtin_management_api_cannot_be_changed_or_claimed() {
         .collect();
     assert_eq!(
         values,
-        HashSet::from([READ_ALL, READ_WRITE_ALL, OWNED_BY, AUDIT_READ].map(String::from))
+        HashSet::from(
+            [
+                READ_ALL,
+                READ_WRITE_ALL,
+                OWNED_BY,
+                AUDIT_READ,
+                "Application.Credentials.RotateSelf"
+            ]
+            .map(String::from)
+        )
     );
 
     let (status, body) = patch(&app, &path, &admin, json!({"displayName": "mine now"})).await;
