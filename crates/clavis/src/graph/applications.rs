@@ -129,20 +129,34 @@ async fn secrets_writer(
     operation: &'static str,
     id: Uuid,
 ) -> Result<(), GraphError> {
-    let action = Action::on_id(
+    refuse_before_reading(
+        state,
+        caller,
+        caller.may_write_secrets(id),
         activity,
-        "ApplicationManagement",
         operation,
-        "Application",
         id,
-    );
-    Audited::check(state, caller, caller.may_write_secrets(id), action).await
+    )
+    .await
 }
 
 /// Refuse (and audit) a caller without any write role before reading `id`.
 pub(super) async fn writer(
     state: &AppState,
     caller: &Caller,
+    activity: &'static str,
+    operation: &'static str,
+    id: Uuid,
+) -> Result<(), GraphError> {
+    refuse_before_reading(state, caller, caller.may_write(), activity, operation, id).await
+}
+
+/// Pass `check`, or refuse and audit the action on application `id`
+/// without reading it (so a refused caller cannot probe which ids exist).
+async fn refuse_before_reading(
+    state: &AppState,
+    caller: &Caller,
+    check: Result<(), GraphError>,
     activity: &'static str,
     operation: &'static str,
     id: Uuid,
@@ -154,7 +168,7 @@ pub(super) async fn writer(
         "Application",
         id,
     );
-    Audited::check(state, caller, caller.may_write(), action).await
+    Audited::check(state, caller, check, action).await
 }
 
 fn refuse_builtin(app: &Application) -> Result<(), GraphError> {
