@@ -53,6 +53,11 @@ struct Args {
     /// databases (a fresh one per node count), e.g. postgres://postgres@127.0.0.1:5432/postgres
     #[arg(long)]
     postgres: Option<String>,
+    /// Only the latency target: Clavis ES256 keep-alive saturation, then
+    /// open-loop p50/p99 at 50% and 80% of it, this many rounds (no peer,
+    /// no table).
+    #[arg(long, value_name = "ROUNDS")]
+    latency_only: Option<usize>,
     /// Node counts for the PostgreSQL mode (behind a round-robin of connections).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     nodes: Vec<usize>,
@@ -104,6 +109,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     // Absolute: the peer runs in its own folder.
     let scratch = std::fs::canonicalize(&scratch)?;
+    if let Some(rounds) = args.latency_only {
+        return latency_only(&args, &settings, &scratch, rounds.max(1)).await;
+    }
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
@@ -659,4 +667,42 @@ async fn measure_nodes(
     .await;
     postgres::drop_database(admin, &name);
     result
+}
+
+/// `--latency-only`: the latency target alone, several rounds, each with its
+/// own saturation measurement (the rate moves on a shared machine).
+async fn latency_only(
+    args: &Args,
+    settings: &Settings,
+    scratch: &std::path::Path,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let data = scratch.join("clavis-latency");
+    let mut server =
+        servers::start_clavis(&args.clavis, &data, &scratch.join("clavis-latency.log")).await?;
+    servers::provision_clavis(&mut server, "ES256", 10).await?;
+    let target = target(&server)?;
+    println!(
+        "| round | saturation tokens/s | p50 @50% ms | p99 @50% ms | p50 @80% ms | p99 @80% ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for round in 1..=rounds {
+        let sat = saturate(&server, settings, Connections::KeepAlive).await?;
+        let mut cells = Vec::new();
+        for share in [0.5, 0.8] {
+            let out = load::open_loop(
+                &target,
+                sat.rate * share,
+                64,
+                settings.run,
+                Connections::KeepAlive,
+            )
+            .await;
+            cells.push(format!("{:.2}", out.quantile_ms(0.5)));
+            cells.push(format!("{:.2}", out.quantile_ms(0.99)));
+        }
+        println!("| {round} | {:.0} | {} |", sat.rate, cells.join(" | "));
+    }
+    server.stop().await;
+    Ok(())
 }
