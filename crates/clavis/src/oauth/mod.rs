@@ -10,5 +10,6 @@ pub mod error;
 pub mod introspection;
 pub mod request;
 pub mod scope;
+pub mod throttle;
 
 pub use error::{OAuthError, OAuthErrorKind};
