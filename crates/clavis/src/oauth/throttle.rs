@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use clavis_store::AuthFailureCount;
@@ -245,6 +245,8 @@ pub struct Throttle {
     known_good: RwLock<HashMap<(Uuid, Uuid), KnownGood>>,
     /// Requests refused by the throttle (for `/metrics`).
     pub throttled: AtomicU64,
+    /// Keys counted (so a request skips the lock while nothing fails).
+    tracked: AtomicUsize,
 }
 
 fn seconds(at: OffsetDateTime) -> f64 {
@@ -263,6 +265,7 @@ impl Throttle {
             counters: Mutex::default(),
             known_good: RwLock::default(),
             throttled: AtomicU64::new(0),
+            tracked: AtomicUsize::new(0),
         }
     }
 
@@ -281,7 +284,7 @@ impl Throttle {
         app: Option<Uuid>,
         now: OffsetDateTime,
     ) -> Result<(), Throttled> {
-        if !self.enabled() {
+        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
         let at = seconds(now);
@@ -328,6 +331,8 @@ impl Throttle {
             entry.cur.local += 1;
             entry.cur.pending += 1;
         }
+        self.tracked
+            .store(counters.entries.len(), Ordering::Relaxed);
     }
 
     /// Remember that `ip` got a token for `app` (cheap: a read lock when
@@ -398,6 +403,8 @@ impl Throttle {
         let minute = minute_of(now);
         let mut counters = lock(&self.counters);
         counters.sweep(minute);
+        self.tracked
+            .store(counters.entries.len(), Ordering::Relaxed);
         let mut out = Vec::new();
         for (key, e) in counters.entries.iter_mut() {
             for (w, window) in [(e.minute - 1, &mut e.prev), (e.minute, &mut e.cur)] {
@@ -428,6 +435,8 @@ impl Throttle {
                 window.shared = window.shared.saturating_sub(c.count);
             }
         }
+        self.tracked
+            .store(counters.entries.len(), Ordering::Relaxed);
     }
 
     /// Smallest shared total worth reading back: a quarter of the lowest
@@ -453,6 +462,8 @@ impl Throttle {
                 window.shared = window.shared.max(c.count);
             }
         }
+        self.tracked
+            .store(counters.entries.len(), Ordering::Relaxed);
     }
 }
 
