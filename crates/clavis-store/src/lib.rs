@@ -282,6 +282,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `seq` on its own commits and is always live.
     fn change_feed(&self) -> tokio::sync::watch::Receiver<FeedState>;
 
+    // ---- Throttling of failed client authentication (shared by nodes).
+
+    /// Add `counts` to the stored per-key, per-minute totals (in one
+    /// transaction), and delete the totals of windows before
+    /// `forget_before`. Not a change: the change feed does not move.
+    async fn add_auth_failures(
+        &self,
+        counts: &[AuthFailureCount],
+        forget_before: i64,
+    ) -> StoreResult<()>;
+
+    /// The stored totals of windows from `since` on that reached
+    /// `at_least`, in no particular order.
+    async fn auth_failures(&self, since: i64, at_least: u64) -> StoreResult<Vec<AuthFailureCount>>;
+
     // ---- Secret expiry warnings (webhooks, notices, deliveries).
 
     /// A tenant's webhook subscriptions, oldest first.

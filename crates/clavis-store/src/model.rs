@@ -286,3 +286,14 @@ pub struct SignInCount {
     pub first: OffsetDateTime,
     pub last: OffsetDateTime,
 }
+
+/// Failed client authentications counted under one throttle key in one
+/// minute (what the token endpoint's throttling shares between nodes).
+/// The key names an address or an application, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailureCount {
+    pub key: String,
+    /// Minutes since the Unix epoch.
+    pub window: i64,
+    pub count: u64,
+}

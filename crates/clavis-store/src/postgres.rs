@@ -20,6 +20,7 @@
 //! PostgreSQL delivers to every node's feed when, and only when, it commits.
 
 mod applications;
+mod auth_failures;
 mod codec;
 mod error;
 mod expiry;
@@ -339,6 +340,22 @@ impl Store for PostgresStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(db)
+    }
+
+    async fn add_auth_failures(
+        &self,
+        counts: &[crate::AuthFailureCount],
+        forget_before: i64,
+    ) -> StoreResult<()> {
+        auth_failures::add(&self.pool, counts, forget_before).await
+    }
+
+    async fn auth_failures(
+        &self,
+        since: i64,
+        at_least: u64,
+    ) -> StoreResult<Vec<crate::AuthFailureCount>> {
+        auth_failures::read(&self.pool, since, at_least).await
     }
 
     async fn record_sign_ins(&self, batch: &[crate::SignIn]) -> StoreResult<()> {

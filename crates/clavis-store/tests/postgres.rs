@@ -190,6 +190,7 @@ macro_rules! on_postgres {
 
 on_postgres!(
     tenant_round_trip,
+    auth_failures_add_up_and_expire,
     application_round_trip,
     update_application_replaces_only_its_fields,
     role_assignment_round_trip,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub sign_in_retention: time::Duration,
     /// Secret expiry warnings (webhooks, the "expired" audit event).
     pub expiry: crate::expiry::ExpiryNotifier,
+    /// Throttling of failed client authentication (shared through the store).
+    pub throttle: crate::oauth::throttle::Throttle,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             directory: &self.directory,
             keyring: &self.keyring,
             hasher: &self.hasher,
+            throttle: &self.throttle,
             clock: self.clock.as_ref(),
             base_url: &self.base_url,
             token_lifetime: self.token_lifetime,
@@ -148,6 +151,7 @@ impl App {
             },
             sign_in_retention: config.sign_in_retention,
             expiry,
+            throttle: crate::oauth::throttle::Throttle::new(config.throttle),
         });
         Ok(App {
             listener,
@@ -187,6 +191,7 @@ impl App {
         tokio::spawn(crate::signin_log::keep_retention(Arc::downgrade(
             &self.state,
         )));
+        tokio::spawn(crate::throttle_sync::follow(Arc::downgrade(&self.state)));
         let expiry = self.state.expiry.check_interval.map(|every| {
             tokio::spawn(crate::expiry::ExpiryNotifier::follow(
                 Arc::downgrade(&self.state),

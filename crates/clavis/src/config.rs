@@ -51,6 +51,18 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_EXPIRY_CHECK_INTERVAL", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub expiry_check_interval: u64,
+    /// Failed client authentications allowed per source address (IPv6: per
+    /// /64) and tenant per minute before 429 with `Retry-After`; 0 = off.
+    #[arg(
+        long,
+        env = "CLAVIS_THROTTLE_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub throttle_failures_per_address: u32,
+    /// Failed client authentications allowed per application per minute
+    /// before callers without a recent success get 429; 0 = off.
+    #[arg(long, env = "CLAVIS_THROTTLE_FAILURES_PER_APP", default_value_t = 60)]
+    pub throttle_failures_per_app: u32,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -86,6 +98,8 @@ pub struct Config {
     /// How often the expiry scheduler runs; `None`: not in the background
     /// (tests call `AppState::expiry.run_once()` after moving the clock).
     pub expiry_check_interval: Option<std::time::Duration>,
+    /// Failed client authentications allowed per minute.
+    pub throttle: crate::oauth::throttle::Limits,
 }
 
 impl Config {
@@ -115,6 +129,10 @@ impl Config {
             sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
             expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
+            throttle: crate::oauth::throttle::Limits {
+                per_address: args.throttle_failures_per_address,
+                per_app: args.throttle_failures_per_app,
+            },
         }
     }
 
@@ -131,6 +149,7 @@ impl Config {
             sign_in_log: true,
             sign_in_retention: Duration::days(30),
             expiry_check_interval: None,
+            throttle: Default::default(),
         }
     }
 

@@ -49,6 +49,8 @@ pub mod secret;
 pub mod signin_log;
 /// `clavis store copy`: move an installation between stores.
 pub mod store_copy;
+/// Shares the throttle's failure counts between nodes, once a second.
+pub mod throttle_sync;
 
 pub use app::App;
 pub use config::{Config, ServeArgs, Tls};

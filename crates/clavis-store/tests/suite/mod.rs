@@ -3,6 +3,7 @@
 //! broken contract. A backend's test binary runs each one on its own database.
 
 pub mod atomic;
+pub mod auth_failures;
 pub mod canary;
 pub mod cascade;
 pub mod expiry;
@@ -15,6 +16,7 @@ pub mod rules;
 pub mod signins;
 
 pub use atomic::*;
+pub use auth_failures::*;
 pub use canary::*;
 pub use cascade::*;
 pub use expiry::*;

@@ -55,6 +55,7 @@ async fn authenticate(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
+    source: Option<std::net::IpAddr>,
 ) -> Result<Authenticated, OAuthFailure> {
     let trace_id = super::request_id(headers);
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
@@ -99,6 +100,7 @@ async fn authenticate(
         &segment,
         form.client_id.as_deref(),
         form.client_secret.as_ref(),
+        source,
     )
     .await
     .map_err(fail)?;
@@ -135,16 +137,19 @@ async fn examine(
         (status = 200, description = "`{\"active\":false}`, or `active: true` with the token's claims for its holder, its audience or a tenant admin"),
         (status = 400, description = "invalid_request"),
         (status = 401, description = "invalid_client"),
+        (status = 429, description = "temporarily_unavailable (90055): too many failed client authentications; see `Retry-After`"),
         (status = 503, description = "temporarily_unavailable")
     ))]
 pub async fn introspect(
     State(state): State<Arc<AppState>>,
     tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
+    super::Source(source): super::Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match authenticate(&state, tenant, query.as_deref(), &headers, body).await {
+    let caller = match authenticate(&state, tenant, query.as_deref(), &headers, body, source).await
+    {
         Ok(caller) => caller,
         Err(failure) => return failure.into_response(),
     };
@@ -168,16 +173,19 @@ pub async fn introspect(
         (status = 200, description = "Revoked, or the token was not valid anyway"),
         (status = 400, description = "invalid_request, unauthorized_client (not the token's holder, audience or a tenant admin)"),
         (status = 401, description = "invalid_client"),
+        (status = 429, description = "temporarily_unavailable (90055): too many failed client authentications; see `Retry-After`"),
         (status = 503, description = "temporarily_unavailable")
     ))]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
+    super::Source(source): super::Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match authenticate(&state, tenant, query.as_deref(), &headers, body).await {
+    let caller = match authenticate(&state, tenant, query.as_deref(), &headers, body, source).await
+    {
         Ok(caller) => caller,
         Err(failure) => return failure.into_response(),
     };

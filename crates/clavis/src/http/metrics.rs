@@ -1,5 +1,6 @@
-//! `GET /metrics` in the Prometheus text format: tokens issued and refused
-//! by this node, and every client secret's seconds to expiry (ids only,
+//! `GET /metrics` in the Prometheus text format: tokens issued, refused and
+//! throttled by this node, secret hashes computed, and every client
+//! secret's seconds to expiry (ids only,
 //! never a value), so an alert can fire well before a secret runs out.
 
 use std::fmt::Write;
@@ -43,6 +44,20 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         out,
         "clavis_token_requests_refused_total {}",
         c.tokens_refused.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# HELP clavis_token_requests_throttled_total Token, introspection and revocation requests refused with 429 (too many failed client authentications), by this node.");
+    let _ = writeln!(out, "# TYPE clavis_token_requests_throttled_total counter");
+    let _ = writeln!(
+        out,
+        "clavis_token_requests_throttled_total {}",
+        state.throttle.throttled.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# HELP clavis_client_secret_hashes_total Client secret hashes (HMAC) computed by this node.");
+    let _ = writeln!(out, "# TYPE clavis_client_secret_hashes_total counter");
+    let _ = writeln!(
+        out,
+        "clavis_client_secret_hashes_total {}",
+        state.hasher.computed()
     );
     let _ = writeln!(out, "# HELP clavis_sign_ins_dropped_total Sign-ins not logged because the log's queue was full.");
     let _ = writeln!(out, "# TYPE clavis_sign_ins_dropped_total counter");

@@ -164,3 +164,25 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> uuid::Uuid {
         .and_then(|v| uuid::Uuid::try_parse(v).ok())
         .unwrap_or_else(uuid::Uuid::new_v4)
 }
+
+/// The caller's address (the TCP peer), if the server recorded it.
+pub fn source_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Extractor for [`source_ip`] (never rejects).
+#[derive(Debug, Clone, Copy)]
+pub struct Source(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(source_ip(&parts.extensions)))
+    }
+}

@@ -55,6 +55,9 @@ impl IntoResponse for OAuthFailure {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(seconds) = e.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if e.kind == OAuthErrorKind::InvalidClient && self.basic_used {
             headers.insert(
                 header::WWW_AUTHENTICATE,

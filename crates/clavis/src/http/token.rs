@@ -39,6 +39,7 @@ pub struct TokenForm {
         (status = 400, description = "invalid_request, invalid_scope, invalid_resource, unsupported_grant_type, invalid_tenant"),
         (status = 401, description = "invalid_client (7000215 wrong secret, 7000222 expired, 700016 unknown application)"),
         (status = 413, description = "Body too large"),
+        (status = 429, description = "temporarily_unavailable (90055): too many failed client authentications; see `Retry-After`"),
         (status = 503, description = "temporarily_unavailable")
     ))]
 pub async fn token(
@@ -92,6 +93,7 @@ pub async fn token(
         .as_deref()
         .and_then(|c| uuid::Uuid::try_parse(c).ok());
     let now = state.clock.now();
+    let source = super::source_ip(&parts.extensions);
     let sign_in = |result, tenant_id, key_id, resource, error_code| clavis_store::SignIn {
         id: uuid::Uuid::new_v4(),
         tenant_id,
@@ -101,10 +103,7 @@ pub async fn token(
         app_id: presented,
         key_id,
         resource,
-        client_ip: parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        client_ip: source.map(|ip| ip.to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -113,7 +112,7 @@ pub async fn token(
         error_code,
     };
     let issuer = state.issuer();
-    match client_credentials::grant(&issuer, &tenant, parsed).await {
+    match client_credentials::grant(&issuer, &tenant, parsed, source).await {
         Ok((response, issued)) => {
             state
                 .counters

@@ -32,6 +32,8 @@ pub struct Issuer<'a> {
     pub directory: &'a Directory,
     pub keyring: &'a Keyring,
     pub hasher: &'a SecretHasher,
+    /// Throttling of failed client authentication.
+    pub throttle: &'a super::throttle::Throttle,
     pub clock: &'a dyn Clock,
     /// Public base URL, without a trailing slash.
     pub base_url: &'a str,
@@ -47,11 +49,12 @@ pub struct Issued {
     pub resource_app_id: Uuid,
 }
 
-/// Run the grant for `tenant_segment` (GUID or name).
+/// Run the grant for `tenant_segment` (GUID or name), asked from `source`.
 pub async fn grant(
     issuer: &Issuer<'_>,
     tenant_segment: &str,
     request: TokenRequest,
+    source: Option<std::net::IpAddr>,
 ) -> Result<(TokenResponse, Issued), OAuthError> {
     if request.grant_type != "client_credentials" {
         return Err(OAuthError::unsupported_grant(&request.grant_type));
@@ -66,6 +69,7 @@ pub async fn grant(
         tenant_segment,
         request.client_id.as_deref(),
         request.client_secret.as_ref(),
+        source,
     )
     .await?;
     let now = issuer.clock.now();

@@ -24,6 +24,8 @@ pub enum OAuthErrorKind {
     MethodNotAllowed,
     /// 503: the store cannot be reached; retry later. Never a token instead.
     TemporarilyUnavailable,
+    /// 429: too many failed client authentications; retry after `Retry-After`.
+    Throttled,
     /// 500: a bug; details are logged with the trace id, never sent.
     ServerError,
 }
@@ -41,7 +43,7 @@ impl OAuthErrorKind {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidResource => "invalid_resource",
             Self::InvalidTenant => "invalid_tenant",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TemporarilyUnavailable | Self::Throttled => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
     }
@@ -53,6 +55,7 @@ impl OAuthErrorKind {
             Self::PayloadTooLarge => 413,
             Self::MethodNotAllowed => 405,
             Self::TemporarilyUnavailable => 503,
+            Self::Throttled => 429,
             Self::ServerError => 500,
             _ => 400,
         }
@@ -67,6 +70,8 @@ pub struct OAuthError {
     /// Entra's AADSTS number for the same condition.
     pub code: u32,
     pub description: String,
+    /// Seconds for a `Retry-After` header (throttling only).
+    pub retry_after: Option<u64>,
 }
 
 /// Keep echoed input short: a 1 MB parameter must not come back in an error.
@@ -83,6 +88,7 @@ impl OAuthError {
             kind,
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -281,6 +287,22 @@ impl OAuthError {
             90033,
             "The service is temporarily unavailable (storage cannot be reached). Retry shortly.",
         )
+    }
+
+    /// AADSTS90055 (Entra's throttling code) with HTTP 429: too many failed
+    /// client authentications from this address or for this application.
+    pub fn throttled(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                OAuthErrorKind::Throttled,
+                90055,
+                format!(
+                    "Too many failed client authentications from this address or for this \
+                     application. Retry after {retry_after} seconds, and check the client secret."
+                ),
+            )
+        }
     }
 
     /// An internal failure; the details are in the server log under the trace id.

@@ -5,6 +5,9 @@
 //! the token endpoint; the HMAC key (held encrypted by the key provider)
 //! means a stolen database alone cannot even confirm a guess.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use aws_lc_rs::hmac;
 use subtle::ConstantTimeEq;
 
@@ -17,6 +20,9 @@ pub type SecretHash = [u8; 32];
 #[derive(Clone)]
 pub struct SecretHasher {
     key: hmac::Key,
+    /// Hashes computed (for `/metrics`, and to prove throttled requests
+    /// cost none).
+    computed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SecretHasher {
@@ -30,15 +36,22 @@ impl SecretHasher {
     pub fn new(key_bytes: &[u8]) -> Self {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, key_bytes),
+            computed: Arc::default(),
         }
     }
 
     /// The keyed hash of `secret`.
     pub fn hash(&self, secret: &ClientSecret) -> SecretHash {
+        self.computed.fetch_add(1, Ordering::Relaxed);
         let tag = hmac::sign(&self.key, secret.expose().as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
+    }
+
+    /// How many hashes this hasher (and its clones) computed.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
     }
 
     /// Constant-time equality of two hashes.

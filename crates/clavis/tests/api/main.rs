@@ -35,6 +35,7 @@ mod sqlite {
     mod serve;
     mod signins;
     mod tenants;
+    mod throttle;
     mod token;
 }
 
@@ -52,5 +53,6 @@ mod postgres {
     mod secrets;
     mod signins;
     mod tenants;
+    mod throttle;
     mod token;
 }
