@@ -10,40 +10,39 @@ use std::sync::{Arc, Mutex};
 use aws_lc_rs::hmac;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use clavis::clock::{Clock as _, ManualClock};
 use clavis::expiry::RunReport;
-use clavis::{App, Config, Tls};
+use clavis::Tls;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-use super::helpers::{spawn_app, spawn_tuned, TestApp, TestDatabase};
+use super::helpers::{spawn_app, spawn_tuned, TestApp};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Got {
-    signature: String,
-    delivery: String,
-    body: String,
+pub(super) struct Got {
+    pub(super) signature: String,
+    pub(super) delivery: String,
+    pub(super) body: String,
 }
 
 impl Got {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("JSON body")
     }
 }
 
 /// A tiny webhook receiver on a random loopback port that records what it
 /// gets and answers with `status`.
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Got>>>,
-    status: Arc<AtomicU16>,
+pub(super) struct Receiver {
+    pub(super) url: String,
+    pub(super) got: Arc<Mutex<Vec<Got>>>,
+    pub(super) status: Arc<AtomicU16>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(super) async fn start() -> Receiver {
         type Shared = (Arc<Mutex<Vec<Got>>>, Arc<AtomicU16>);
         async fn hook(
             State((got, status)): State<Shared>,
@@ -75,17 +74,17 @@ impl Receiver {
         Receiver { url, got, status }
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub(super) fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 
-    fn answer(&self, status: u16) {
+    pub(super) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 }
 
 /// Check `Clavis-Signature: t=…,v1=…` against the body and the secret.
-fn assert_signed(got: &Got, secret: &str) {
+pub(super) fn assert_signed(got: &Got, secret: &str) {
     let (t, v1) = got
         .signature
         .split_once(',')
@@ -101,7 +100,7 @@ fn assert_signed(got: &Got, secret: &str) {
     assert_eq!(got.delivery, got.json()["id"].as_str().unwrap());
 }
 
-async fn subscribe(app: &TestApp, token: &str, url: &str, extra: Value) -> Value {
+pub(super) async fn subscribe(app: &TestApp, token: &str, url: &str, extra: Value) -> Value {
     let mut body = json!({"url": url, "displayName": "ops"});
     body.as_object_mut()
         .unwrap()
@@ -116,7 +115,12 @@ async fn subscribe(app: &TestApp, token: &str, url: &str, extra: Value) -> Value
 }
 
 /// An application with one secret ending `days` from the clock's now.
-async fn app_with_secret(app: &TestApp, token: &str, name: &str, days: i64) -> (Value, Value) {
+pub(super) async fn app_with_secret(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    days: i64,
+) -> (Value, Value) {
     let created = app.create_app(token, json!({"displayName": name})).await;
     let end = (app.state.clock.now() + Duration::days(days))
         .format(&Rfc3339)
@@ -132,15 +136,15 @@ async fn app_with_secret(app: &TestApp, token: &str, name: &str, days: i64) -> (
     (created, cred)
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-async fn run(app: &TestApp) -> RunReport {
+pub(super) async fn run(app: &TestApp) -> RunReport {
     app.state.expiry.run_once().await.expect("run_once")
 }
 
-async fn expired_events(app: &TestApp, token: &str) -> Vec<Value> {
+pub(super) async fn expired_events(app: &TestApp, token: &str) -> Vec<Value> {
     let (status, body) = app
         .get(
             "/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName%20eq%20'Password%20credential%20expired'",
@@ -152,7 +156,7 @@ async fn expired_events(app: &TestApp, token: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn one_signed_warning_per_threshold_then_one_expiry_with_one_audit_event() {
+pub(super) async fn one_signed_warning_per_threshold_then_one_expiry_with_one_audit_event() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
@@ -266,7 +270,7 @@ async fn one_signed_warning_per_threshold_then_one_expiry_with_one_audit_event()
 }
 
 #[tokio::test]
-async fn a_secret_created_late_gets_only_its_most_urgent_warning() {
+pub(super) async fn a_secret_created_late_gets_only_its_most_urgent_warning() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
@@ -279,7 +283,7 @@ async fn a_secret_created_late_gets_only_its_most_urgent_warning() {
 }
 
 #[tokio::test]
-async fn failures_are_retried_with_backoff_until_delivered_or_failed() {
+pub(super) async fn failures_are_retried_with_backoff_until_delivered_or_failed() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
@@ -349,7 +353,7 @@ async fn failures_are_retried_with_backoff_until_delivered_or_failed() {
 }
 
 #[tokio::test]
-async fn a_secret_removed_before_its_end_never_warns() {
+pub(super) async fn a_secret_removed_before_its_end_never_warns() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
@@ -373,7 +377,7 @@ async fn a_secret_removed_before_its_end_never_warns() {
 }
 
 #[tokio::test]
-async fn webhook_requests_are_checked_and_audited() {
+pub(super) async fn webhook_requests_are_checked_and_audited() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     for (body, needle) in [
@@ -550,7 +554,7 @@ async fn webhook_requests_are_checked_and_audited() {
 }
 
 #[tokio::test]
-async fn the_signing_secret_is_shown_once_and_stored_only_sealed() {
+pub(super) async fn the_signing_secret_is_shown_once_and_stored_only_sealed() {
     let logs = crate::logs::captured();
     let app = spawn_app().await;
     let rx = Receiver::start().await;
@@ -605,7 +609,7 @@ async fn the_signing_secret_is_shown_once_and_stored_only_sealed() {
 }
 
 #[tokio::test]
-async fn the_background_task_checks_on_its_own() {
+pub(super) async fn the_background_task_checks_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_tuned(dir, Tls::Off, |config| {
         config.expiry_check_interval = Some(std::time::Duration::from_millis(50));
@@ -624,213 +628,4 @@ async fn the_background_task_checks_on_its_own() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(rx.got()[0].json()["thresholdDays"], 7);
-}
-
-/// Data directories sharing one key-encryption key, as nodes must.
-fn shared_kek_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let key: String =
-        uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
-    for dir in [&a, &b] {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.path().join("kek.key"))
-            .unwrap();
-        writeln!(f, "{key}").unwrap();
-    }
-    (a, b)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_on_one_database_send_each_notice_once() {
-    if super::BACKEND != crate::Backend::Postgres {
-        return; // one SQLite file has one server
-    }
-    let db = TestDatabase::create().await;
-    let (dir_a, dir_b) = shared_kek_dirs();
-    let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let mut nodes = Vec::new();
-    for dir in [&dir_a, &dir_b] {
-        let mut config = Config::for_tests(dir.path().to_path_buf(), Tls::Off);
-        config.database_url = db.url.clone();
-        let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
-        let base = app.base_url().to_owned();
-        let state = app.state().clone();
-        tokio::spawn(app.run(std::future::pending()));
-        nodes.push((base, state));
-    }
-    let boot = [&dir_a, &dir_b]
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.path().join("bootstrap-admin.json")).ok())
-        .expect("one node bootstrapped");
-    let boot: Value = serde_json::from_str(&boot).unwrap();
-    let http = reqwest::Client::new();
-    let base = &nodes[0].0;
-    let admin: Value = http
-        .post(format!("{base}/default/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", boot["clientId"].as_str().unwrap()),
-            ("client_secret", boot["clientSecret"].as_str().unwrap()),
-            ("scope", "api://clavis/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = s(&admin["access_token"]);
-    let post = |path: &str, body: Value| {
-        let req = http
-            .post(format!("{base}{path}"))
-            .bearer_auth(&admin)
-            .json(&body);
-        async move {
-            let r = req.send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            r.json::<Value>().await.unwrap()
-        }
-    };
-    let rx = Receiver::start().await;
-    post("/v1.0/webhooks", json!({"url": rx.url})).await;
-    for name in ["a", "b", "c"] {
-        let created = post("/v1.0/applications", json!({"displayName": name})).await;
-        let end = (clock.now() + Duration::days(40)).format(&Rfc3339).unwrap();
-        post(
-            &format!("/v1.0/applications/{}/addPassword", s(&created["id"])),
-            json!({"passwordCredential": {"endDateTime": end}}),
-        )
-        .await;
-    }
-
-    let (a, b) = (nodes[0].1.clone(), nodes[1].1.clone());
-    let both = || async {
-        let (x, y) = tokio::join!(a.expiry.run_once(), b.expiry.run_once());
-        let (x, y) = (x.unwrap(), y.unwrap());
-        (x.notices + y.notices, x.delivered + y.delivered)
-    };
-    clock.advance(Duration::days(10) + Duration::minutes(1));
-    assert_eq!(both().await, (3, 3));
-    assert_eq!(both().await, (0, 0));
-    clock.advance(Duration::days(31));
-    // 7 and 1 recorded unsent, then expired: 3 notices per secret.
-    assert_eq!(both().await, (9, 3));
-    assert_eq!(both().await, (0, 0));
-    let got = rx.got();
-    assert_eq!(got.len(), 6);
-    let mut ids: Vec<String> = got.iter().map(|g| g.delivery.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 6, "each delivery sent once");
-    let expired: Vec<_> = got
-        .iter()
-        .filter(|g| g.json()["type"] == "secret.expired")
-        .collect();
-    assert_eq!(expired.len(), 3);
-    let mut audits = 0;
-    for tenant in a.directory.store().tenants().await.unwrap() {
-        let q = clavis_store::AuditQuery {
-            tenant_id: tenant.id,
-            since: None,
-            until: None,
-            activity: Some("Password credential expired".into()),
-            target_id: None,
-            actor_app_id: None,
-            before: None,
-            limit: 100,
-        };
-        audits += a.directory.store().audit_events(&q).await.unwrap().len();
-    }
-    assert_eq!(audits, 3, "one audit event per expired secret");
-}
-
-/// Run the `clavis` binary with its own config directory.
-async fn clavis_cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(args)
-        .env("CLAVIS_CONFIG_DIR", config)
-        .env_remove("CLAVIS_PROFILE")
-        .env_remove("CLAVIS_OUTPUT")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("clavis runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-#[tokio::test]
-async fn the_cli_adds_lists_shows_deliveries_and_removes_webhooks() {
-    if super::BACKEND != crate::Backend::Sqlite {
-        return; // the store makes no difference to the CLI
-    }
-    let app = super::helpers::spawn_with(Tls::LocalCa).await;
-    let config = tempfile::tempdir().unwrap();
-    let cfg = config.path();
-    let data = app.data_dir();
-    let ok = |(code, out, err): (i32, String, String)| {
-        assert_eq!(code, 0, "{out}\n{err}");
-        out
-    };
-    ok(clavis_cli(cfg, &["login", "--bootstrap", data.to_str().unwrap()]).await);
-    let rx = Receiver::start().await;
-    let added = ok(clavis_cli(
-        cfg,
-        &[
-            "webhook",
-            "add",
-            &rx.url,
-            "--threshold-days",
-            "7,1",
-            "--name",
-            "ops",
-        ],
-    )
-    .await);
-    assert!(added.contains("signingSecret:  whsec_"), "{added}");
-    assert!(added.contains("will not be shown again"), "{added}");
-    let secret = added
-        .lines()
-        .find_map(|l| l.strip_prefix("signingSecret:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-
-    let list: Value = serde_json::from_str(&ok(clavis_cli(
-        cfg,
-        &["webhook", "list", "--output", "json"],
-    )
-    .await))
-    .unwrap();
-    assert_eq!(list[0]["thresholdDays"], json!([7, 1]));
-    assert!(!list.to_string().contains(&secret));
-    let id = s(&list[0]["id"]);
-    let table = ok(clavis_cli(cfg, &["webhook", "list"]).await);
-    assert!(table.contains(&id) && table.contains("7,1"), "{table}");
-
-    let admin = app.admin_token().await;
-    app_with_secret(&app, &admin, "soon", 3).await;
-    run(&app).await;
-    assert_signed(&rx.got()[0], &secret);
-    let deliveries = ok(clavis_cli(cfg, &["webhook", "deliveries", &id]).await);
-    assert!(
-        deliveries.contains("secret.expiring") && deliveries.contains("delivered"),
-        "{deliveries}"
-    );
-
-    ok(clavis_cli(cfg, &["webhook", "remove", &id]).await);
-    let (code, _, err) = clavis_cli(cfg, &["webhook", "remove", &id]).await;
-    assert_eq!(code, 1);
-    assert!(err.starts_with("error:"), "{err}");
-    let (code, _, err) = clavis_cli(cfg, &["webhook", "add", "http://example.com/hook"]).await;
-    assert_eq!(code, 1);
-    assert!(err.contains("https"), "{err}");
 }

@@ -26,6 +26,7 @@ mod sqlite {
     mod cli;
     mod compromise;
     mod expiry;
+    mod expiry_cli;
     mod helpers;
     mod interop;
     mod management;
@@ -45,6 +46,7 @@ mod postgres {
     mod bad_input;
     mod compromise;
     mod expiry;
+    mod expiry_nodes;
     mod helpers;
     mod management;
     mod policies;
@@ -54,5 +56,6 @@ mod postgres {
     mod signins;
     mod tenants;
     mod throttle;
+    mod throttle_nodes;
     mod token;
 }

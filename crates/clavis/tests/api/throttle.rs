@@ -4,9 +4,8 @@
 //! PostgreSQL two nodes share the counts.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use clavis::{App, Config, Tls};
+use clavis::Tls;
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use time::Duration;
@@ -14,14 +13,14 @@ use time::Duration;
 use super::helpers::{spawn_tuned, Registered, TestApp};
 
 /// An HTTP client whose requests come from 127.0.0.`last`.
-fn from(last: u8) -> Client {
+pub(super) fn from(last: u8) -> Client {
     Client::builder()
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
         .build()
         .unwrap()
 }
 
-async fn ask(
+pub(super) async fn ask(
     http: &Client,
     base: &str,
     client: &Registered,
@@ -47,7 +46,7 @@ async fn ask(
 }
 
 /// A server with these limits, a client and the API it asks for.
-async fn setup(per_address: u32, per_app: u32) -> (TestApp, Registered) {
+pub(super) async fn setup(per_address: u32, per_app: u32) -> (TestApp, Registered) {
     let app = spawn_tuned(tempfile::tempdir().unwrap(), Tls::Off, |c| {
         c.throttle.per_address = per_address;
         c.throttle.per_app = per_app;
@@ -59,7 +58,7 @@ async fn setup(per_address: u32, per_app: u32) -> (TestApp, Registered) {
     (app, client)
 }
 
-fn wrong(client: &Registered) -> String {
+pub(super) fn wrong(client: &Registered) -> String {
     // Well-formed, but not the secret.
     let mut s = client.secret.clone();
     s.pop();
@@ -72,7 +71,7 @@ fn wrong(client: &Registered) -> String {
 }
 
 #[tokio::test]
-async fn a_flood_from_one_address_gets_429_and_the_right_secret_elsewhere_still_works() {
+pub(super) async fn a_flood_from_one_address_gets_429_and_the_right_secret_elsewhere_still_works() {
     let logs = crate::logs::captured();
     let (app, client) = setup(5, 0).await;
     let attacker = from(21);
@@ -143,7 +142,7 @@ async fn a_flood_from_one_address_gets_429_and_the_right_secret_elsewhere_still_
 }
 
 #[tokio::test]
-async fn a_distributed_flood_cannot_lock_out_the_real_client() {
+pub(super) async fn a_distributed_flood_cannot_lock_out_the_real_client() {
     let (app, client) = setup(100, 5).await;
     // The real client got a token before the flood.
     let real = from(30);
@@ -180,7 +179,7 @@ async fn a_distributed_flood_cannot_lock_out_the_real_client() {
 }
 
 #[tokio::test]
-async fn introspection_is_throttled_too() {
+pub(super) async fn introspection_is_throttled_too() {
     let (app, client) = setup(3, 0).await;
     let attacker = from(70);
     let bad = wrong(&client);
@@ -199,84 +198,4 @@ async fn introspection_is_throttled_too() {
             .status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
-}
-
-/// A second node on the PostgreSQL database of `app`, on the same clock.
-async fn second_node(app: &TestApp, per_address: u32, per_app: u32) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(app.dir.path().join("kek.key"), dir.path().join("kek.key")).unwrap();
-    let mut config = Config::for_tests(dir.path().to_path_buf(), Tls::Off);
-    config.database_url = app.database.as_ref().expect("postgres").url.clone();
-    config.throttle.per_address = per_address;
-    config.throttle.per_app = per_app;
-    let node = App::build(config, Arc::new(app.clock.clone()))
-        .await
-        .unwrap();
-    let base = node.base_url().to_owned();
-    tokio::spawn(node.run(std::future::pending()));
-    (base, dir)
-}
-
-/// Ask until `want` comes back (the nodes share counts once a second).
-async fn until(
-    http: &Client,
-    base: &str,
-    client: &Registered,
-    secret: &str,
-    want: StatusCode,
-) -> StatusCode {
-    let mut status = StatusCode::OK;
-    for _ in 0..50 {
-        status = ask(http, base, client, secret).await.0;
-        if status == want {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    status
-}
-
-#[tokio::test]
-async fn two_nodes_share_the_limits() {
-    if super::BACKEND != crate::Backend::Postgres {
-        return;
-    }
-    let (a, client) = setup(6, 8).await;
-    let (b, _dir) = second_node(&a, 6, 8).await;
-    let bad = wrong(&client);
-
-    // Three failures on each node: neither alone is at the limit of 6.
-    let attacker = from(80);
-    for base in [&a.base, &a.base, &a.base, &b, &b, &b] {
-        let (status, _, body) = ask(&attacker, base, &client, &bad).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    }
-    // Within about a second each node counts the other's failures: both
-    // refuse (alone, each would have allowed three more).
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    for base in [&b, &a.base] {
-        let (status, retry, body) = ask(&attacker, base, &client, &bad).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{base}: {body}");
-        assert!(retry.is_some());
-    }
-
-    // The per-application limit: the real client got its token on node A;
-    // a flood from many addresses over both nodes; node B knows the real
-    // client's address from the shared sign-in log and lets it through.
-    let real = from(90);
-    let (status, _, _) = ask(&real, &a.base, &client, &client.secret).await;
-    assert_eq!(status, StatusCode::OK);
-    a.state.sign_ins.flush().await;
-    for last in 100..104 {
-        ask(&from(last), &a.base, &client, &bad).await;
-        ask(&from(last), &b, &client, &bad).await;
-    }
-    assert_eq!(
-        until(&from(110), &b, &client, &bad, StatusCode::TOO_MANY_REQUESTS).await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        until(&real, &b, &client, &client.secret, StatusCode::OK).await,
-        StatusCode::OK
-    );
 }
