@@ -51,6 +51,16 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_EXPIRY_CHECK_INTERVAL", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub expiry_check_interval: u64,
+    /// Days a signing key signs before its successor takes over; 0: rotate
+    /// only on demand (`clavis keys rotate`).
+    #[arg(long, env = "CLAVIS_SIGNING_KEY_ROTATION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub signing_key_rotation_days: i64,
+    /// Hours a new signing key is published in the JWKS before it signs
+    /// (longer than any client's JWKS cache).
+    #[arg(long, env = "CLAVIS_SIGNING_KEY_PREPUBLISH_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
+    pub signing_key_prepublish_hours: i64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -86,6 +96,9 @@ pub struct Config {
     /// How often the expiry scheduler runs; `None`: not in the background
     /// (tests call `AppState::expiry.run_once()` after moving the clock).
     pub expiry_check_interval: Option<std::time::Duration>,
+    /// When signing keys rotate by themselves and how early their
+    /// successors are published.
+    pub signing_keys: crate::keys::lifecycle::Schedule,
 }
 
 impl Config {
@@ -115,6 +128,11 @@ impl Config {
             sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
             expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
+            signing_keys: crate::keys::lifecycle::Schedule {
+                rotate_after: (args.signing_key_rotation_days > 0)
+                    .then(|| Duration::days(args.signing_key_rotation_days)),
+                prepublish: Duration::hours(args.signing_key_prepublish_hours),
+            },
         }
     }
 
@@ -131,6 +149,7 @@ impl Config {
             sign_in_log: true,
             sign_in_retention: Duration::days(30),
             expiry_check_interval: None,
+            signing_keys: Default::default(),
         }
     }
 

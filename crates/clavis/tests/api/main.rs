@@ -28,6 +28,7 @@ mod sqlite {
     mod expiry;
     mod helpers;
     mod interop;
+    mod key_rotation;
     mod management;
     mod policies;
     mod revocation;
@@ -45,6 +46,8 @@ mod postgres {
     mod compromise;
     mod expiry;
     mod helpers;
+    mod key_rotation;
+    mod key_rotation_nodes;
     mod management;
     mod policies;
     mod revocation;
