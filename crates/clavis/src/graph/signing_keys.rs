@@ -191,7 +191,7 @@ pub async fn rotate(
     let alg = Algorithm::parse(&caller.tenant.signing_alg).ok_or(GraphError::Internal)?;
     let record = state
         .keyring
-        .new_record(&caller.tenant, alg, now + after)
+        .new_record(&caller.tenant, alg, now + after, &records)
         .map_err(keyring_error)?;
     action.target_id = record.kid.clone();
     action.target_name = record.alg.clone();
@@ -256,7 +256,7 @@ pub async fn revoke(
         let alg = Algorithm::parse(&caller.tenant.signing_alg).ok_or(GraphError::Internal)?;
         let record = state
             .keyring
-            .new_record(&caller.tenant, alg, now)
+            .new_record(&caller.tenant, alg, now, &records)
             .map_err(keyring_error)?;
         let mut add = key_action("Rotate signing key", "Add", &record.kid);
         add.target_name = record.alg.clone();

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::lifecycle::{classify, due_successor, next_change, KeyState, Schedule};
+use super::lifecycle::{classify, created_after, due_successor, next_change, KeyState, Schedule};
 use super::{Algorithm, KeyEncryptionKey, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 
@@ -120,9 +120,7 @@ impl Keyring {
             .find(|s| s.state == KeyState::Current)
             .map(|s| s.record.alg.clone());
         if current_alg.as_deref() != Some(alg.as_str()) {
-            // The compare-and-set names the newest key stored, whatever its state.
-            let newest = records.first().map(|r| r.kid.clone());
-            match self.create_key(tenant, alg, now, newest).await {
+            match self.create_key(tenant, alg, now, &records).await {
                 Ok(record) => records.insert(0, record),
                 // Another node made the tenant's key first: use theirs.
                 Err(KeyringError::Store(StoreError::Conflict(_))) => {
@@ -158,13 +156,14 @@ impl Keyring {
     }
 
     /// A fresh key for `tenant`, sealed under the KEK, that signs from
-    /// `activates_at` on. Not stored yet: commit it with
+    /// `activates_at` on, made after every key in `existing`. Not stored yet: commit it with
     /// `Mutation::InsertSigningKeyIfCurrent` (so racing nodes agree).
     pub fn new_record(
         &self,
         tenant: &Tenant,
         alg: Algorithm,
         activates_at: OffsetDateTime,
+        existing: &[SigningKeyRecord],
     ) -> Result<SigningKeyRecord, KeyringError> {
         let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyringError::Generate)?;
         Ok(SigningKeyRecord {
@@ -174,7 +173,7 @@ impl Keyring {
             public_jwk: key.public_jwk().to_string(),
             encrypted_private_key: self.kek.seal(&seal_context(key.kid()), &pkcs8),
             kek_id: self.kek.id().to_owned(),
-            created_at: self.clock.now(),
+            created_at: created_after(existing, self.clock.now()),
             activates_at,
             revoked_at: None,
         })
@@ -194,8 +193,7 @@ impl Keyring {
         };
         let alg = Algorithm::parse(&tenant.signing_alg)
             .ok_or_else(|| KeyringError::Algorithm(tenant.signing_alg.clone()))?;
-        let newest = records.first().map(|r| r.kid.clone());
-        match self.create_key(tenant, alg, activates_at, newest).await {
+        match self.create_key(tenant, alg, activates_at, &records).await {
             Ok(record) => {
                 self.invalidate();
                 Ok(Some(record.kid))
@@ -210,9 +208,11 @@ impl Keyring {
         tenant: &Tenant,
         alg: Algorithm,
         activates_at: OffsetDateTime,
-        newest: Option<String>,
+        existing: &[SigningKeyRecord],
     ) -> Result<SigningKeyRecord, KeyringError> {
-        let record = self.new_record(tenant, alg, activates_at)?;
+        let record = self.new_record(tenant, alg, activates_at, existing)?;
+        // The compare-and-set names the newest key stored, whatever its state.
+        let newest = existing.first().map(|r| r.kid.clone());
         let now = record.created_at;
         let audit = AuditEvent {
             id: Uuid::new_v4(),

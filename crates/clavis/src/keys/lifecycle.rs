@@ -126,6 +126,18 @@ pub fn classify(
         .collect()
 }
 
+/// The creation time of a key made at `now`: `now`, or just after the
+/// newest key's. Among keys that activate at the same instant the one made
+/// last takes over, so this keeps a new key ahead even when the clock has
+/// not moved since (or this node's clock lags another's).
+pub fn created_after(records: &[SigningKeyRecord], now: OffsetDateTime) -> OffsetDateTime {
+    records
+        .iter()
+        .map(|r| r.created_at)
+        .max()
+        .map_or(now, |newest| now.max(newest + Duration::microseconds(1)))
+}
+
 /// The next moment `classify` would answer differently without anyone
 /// acting: a pending key activates, or a retired key leaves the JWKS.
 pub fn next_change(statuses: &[KeyStatus<'_>], now: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -243,6 +255,23 @@ mod tests {
             states(&keys, 40),
             [st("p", Revoked, false), st("a", Current, true)]
         );
+    }
+
+    #[test]
+    fn a_key_made_at_the_same_instant_still_takes_over() {
+        let keys = [key("zz", 0, 0), key("p", 0, 50)];
+        let made = created_after(&keys, T0);
+        assert_eq!(made, T0 + Duration::microseconds(1));
+        let later = T0 + Duration::hours(1);
+        assert_eq!(created_after(&keys, later), later);
+        let mut all = keys.to_vec();
+        let mut new = key("aa", 0, 0);
+        new.created_at = made;
+        all.push(new);
+        let s = classify(&all, T0, Duration::hours(1));
+        assert_eq!(s[1].record.kid, "aa");
+        assert_eq!(s[1].state, KeyState::Current);
+        assert_eq!(s[2].state, KeyState::Retired);
     }
 
     #[test]

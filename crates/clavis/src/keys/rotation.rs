@@ -14,9 +14,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(600);
 /// Publish every tenant's due successor key now; the kids made. Tests call
 /// this after moving the manual clock.
 pub async fn rotate_due_keys(state: &AppState) -> Vec<String> {
-    if let Err(e) = state.directory.reload_tenants().await {
-        tracing::warn!(error = %e, "could not reload tenants before key rotation");
-    }
     let tenants = match state.directory.store().tenants().await {
         Ok(tenants) => tenants,
         Err(e) => {
