@@ -85,7 +85,7 @@ pub async fn run(s: &Session, format: OutputFormat, args: CompromisedArgs) -> Re
 }
 
 /// Ask on stderr; anything but y/yes cancels.
-fn confirm(question: &str) -> Result<(), Error> {
+pub(crate) fn confirm(question: &str) -> Result<(), Error> {
     eprint!("{question}? Whatever still uses it stops working. [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();

@@ -23,6 +23,8 @@ mod client;
 mod compromise;
 /// The CLI's one error type (a reason and a hint) and how failures map onto it.
 mod error;
+/// `clavis keys`: list, rotate and revoke the tenant's token-signing keys.
+mod keys;
 /// `clavis login` / `clavis logout`: check credentials, save or forget a profile.
 mod login;
 /// Finding applications and service principals from what a person types.
@@ -154,6 +156,15 @@ pub enum Command {
         command: webhook::WebhookCommand,
     },
 
+    /// List, rotate and (in an emergency) revoke the tenant's token-signing
+    /// keys.
+    Keys {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+
     /// Run beside an application and rotate the secret in its credentials file.
     ///
     /// When the secret's remaining life falls under --rotate-before, the agent
@@ -233,6 +244,7 @@ async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<()
         Command::Webhook { global, command } => {
             webhook::run(&Ctx { config, global }, command).await
         }
+        Command::Keys { global, command } => keys::run(&Ctx { config, global }, command).await,
         Command::Agent { args, global } => agent::run(&Ctx { config, global }, args).await,
     }
 }

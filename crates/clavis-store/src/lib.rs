@@ -146,6 +146,14 @@ pub enum Mutation {
         key: SigningKeyRecord,
         current: Option<String>,
     },
+    /// Emergency removal of a signing key: from `at` on it is neither
+    /// published nor trusted. Revoking a revoked key keeps the first time.
+    /// `NotFound` if the tenant has no key `kid`.
+    RevokeSigningKey {
+        tenant_id: Uuid,
+        kid: String,
+        at: OffsetDateTime,
+    },
     /// Create a webhook subscription. `NotFound` if the tenant is gone.
     InsertWebhook(WebhookSubscription),
     /// Delete a webhook subscription and its delivery log. `NotFound` if

@@ -155,6 +155,13 @@ pub struct SigningKeyRecord {
     /// Which key-encryption key sealed it.
     pub kek_id: String,
     pub created_at: OffsetDateTime,
+    /// When it starts signing; until then it is only published (so clients'
+    /// JWKS caches know it before its first token). Keys made at once (the
+    /// first key, a new algorithm, an emergency replacement) activate when made.
+    pub activates_at: OffsetDateTime,
+    /// Emergency removal: from then on the key is neither published nor
+    /// trusted, and its tokens are inactive.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -166,6 +173,8 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("encrypted_private_key", &"[redacted]")
             .field("kek_id", &self.kek_id)
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("revoked_at", &self.revoked_at)
             .finish()
     }
 }

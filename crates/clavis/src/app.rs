@@ -134,7 +134,8 @@ impl App {
             clock.clone(),
             config.expiry_check_interval,
         );
-        let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime);
+        let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime)
+            .with_schedule(config.signing_keys);
         let state = Arc::new(AppState {
             directory,
             keyring,
@@ -192,6 +193,11 @@ impl App {
             &self.state,
         )));
         tokio::spawn(crate::throttle_sync::follow(Arc::downgrade(&self.state)));
+        if self.state.keyring.schedule().rotate_after.is_some() {
+            tokio::spawn(crate::keys::rotation::keep_rotating(Arc::downgrade(
+                &self.state,
+            )));
+        }
         let expiry = self.state.expiry.check_interval.map(|every| {
             tokio::spawn(crate::expiry::ExpiryNotifier::follow(
                 Arc::downgrade(&self.state),

@@ -63,6 +63,16 @@ pub struct ServeArgs {
     /// before callers without a recent success get 429; 0 = off.
     #[arg(long, env = "CLAVIS_THROTTLE_FAILURES_PER_APP", default_value_t = 60)]
     pub throttle_failures_per_app: u32,
+    /// Days a signing key signs before its successor takes over; 0: rotate
+    /// only on demand (`clavis keys rotate`).
+    #[arg(long, env = "CLAVIS_SIGNING_KEY_ROTATION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub signing_key_rotation_days: i64,
+    /// Hours a new signing key is published in the JWKS before it signs
+    /// (longer than any client's JWKS cache).
+    #[arg(long, env = "CLAVIS_SIGNING_KEY_PREPUBLISH_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
+    pub signing_key_prepublish_hours: i64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -100,6 +110,9 @@ pub struct Config {
     pub expiry_check_interval: Option<std::time::Duration>,
     /// Failed client authentications allowed per minute.
     pub throttle: crate::oauth::throttle::Limits,
+    /// When signing keys rotate by themselves and how early their
+    /// successors are published.
+    pub signing_keys: crate::keys::lifecycle::Schedule,
 }
 
 impl Config {
@@ -133,6 +146,11 @@ impl Config {
                 per_address: args.throttle_failures_per_address,
                 per_app: args.throttle_failures_per_app,
             },
+            signing_keys: crate::keys::lifecycle::Schedule {
+                rotate_after: (args.signing_key_rotation_days > 0)
+                    .then(|| Duration::days(args.signing_key_rotation_days)),
+                prepublish: Duration::hours(args.signing_key_prepublish_hours),
+            },
         }
     }
 
@@ -150,6 +168,7 @@ impl Config {
             sign_in_retention: Duration::days(30),
             expiry_check_interval: None,
             throttle: Default::default(),
+            signing_keys: Default::default(),
         }
     }
 

@@ -39,7 +39,7 @@ pub mod form;
 pub mod graph;
 /// Router, protocol endpoints, health, OpenAPI, TLS.
 pub mod http;
-/// Key-encryption key, signing keys, JWS, per-tenant keyring.
+/// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation.
 pub mod keys;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;

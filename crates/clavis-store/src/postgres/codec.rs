@@ -335,6 +335,8 @@ pub(crate) struct SigningKeyRow {
     encrypted_private_key: Vec<u8>,
     kek_id: String,
     created_at: PgTime,
+    activates_at: PgTime,
+    revoked_at: Option<PgTime>,
 }
 
 impl SigningKeyRow {
@@ -347,6 +349,11 @@ impl SigningKeyRow {
             encrypted_private_key: self.encrypted_private_key,
             kek_id: self.kek_id,
             created_at: parse_time("signing_keys.created_at", self.created_at)?,
+            activates_at: parse_time("signing_keys.activates_at", self.activates_at)?,
+            revoked_at: self
+                .revoked_at
+                .map(|at| parse_time("signing_keys.revoked_at", at))
+                .transpose()?,
         })
     }
 }

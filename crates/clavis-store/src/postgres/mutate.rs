@@ -95,6 +95,19 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Store
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
             insert_signing_key_if_current(conn, key, current.as_deref()).await
         }
+        Mutation::RevokeSigningKey { tenant_id, kid, at } => {
+            let done = query(
+                "UPDATE signing_keys SET revoked_at = COALESCE(revoked_at, $1) \
+                 WHERE tenant_id = $2 AND kid = $3",
+            )
+            .bind(time(*at)?)
+            .bind(id(*tenant_id))
+            .bind(kid)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "signing key")
+        }
         Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
@@ -224,7 +237,7 @@ async fn delete_role_assignment(
 async fn insert_signing_key(conn: &mut PgConnection, key: &SigningKeyRecord) -> StoreResult<()> {
     let done = query(
         "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
-         created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+         created_at, activates_at, revoked_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
     )
     .bind(&key.kid)
@@ -234,6 +247,8 @@ async fn insert_signing_key(conn: &mut PgConnection, key: &SigningKeyRecord) -> 
     .bind(key.encrypted_private_key.as_slice())
     .bind(&key.kek_id)
     .bind(time(key.created_at)?)
+    .bind(time(key.activates_at)?)
+    .bind(key.revoked_at.map(time).transpose()?)
     .execute(&mut *conn)
     .await
     .map_err(|e| unique(e, |_| format!("a signing key with kid '{}' already exists", key.kid)))?;

@@ -93,6 +93,19 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         Mutation::InsertSigningKeyIfCurrent { key, current } => {
             insert_signing_key_if_current(conn, key, current.as_deref()).await
         }
+        Mutation::RevokeSigningKey { tenant_id, kid, at } => {
+            let done = query(
+                "UPDATE signing_keys SET revoked_at = COALESCE(revoked_at, ?) \
+                 WHERE tenant_id = ? AND kid = ?",
+            )
+            .bind(micros(*at)?)
+            .bind(id(*tenant_id))
+            .bind(kid)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "signing key")
+        }
         Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
@@ -221,7 +234,8 @@ async fn insert_signing_key(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
-         created_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
+         created_at, activates_at, revoked_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
     )
     .bind(&key.kid)
     .bind(id(key.tenant_id))
@@ -230,6 +244,8 @@ async fn insert_signing_key(
     .bind(key.encrypted_private_key.as_slice())
     .bind(&key.kek_id)
     .bind(micros(key.created_at)?)
+    .bind(micros(key.activates_at)?)
+    .bind(key.revoked_at.map(micros).transpose()?)
     .bind(id(key.tenant_id))
     .execute(&mut *conn)
     .await

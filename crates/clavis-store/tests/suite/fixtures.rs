@@ -98,6 +98,8 @@ pub fn signing_key(tenant: &Tenant, kid: &str, created_secs: i64) -> SigningKeyR
         encrypted_private_key: vec![0x5e, 0xa1, 0xed, 0x00, 0xff],
         kek_id: "file:v1".to_owned(),
         created_at: at(created_secs, 1),
+        activates_at: at(created_secs, 1),
+        revoked_at: None,
     }
 }
 

@@ -102,6 +102,55 @@ pub async fn signing_key_compare_and_set(store: &dyn Store) {
     assert_eq!(kids, ["k5", "alpha", "Zeta", "k2", "k1"]);
 }
 
+pub async fn signing_keys_activate_later_and_are_revoked(store: &dyn Store) {
+    let home = given_tenant(store, "default").await;
+    let mut pending = signing_key(&home, "k1", 10);
+    pending.activates_at = at(3_610, 7);
+    store
+        .commit(&[cas(pending.clone(), None)], &[])
+        .await
+        .expect("pending key");
+    let keys = store.signing_keys(home.id).await.expect("read");
+    assert_eq!(keys[0].activates_at, stored(pending.activates_at));
+    assert_eq!(keys[0].revoked_at, None);
+
+    let revoke = |kid: &str, secs: i64| Mutation::RevokeSigningKey {
+        tenant_id: home.id,
+        kid: kid.to_owned(),
+        at: at(secs, 3),
+    };
+    store
+        .commit(&[revoke("k1", 20)], &[])
+        .await
+        .expect("revoke");
+    store
+        .commit(&[revoke("k1", 30)], &[])
+        .await
+        .expect("revoking again is not an error");
+    let keys = store.signing_keys(home.id).await.expect("read");
+    assert_eq!(
+        keys[0].revoked_at,
+        Some(stored(at(20, 3))),
+        "the first time stays"
+    );
+
+    assert_eq!(
+        not_found(store.commit(&[revoke("nope", 40)], &[]).await),
+        "signing key"
+    );
+    let other = given_tenant(store, "other").await;
+    let across = Mutation::RevokeSigningKey {
+        tenant_id: other.id,
+        kid: "k1".into(),
+        at: at(50, 0),
+    };
+    assert_eq!(
+        not_found(store.commit(&[across], &[]).await),
+        "signing key",
+        "another tenant's key is not found"
+    );
+}
+
 pub async fn server_secret_reads_without_inserting(store: &dyn Store) {
     assert_eq!(store.server_secret("hash-key").await.expect("read"), None);
     assert_eq!(

@@ -254,6 +254,7 @@ pub async fn signing_key_round_trip(store: &dyn Store) {
     let mut expected = vec![new, old];
     for key in &mut expected {
         key.created_at = stored(key.created_at);
+        key.activates_at = stored(key.activates_at);
     }
     assert_eq!(keys, expected, "newest first, every byte kept");
 }

@@ -1,6 +1,6 @@
 //! The management API in Microsoft Graph v1.0 shapes: one file per resource
 //! ([`applications`], [`service_principals`], [`audit_logs`], [`webhooks`],
-//! and [`compromise`] for a leaked secret), the caller's
+//! [`signing_keys`], and [`compromise`] for a leaked secret), the caller's
 //! identity and roles ([`caller`]), the error format ([`error`]), strict
 //! bodies and query options ([`json`]) and the representations ([`shapes`]).
 
@@ -14,6 +14,7 @@ pub mod listing;
 pub mod policies;
 pub mod service_principals;
 pub mod shapes;
+pub mod signing_keys;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -61,6 +62,9 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::delete))
         .routes(routes!(webhooks::deliveries))
+        .routes(routes!(signing_keys::list))
+        .routes(routes!(signing_keys::rotate))
+        .routes(routes!(signing_keys::revoke))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.

@@ -1,17 +1,19 @@
 //! Each tenant's signing keys: the current key (generated on first use,
-//! sealed under the KEK and stored), and the JWKS that publishes it and every
-//! key whose tokens may still be alive.
+//! sealed under the KEK and stored), the JWKS that publishes it, the next
+//! key (pending) and every key whose tokens may still be alive
+//! ([`lifecycle`](super::lifecycle) says which), and scheduled rotation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use clavis_store::{
     AuditEvent, AuditResult, Mutation, SigningKeyRecord, Store, StoreError, Tenant,
 };
 use serde_json::{json, Value};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::lifecycle::{classify, created_after, due_successor, next_change, KeyState, Schedule};
 use super::{Algorithm, KeyEncryptionKey, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 
@@ -40,10 +42,15 @@ impl KeyringError {
 pub struct TenantKeys {
     /// Signs every new token of the tenant.
     pub current: SigningKey,
-    /// Published keys by kid (current and still-valid older ones).
+    /// Published keys by kid (pending, current and still-valid older ones).
     pub verifiers: HashMap<String, VerifyingKey>,
     /// The serialized JWKS document.
     pub jwks: Arc<str>,
+    /// Kids removed in an emergency (their tokens are inactive).
+    pub revoked: HashSet<String>,
+    /// When this view goes stale by itself (a pending key activates or a
+    /// retired key leaves the JWKS); `None`: only a change makes it stale.
+    pub valid_until: Option<OffsetDateTime>,
 }
 
 /// Signing keys of every tenant, cached after first use.
@@ -55,6 +62,7 @@ pub struct Keyring {
     /// A key stays published this long after a newer key replaced it: the
     /// longest token lifetime plus clock-skew margin.
     retain_for: Duration,
+    schedule: Schedule,
     cache: RwLock<HashMap<Uuid, Arc<TenantKeys>>>,
     generate: tokio::sync::Mutex<()>,
 }
@@ -71,13 +79,30 @@ impl Keyring {
             kek,
             clock,
             retain_for: token_lifetime + Duration::minutes(10),
+            schedule: Schedule::default(),
             cache: RwLock::new(HashMap::new()),
             generate: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The tenant's keys; generates and stores the first key (in the
-    /// tenant's algorithm) if there is none yet.
+    /// Rotate on `schedule` (see [`Keyring::rotate_due`]).
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The rotation settings.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// How long a retired key stays published: the token lifetime plus skew.
+    pub fn retain_for(&self) -> Duration {
+        self.retain_for
+    }
+
+    /// The tenant's keys; generates and stores a key that signs at once (in
+    /// the tenant's algorithm) if none is current or the algorithm changed.
     pub async fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantKeys>, KeyringError> {
         if let Some(keys) = self.cached(tenant) {
             return Ok(keys);
@@ -89,9 +114,13 @@ impl Keyring {
         let alg = Algorithm::parse(&tenant.signing_alg)
             .ok_or_else(|| KeyringError::Algorithm(tenant.signing_alg.clone()))?;
         let mut records = self.store.signing_keys(tenant.id).await?;
-        if records.first().map(|r| r.alg.as_str()) != Some(alg.as_str()) {
-            let current = records.first().map(|r| r.kid.clone());
-            match self.create_key(tenant, alg, current).await {
+        let now = self.clock.now();
+        let current_alg = classify(&records, now, self.retain_for)
+            .into_iter()
+            .find(|s| s.state == KeyState::Current)
+            .map(|s| s.record.alg.clone());
+        if current_alg.as_deref() != Some(alg.as_str()) {
+            match self.create_key(tenant, alg, now, &records).await {
                 Ok(record) => records.insert(0, record),
                 // Another node made the tenant's key first: use theirs.
                 Err(KeyringError::Store(StoreError::Conflict(_))) => {
@@ -117,30 +146,74 @@ impl Keyring {
     }
 
     fn cached(&self, tenant: &Tenant) -> Option<Arc<TenantKeys>> {
+        let now = self.clock.now();
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         cache
             .get(&tenant.id)
             .filter(|k| k.current.alg().as_str() == tenant.signing_alg)
+            .filter(|k| k.valid_until.is_none_or(|t| now < t))
             .cloned()
     }
 
-    async fn create_key(
+    /// A fresh key for `tenant`, sealed under the KEK, that signs from
+    /// `activates_at` on, made after every key in `existing`. Not stored yet: commit it with
+    /// `Mutation::InsertSigningKeyIfCurrent` (so racing nodes agree).
+    pub fn new_record(
         &self,
         tenant: &Tenant,
         alg: Algorithm,
-        current: Option<String>,
+        activates_at: OffsetDateTime,
+        existing: &[SigningKeyRecord],
     ) -> Result<SigningKeyRecord, KeyringError> {
         let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyringError::Generate)?;
-        let now = self.clock.now();
-        let record = SigningKeyRecord {
+        Ok(SigningKeyRecord {
             kid: key.kid().to_owned(),
             tenant_id: tenant.id,
             alg: alg.as_str().to_owned(),
             public_jwk: key.public_jwk().to_string(),
             encrypted_private_key: self.kek.seal(&seal_context(key.kid()), &pkcs8),
             kek_id: self.kek.id().to_owned(),
-            created_at: now,
+            created_at: created_after(existing, self.clock.now()),
+            activates_at,
+            revoked_at: None,
+        })
+    }
+
+    /// Publish the tenant's next key if the schedule says it is time (see
+    /// [`due_successor`]); the kid of the key made, if any. When several
+    /// nodes try at once, one key is made: the others lose the
+    /// compare-and-set and answer `None`.
+    pub async fn rotate_due(&self, tenant: &Tenant) -> Result<Option<String>, KeyringError> {
+        let _guard = self.generate.lock().await;
+        let records = self.store.signing_keys(tenant.id).await?;
+        let now = self.clock.now();
+        let statuses = classify(&records, now, self.retain_for);
+        let Some(activates_at) = due_successor(&statuses, now, self.schedule) else {
+            return Ok(None);
         };
+        let alg = Algorithm::parse(&tenant.signing_alg)
+            .ok_or_else(|| KeyringError::Algorithm(tenant.signing_alg.clone()))?;
+        match self.create_key(tenant, alg, activates_at, &records).await {
+            Ok(record) => {
+                self.invalidate();
+                Ok(Some(record.kid))
+            }
+            Err(KeyringError::Store(StoreError::Conflict(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_key(
+        &self,
+        tenant: &Tenant,
+        alg: Algorithm,
+        activates_at: OffsetDateTime,
+        existing: &[SigningKeyRecord],
+    ) -> Result<SigningKeyRecord, KeyringError> {
+        let record = self.new_record(tenant, alg, activates_at, existing)?;
+        // The compare-and-set names the newest key stored, whatever its state.
+        let newest = existing.first().map(|r| r.kid.clone());
+        let now = record.created_at;
         let audit = AuditEvent {
             id: Uuid::new_v4(),
             tenant_id: tenant.id,
@@ -165,19 +238,26 @@ impl Keyring {
             .commit(
                 &[Mutation::InsertSigningKeyIfCurrent {
                     key: record.clone(),
-                    current,
+                    current: newest,
                 }],
                 &[audit],
             )
             .await?;
-        tracing::info!(tenant = %tenant.id, kid = %record.kid, alg = alg.as_str(), "generated signing key");
+        tracing::info!(tenant = %tenant.id, kid = %record.kid, alg = alg.as_str(),
+            activates_at = %record.activates_at, "generated signing key");
         Ok(record)
     }
 
-    /// Open the newest record as the current key and publish every key still
-    /// needed to verify live tokens.
+    /// Open the current key and publish every key still needed: pending
+    /// ones, the current one, and retired ones whose tokens may be alive.
     fn assemble(&self, records: &[SigningKeyRecord]) -> Result<TenantKeys, KeyringError> {
-        let newest = records.first().ok_or(KeyringError::Generate)?;
+        let now = self.clock.now();
+        let statuses = classify(records, now, self.retain_for);
+        let newest = statuses
+            .iter()
+            .find(|s| s.state == KeyState::Current)
+            .map(|s| s.record)
+            .ok_or(KeyringError::Generate)?;
         let corrupt = |reason: String| KeyringError::Corrupt {
             kid: newest.kid.clone(),
             reason,
@@ -189,15 +269,15 @@ impl Keyring {
             .open(&seal_context(&newest.kid), &newest.encrypted_private_key)
             .map_err(|e| corrupt(e.to_string()))?;
         let current = SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| corrupt(e.to_string()))?;
-        let now = self.clock.now();
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
-        // records are newest first: a key was replaced when its successor was made.
-        let mut replaced_at = None;
-        for record in records {
-            let still_needed = replaced_at.is_none_or(|t| now - t < self.retain_for);
-            replaced_at = Some(record.created_at);
-            if !still_needed {
+        let mut revoked = HashSet::new();
+        for status in &statuses {
+            let record = status.record;
+            if status.state == KeyState::Revoked {
+                revoked.insert(record.kid.clone());
+            }
+            if !status.published {
                 continue;
             }
             let Ok(jwk) = serde_json::from_str::<Value>(&record.public_jwk) else {
@@ -214,6 +294,8 @@ impl Keyring {
             current,
             verifiers,
             jwks: jwks.into(),
+            revoked,
+            valid_until: next_change(&statuses, now),
         })
     }
 }

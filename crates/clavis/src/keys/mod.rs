@@ -1,10 +1,14 @@
 //! Keys: the key-encryption key that seals everything recoverable at rest
-//! ([`kek`]), token-signing keys ([`signing`]), compact JWS ([`jws`]) and
-//! each tenant's current signing key and JWKS ([`keyring`]).
+//! ([`kek`]), token-signing keys ([`signing`]), compact JWS ([`jws`]),
+//! each tenant's current signing key and JWKS ([`keyring`]), the rotation
+//! timeline of signing keys ([`lifecycle`]) and the scheduler that rotates
+//! them ([`rotation`]).
 
 pub mod jws;
 pub mod kek;
 pub mod keyring;
+pub mod lifecycle;
+pub mod rotation;
 pub mod signing;
 
 pub use kek::KeyEncryptionKey;

@@ -57,6 +57,7 @@ pub enum Inactive {
     TooLong,
     Malformed,
     UnknownKey,
+    KeyRevoked,
     BadSignature,
     OtherTenant,
     Expired,
@@ -76,6 +77,7 @@ impl Inactive {
             Inactive::TooLong => "the token is too long",
             Inactive::Malformed => "the token is not a JWT",
             Inactive::UnknownKey => "the token was not signed by this tenant",
+            Inactive::KeyRevoked => "the key that signed the token was revoked",
             Inactive::BadSignature => "the token signature is invalid",
             Inactive::OtherTenant => "the token belongs to another tenant",
             Inactive::Expired => "the token has expired",
@@ -124,6 +126,9 @@ pub async fn check(
         return Ok(Err(Inactive::Malformed));
     };
     let Some(verifier) = keys.verifiers.get(&header.kid) else {
+        if keys.revoked.contains(&header.kid) {
+            return Ok(Err(Inactive::KeyRevoked));
+        }
         return Ok(Err(Inactive::UnknownKey));
     };
     let Ok(claims) = jws::decode::<AccessTokenClaims>(token, verifier) else {

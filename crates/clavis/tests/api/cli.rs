@@ -500,3 +500,50 @@ async fn secret_compromised_revokes_reports_and_rotates() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn keys_list_rotate_and_revoke() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["login", "--bootstrap", app.data_dir().to_str().unwrap()])
+        .await;
+    let listed = cli.json(&["keys", "list"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["state"], "current");
+    let old = listed[0]["kid"].as_str().unwrap().to_owned();
+
+    let rotated = cli
+        .json(&["keys", "rotate", "--activate-after", "1h"])
+        .await;
+    assert_eq!(rotated["state"], "pending", "{rotated}");
+    let new = rotated["kid"].as_str().unwrap().to_owned();
+    let table = cli.ok(&["keys", "list"]).await;
+    assert!(table.contains(&new) && table.contains("pending"), "{table}");
+
+    let bad = cli
+        .run(&["keys", "rotate", "--activate-after", "soon"], None)
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("soon"), "{}", bad.stderr);
+
+    let out = cli.ok(&["keys", "revoke", &old, "--yes"]).await;
+    assert!(out.contains(&format!("Revoked signing key {old}")), "{out}");
+    assert!(out.contains("New tokens are signed by"), "{out}");
+    let listed = cli.json(&["keys", "list"]).await;
+    let state_of = |kid: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .map(|k| k["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of(&old).as_deref(), Some("revoked"));
+    assert_eq!(state_of(&new).as_deref(), Some("pending"));
+
+    let missing = cli.run(&["keys", "revoke", "nope", "--yes"], None).await;
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("nope"), "{}", missing.stderr);
+}

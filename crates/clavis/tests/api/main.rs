@@ -29,6 +29,7 @@ mod sqlite {
     mod expiry_cli;
     mod helpers;
     mod interop;
+    mod key_rotation;
     mod management;
     mod policies;
     mod revocation;
@@ -48,6 +49,8 @@ mod postgres {
     mod expiry;
     mod expiry_nodes;
     mod helpers;
+    mod key_rotation;
+    mod key_rotation_nodes;
     mod management;
     mod policies;
     mod revocation;

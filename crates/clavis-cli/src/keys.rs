@@ -1,0 +1,228 @@
+//! `clavis keys`: the tenant's token-signing keys — list them with their
+//! state, publish the next key ahead of its use (`rotate`), or remove one
+//! in an emergency (`revoke`). Talks to `/v1.0/policies/signingKeys`; the
+//! server never sends private key material, so there is none to handle here.
+
+use std::io::IsTerminal as _;
+
+use serde_json::{json, Value};
+
+use crate::compromise::confirm;
+use crate::error::Error;
+use crate::output::{self, key_values, OutputFormat, Table};
+use crate::when::parse_interval;
+use crate::Ctx;
+
+/// `clavis keys ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List the tenant's signing keys: pending (published, not signing
+    /// yet), current, retired (published until their tokens expired) and
+    /// revoked.
+    List,
+    /// Publish a new signing key now; it signs after --activate-after.
+    ///
+    /// Clients cache the JWKS (PyJWT for 5 minutes, jwks-rsa and jose for
+    /// about 10): publishing ahead means no client ever sees a token whose
+    /// key it has not fetched. The default is the server's
+    /// --signing-key-prepublish-hours (24 h).
+    Rotate {
+        /// How long the new key is only published: e.g. 30m, 1h, 2d; 0
+        /// signs at once (clients with a cached JWKS may refuse its tokens
+        /// for a few minutes).
+        #[arg(long, value_name = "DURATION", value_parser = activate_after)]
+        activate_after: Option<i64>,
+    },
+    /// Emergency removal: the key leaves the JWKS at once, every token it
+    /// signed is refused, and if it was the current key a new one signs at
+    /// once.
+    Revoke {
+        /// The key's kid, as shown by `clavis keys list`.
+        kid: String,
+        /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `--activate-after`: `0` or a duration, in whole minutes.
+fn activate_after(text: &str) -> Result<i64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    let span = parse_interval(text)?;
+    let minutes = span.whole_minutes();
+    if minutes < 1 || span != time::Duration::minutes(minutes) {
+        return Err(format!(
+            "'{text}' is not a whole number of minutes: use e.g. 0, 30m, 1h or 2d"
+        ));
+    }
+    Ok(minutes)
+}
+
+pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Error> {
+    let s = ctx.session().await?;
+    let format = ctx.global.output;
+    let keys_url = |extra: &[&str]| {
+        let mut segments = vec!["policies", "signingKeys"];
+        segments.extend_from_slice(extra);
+        s.url(&segments)
+    };
+    match cmd {
+        KeysCommand::List => {
+            let keys = s.list(keys_url(&[]), None).await?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&Value::from(keys)),
+                OutputFormat::Table => list_table(&keys),
+            });
+        }
+        KeysCommand::Rotate { activate_after } => {
+            let body = match activate_after {
+                Some(minutes) => json!({ "activateAfterMinutes": minutes }),
+                None => json!({}),
+            };
+            let key = s
+                .post(keys_url(&["rotate"]), &body)
+                .await?
+                .ok_or_else(|| Error::new("the server made the key but did not return it"))?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&key),
+                OutputFormat::Table => rotated_text(&key),
+            });
+        }
+        KeysCommand::Revoke { kid, yes } => {
+            if !yes && std::io::stdin().is_terminal() {
+                confirm(&format!(
+                    "Revoke signing key {kid} now: it leaves the JWKS and every token it signed is refused"
+                ))?;
+            }
+            let answer = s
+                .post(keys_url(&[&kid, "revoke"]), &json!({}))
+                .await?
+                .ok_or_else(|| Error::new("the server revoked the key but sent no answer"))?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&answer),
+                OutputFormat::Table => revoked_text(&answer),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn list_table(keys: &[Value]) -> String {
+    let mut table = Table::new(&[
+        "KID",
+        "ALG",
+        "STATE",
+        "PUBLISHED",
+        "CREATED",
+        "ACTIVATES",
+        "RETIRED",
+        "UNPUBLISHED",
+    ]);
+    for k in keys {
+        // A retired key leaves the JWKS by itself; a revoked one left at once.
+        let unpublished = match &k["revokedDateTime"] {
+            Value::String(at) => at.clone(),
+            _ => text(&k["publishedUntilDateTime"]),
+        };
+        table.row(vec![
+            text(&k["kid"]),
+            text(&k["algorithm"]),
+            text(&k["state"]),
+            if k["published"] == true { "yes" } else { "no" }.into(),
+            output::time(&text(&k["createdDateTime"])),
+            output::time(&text(&k["activatesDateTime"])),
+            output::time(&text(&k["retiredDateTime"])),
+            output::time(&unpublished),
+        ]);
+    }
+    table.render()
+}
+
+fn rotated_text(key: &Value) -> String {
+    let mut out = key_values(&[
+        ("kid", text(&key["kid"])),
+        ("algorithm", text(&key["algorithm"])),
+        ("state", text(&key["state"])),
+        ("activates", output::time(&text(&key["activatesDateTime"]))),
+    ]);
+    if key["state"] == "pending" {
+        out.push_str(
+            "\nThe key is in the JWKS now and signs from 'activates' on; the current key keeps \
+             signing until then.\n",
+        );
+    }
+    out
+}
+
+fn revoked_text(answer: &Value) -> String {
+    let revoked = &answer["revoked"];
+    let mut out = format!(
+        "Revoked signing key {} ({}): removed from the JWKS; its tokens are refused.\n",
+        text(&revoked["kid"]),
+        text(&revoked["algorithm"])
+    );
+    if let Value::Object(_) = &answer["replacement"] {
+        out.push_str(&format!(
+            "New tokens are signed by {} from now on.\n",
+            text(&answer["replacement"]["kid"])
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activate_after_takes_zero_or_whole_minutes() {
+        assert_eq!(activate_after("0"), Ok(0));
+        assert_eq!(activate_after("30m"), Ok(30));
+        assert_eq!(activate_after("1h"), Ok(60));
+        assert_eq!(activate_after("2d"), Ok(2880));
+        assert!(activate_after("90s").is_err());
+        assert!(activate_after("30s").is_err());
+        assert!(activate_after("soon").is_err());
+        assert!(activate_after("-5m").is_err());
+    }
+
+    #[test]
+    fn the_list_shows_one_row_per_key_and_when_it_leaves_the_jwks() {
+        let keys = [
+            json!({"kid": "k2", "algorithm": "ES256", "state": "current", "published": true,
+                   "createdDateTime": "2026-01-01T00:00:00Z",
+                   "activatesDateTime": "2026-01-02T00:00:00Z",
+                   "retiredDateTime": null, "publishedUntilDateTime": null, "revokedDateTime": null}),
+            json!({"kid": "k1", "algorithm": "ES256", "state": "retired", "published": true,
+                   "createdDateTime": "2025-10-01T00:00:00Z",
+                   "activatesDateTime": "2025-10-01T00:00:00Z",
+                   "retiredDateTime": "2026-01-02T00:00:00Z",
+                   "publishedUntilDateTime": "2026-01-02T01:10:00Z", "revokedDateTime": null}),
+        ];
+        let table = list_table(&keys);
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(table.contains("k1   ES256  retired  yes"), "{table}");
+        assert!(table.contains("2026-01-02T01:10:00Z"), "{table}");
+    }
+
+    #[test]
+    fn revoke_names_the_replacement() {
+        let answer = json!({"revoked": {"kid": "k1", "algorithm": "ES256"},
+                            "replacement": {"kid": "k2"}});
+        let out = revoked_text(&answer);
+        assert!(out.contains("Revoked signing key k1"), "{out}");
+        assert!(out.contains("signed by k2"), "{out}");
+        let out = revoked_text(&json!({"revoked": {"kid": "k1"}, "replacement": null}));
+        assert!(!out.contains("signed by"), "{out}");
+    }
+}
