@@ -7,6 +7,25 @@ use std::time::Duration;
 /// Clock ticks per second of /proc's utime/stime (USER_HZ; 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
+/// CPU time the hypervisor has taken from this machine's virtual CPUs so far
+/// (the `steal` column of /proc/stat, all CPUs), in seconds. On a shared
+/// virtual machine this is time no process here could run: it lands in
+/// latency tails and says nothing about the server.
+pub fn steal_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow::anyhow!("no cpu line in /proc/stat"))?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let steal: f64 = line
+        .split_whitespace()
+        .nth(8)
+        .ok_or_else(|| anyhow::anyhow!("no steal column in /proc/stat"))?
+        .parse()?;
+    Ok(steal / TICKS_PER_SECOND)
+}
+
 /// CPU time used so far by `pid` (all threads), in seconds.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
