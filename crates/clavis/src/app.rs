@@ -82,8 +82,17 @@ impl App {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let lock = data_dir::prepare(&config.data_dir)?;
         let kek_path = config.data_dir.join("kek.key");
-        let kek_is_new = !kek_path.exists();
-        let kek = Arc::new(KeyEncryptionKey::load_or_create(&kek_path)?);
+        let (kek, kek_is_new) = match &config.kek {
+            crate::keys::KekSource::File => {
+                let is_new = !kek_path.exists();
+                (KeyEncryptionKey::load_or_create(&kek_path)?, is_new)
+            }
+            crate::keys::KekSource::Env { var, value } => (
+                KeyEncryptionKey::from_env(var, value.as_ref().map(|v| v.as_str()))?,
+                false,
+            ),
+        };
+        let kek = Arc::new(kek);
         let store = clavis_store::connect(&config.database_url)
             .await
             .with_context(|| "cannot open the database (check --database-url)".to_string())?;

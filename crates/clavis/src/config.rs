@@ -73,6 +73,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_SIGNING_KEY_PREPUBLISH_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
     pub signing_key_prepublish_hours: i64,
+    /// Where the key-encryption key comes from: `file` (`{data-dir}/kek.key`,
+    /// created on first start) or `env` (64 hex characters in `CLAVIS_KEK`;
+    /// never created).
+    #[arg(long, env = "CLAVIS_KEY_PROVIDER", default_value = "file",
+          value_parser = ["file", "env"])]
+    pub key_provider: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -89,6 +95,9 @@ pub enum Tls {
     Off,
 }
 
+/// The environment variable `--key-provider env` reads the KEK from.
+pub const KEK_ENV: &str = "CLAVIS_KEK";
+
 /// Resolved settings for one server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -101,6 +110,8 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Where the key-encryption key comes from.
+    pub kek: crate::keys::KekSource,
     /// Whether token requests are written to the sign-in log.
     pub sign_in_log: bool,
     /// How long the sign-in log keeps a sign-in.
@@ -139,6 +150,13 @@ impl Config {
             tls,
             token_lifetime: Duration::seconds(args.token_lifetime),
             max_body_bytes: 64 * 1024,
+            kek: match args.key_provider.as_str() {
+                "env" => crate::keys::KekSource::Env {
+                    var: KEK_ENV.into(),
+                    value: std::env::var(KEK_ENV).ok().map(zeroize::Zeroizing::new),
+                },
+                _ => crate::keys::KekSource::File,
+            },
             sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
             expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
@@ -164,6 +182,7 @@ impl Config {
             tls,
             token_lifetime: Duration::hours(1),
             max_body_bytes: 64 * 1024,
+            kek: crate::keys::KekSource::File,
             sign_in_log: true,
             sign_in_retention: Duration::days(30),
             expiry_check_interval: None,

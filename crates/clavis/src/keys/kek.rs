@@ -1,9 +1,12 @@
 //! The key-encryption key (KEK) and AEAD sealing: private signing keys and
 //! the secret-hash key are stored only as AES-256-GCM ciphertext under it.
 //!
-//! This is the key-file provider (the development default): 32 random bytes
-//! in `{data-dir}/kek.key`, created with mode 0600 on first start. Other
-//! providers (environment, PKCS#11) will implement the same seal/open pair.
+//! Where the KEK comes from is the key provider, chosen at start-up
+//! ([`KekSource`]): a key file (the development default: 32 random bytes in
+//! `{data-dir}/kek.key`, created with mode 0600 on first start) or an
+//! environment variable (64 hex characters, never created: a missing or
+//! malformed value stops the server). A PKCS#11 provider will implement the
+//! same seal/open pair.
 
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +31,37 @@ pub enum KekError {
     Malformed(String),
     #[error("a sealed record could not be opened: wrong key-encryption key or corrupt data")]
     Open,
+    #[error("--key-provider env needs the key-encryption key in {0}: 64 hexadecimal characters (e.g. the content of a kek.key file, or `openssl rand -hex 32` for a new installation)")]
+    EnvMissing(String),
+    #[error("{0} is malformed: it must hold 64 hexadecimal characters (its value is not shown)")]
+    EnvMalformed(String),
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Clone, Default)]
+pub enum KekSource {
+    /// `{data-dir}/kek.key`, created on first start.
+    #[default]
+    File,
+    /// The value of an environment variable, read at start-up (`var` names
+    /// it for messages; `value` is what it held, if anything).
+    Env {
+        var: String,
+        value: Option<Zeroizing<String>>,
+    },
+}
+
+impl std::fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KekSource::File => f.write_str("File"),
+            KekSource::Env { var, value } => f
+                .debug_struct("Env")
+                .field("var", var)
+                .field("value", &value.as_ref().map(|_| "[redacted]"))
+                .finish(),
+        }
+    }
 }
 
 /// The key-encryption key. `Debug` shows only its id.
@@ -64,16 +98,38 @@ impl KeyEncryptionKey {
         }
         check_private(path)?;
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
-        let bytes = hex_decode(text.trim())
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| KekError::Malformed(path.display().to_string()))?;
+        let bytes = Zeroizing::new(
+            hex_decode(text.trim())
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| KekError::Malformed(path.display().to_string()))?,
+        );
         Ok(Self::from_bytes(&bytes))
+    }
+
+    /// The KEK held by the environment variable `var` (`value` is what it
+    /// held). Never created: a missing or malformed value is an error that
+    /// does not show it.
+    pub fn from_env(var: &str, value: Option<&str>) -> Result<Self, KekError> {
+        let value = value
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| KekError::EnvMissing(var.to_owned()))?;
+        let bytes = Zeroizing::new(
+            hex_decode(value)
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| KekError::EnvMalformed(var.to_owned()))?,
+        );
+        Ok(Self::with_id_prefix("env", &bytes))
     }
 
     /// A KEK from raw bytes (tests, future providers).
     pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self::with_id_prefix("file", bytes)
+    }
+
+    fn with_id_prefix(provider: &str, bytes: &[u8]) -> Self {
         let fingerprint = digest::digest(&digest::SHA256, bytes);
-        let id = format!("file:{}", hex_encode(&fingerprint.as_ref()[..8]));
+        let id = format!("{provider}:{}", hex_encode(&fingerprint.as_ref()[..8]));
         let key = UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES-256 key");
         Self {
             id,
@@ -178,6 +234,30 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_provider_reads_hex_and_never_shows_the_value() {
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let kek = KeyEncryptionKey::from_env("CLAVIS_KEK", Some(hex)).unwrap();
+        assert!(kek.id().starts_with("env:"));
+        let same = KeyEncryptionKey::from_bytes(&hex_decode(hex).unwrap());
+        let sealed = same.seal("ctx", b"data");
+        assert_eq!(
+            &kek.open("ctx", &sealed).unwrap()[..],
+            b"data",
+            "same key, either provider"
+        );
+        let missing = KeyEncryptionKey::from_env("CLAVIS_KEK", None).unwrap_err();
+        assert!(missing.to_string().contains("CLAVIS_KEK"), "{missing}");
+        let short = "00112233";
+        let bad = KeyEncryptionKey::from_env("CLAVIS_KEK", Some(short)).unwrap_err();
+        assert!(!bad.to_string().contains(short), "{bad}");
+        let source = KekSource::Env {
+            var: "CLAVIS_KEK".into(),
+            value: Some(Zeroizing::new(hex.into())),
+        };
+        assert!(!format!("{source:?}").contains(hex));
+    }
 
     #[test]
     fn seal_open_round_trip_and_context_binding() {

@@ -11,6 +11,6 @@ pub mod lifecycle;
 pub mod rotation;
 pub mod signing;
 
-pub use kek::KeyEncryptionKey;
+pub use kek::{KekSource, KeyEncryptionKey};
 pub use keyring::Keyring;
 pub use signing::{Algorithm, SigningKey, VerifyingKey};

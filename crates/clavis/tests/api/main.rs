@@ -29,6 +29,7 @@ mod sqlite {
     mod expiry_cli;
     mod helpers;
     mod interop;
+    mod key_providers;
     mod key_rotation;
     mod management;
     mod policies;
