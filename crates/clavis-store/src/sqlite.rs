@@ -23,6 +23,8 @@ mod expiry;
 mod mutate;
 mod read;
 mod sign_ins;
+/// Consistent snapshots of a store file (`clavis backup`).
+pub mod snapshot;
 
 use std::str::FromStr;
 use std::sync::Arc;

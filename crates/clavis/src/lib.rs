@@ -14,6 +14,9 @@
 pub mod app;
 /// Audit events: who did what to which object, with which outcome.
 pub mod audit;
+/// `clavis backup` / `clavis restore`: consistent SQLite snapshots, restored
+/// into a fresh data directory.
+pub mod backup;
 /// First start of an empty store: default tenant and bootstrap admin.
 pub mod bootstrap;
 /// The built-in management API application and its roles.

@@ -23,6 +23,34 @@ enum Top {
     /// Work on a store directly (stop the servers that use it first).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Write a consistent snapshot of a SQLite installation to a new file
+    /// (mode 0600), while the server runs. The snapshot holds secrets only as
+    /// hashes and keys only sealed: back up the key-encryption key separately.
+    Backup {
+        /// The installation's data directory (its store is {data-dir}/clavis.db).
+        #[arg(long, env = "CLAVIS_DATA_DIR", default_value = "./clavis-data")]
+        data_dir: std::path::PathBuf,
+        /// The store's URL instead, e.g. sqlite:///var/lib/clavis/clavis.db.
+        #[arg(long, env = "CLAVIS_DATABASE_URL")]
+        database_url: Option<String>,
+        /// The new backup file.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Put a backup into a new, empty data directory; start `clavis serve
+    /// --data-dir DIR` on it afterwards.
+    Restore {
+        /// The backup file written by `clavis backup`.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The installation's kek.key, copied in (mode 0600). Without it,
+        /// put the key in place yourself or use --key-provider env.
+        #[arg(long)]
+        kek_file: Option<std::path::PathBuf>,
+    },
     #[command(flatten)]
     Client(clavis_cli::Command),
 }
@@ -66,6 +94,36 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Top::Backup {
+            data_dir,
+            database_url,
+            to,
+        } => {
+            let url = database_url
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("clavis.db").display()));
+            report(clavis::backup::backup(&url, &to).await, |s| {
+                format!("backed up {s} to {}", to.display())
+            })
+        }
+        Top::Restore {
+            from,
+            data_dir,
+            kek_file,
+        } => report(
+            clavis::backup::restore(&from, &data_dir, kek_file.as_deref()).await,
+            |s| {
+                format!(
+                    "restored {s} into {}; start it with `clavis serve --data-dir {}`{}",
+                    data_dir.display(),
+                    data_dir.display(),
+                    if kek_file.is_some() {
+                        ""
+                    } else {
+                        " after putting its kek.key there (or with --key-provider env)"
+                    }
+                )
+            },
+        ),
         Top::Client(cmd) => ExitCode::from(clavis_cli::run(cmd).await.clamp(0, 255) as u8),
     }
 }
@@ -126,4 +184,18 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Print what a local command did, or its error; the exit code.
+fn report<T>(result: anyhow::Result<T>, done: impl FnOnce(T) -> String) -> ExitCode {
+    match result {
+        Ok(value) => {
+            println!("{}", done(value));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod logs;
 mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
+    mod backup;
     mod bad_input;
     mod cli;
     mod compromise;
