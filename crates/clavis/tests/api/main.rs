@@ -26,6 +26,7 @@ mod sqlite {
     mod bad_input;
     mod cli;
     mod compromise;
+    mod crash;
     mod expiry;
     mod expiry_cli;
     mod helpers;
@@ -48,6 +49,7 @@ mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod bad_input;
     mod compromise;
+    mod crash;
     mod expiry;
     mod expiry_nodes;
     mod helpers;
