@@ -73,6 +73,25 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_SIGNING_KEY_PREPUBLISH_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
     pub signing_key_prepublish_hours: i64,
+    /// Address block of a reverse proxy whose `X-Forwarded-For` is believed
+    /// (repeatable; the environment variable takes a comma-separated list).
+    /// Default: none, the client address is the TCP peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLAVIS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::http::transport::Cidr>,
+    /// Longest a request may take once its headers are in (body and
+    /// handler), in seconds; then 503.
+    #[arg(long, env = "CLAVIS_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+    /// Longest wait for a TLS handshake, for a request's headers, and on an
+    /// idle keep-alive connection, in seconds; then the connection is closed.
+    #[arg(long, env = "CLAVIS_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_seconds: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -113,6 +132,13 @@ pub struct Config {
     /// When signing keys rotate by themselves and how early their
     /// successors are published.
     pub signing_keys: crate::keys::lifecycle::Schedule,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::http::transport::Cidr>,
+    /// Longest a request may take once its headers are in.
+    pub request_timeout: std::time::Duration,
+    /// Longest wait for a handshake, a request's headers, or the next
+    /// request on an idle connection.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -151,6 +177,9 @@ impl Config {
                     .then(|| Duration::days(args.signing_key_rotation_days)),
                 prepublish: Duration::hours(args.signing_key_prepublish_hours),
             },
+            trusted_proxies: args.trusted_proxies.clone(),
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
         }
     }
 
@@ -169,6 +198,9 @@ impl Config {
             expiry_check_interval: None,
             throttle: Default::default(),
             signing_keys: Default::default(),
+            trusted_proxies: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 

@@ -39,6 +39,7 @@ mod sqlite {
     mod tenants;
     mod throttle;
     mod token;
+    mod transport;
 }
 
 #[path = "."]
