@@ -222,3 +222,44 @@ impl Config {
         format!("{scheme}://{}", SocketAddr::new(host, bound.port()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn transport_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "clavis",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8,192.0.2.1",
+            "--request-timeout-seconds",
+            "5",
+        ])
+        .unwrap();
+        let config = Config::from_args(&cli.serve);
+        let blocks: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(blocks, ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"]);
+        assert_eq!(config.request_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            config.header_read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        let err = Cli::try_parse_from(["clavis", "--trusted-proxy", "10.0.0.0/40"]).unwrap_err();
+        assert!(err.to_string().contains("prefix length"), "{err}");
+        assert!(Cli::try_parse_from(["clavis", "--request-timeout-seconds", "0"]).is_err());
+    }
+}

@@ -190,18 +190,19 @@ pub async fn time_limit(
     next: Next,
 ) -> Response {
     let limit = state.transport.request_timeout;
-    let path = crate::oauth::error::shorten(request.uri().path());
-    let headers = request.headers().clone();
+    let uri = request.uri().clone();
+    let trace_id = super::request_id(request.headers());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
+            let path = crate::oauth::error::shorten(uri.path());
             tracing::warn!(%path, "request timed out");
-            timed_out(&path, &headers, limit)
+            timed_out(&path, trace_id, limit)
         }
     }
 }
 
-fn timed_out(path: &str, headers: &HeaderMap, limit: Duration) -> Response {
+fn timed_out(path: &str, trace_id: uuid::Uuid, limit: Duration) -> Response {
     let seconds = limit.as_secs().max(1);
     if path.starts_with("/v1.0/") {
         let message = format!(
@@ -214,7 +215,13 @@ fn timed_out(path: &str, headers: &HeaderMap, limit: Duration) -> Response {
         )
             .into_response();
     }
-    super::oauth_response::failure(headers, crate::oauth::OAuthError::timed_out(seconds))
+    super::oauth_response::OAuthFailure {
+        error: crate::oauth::OAuthError::timed_out(seconds),
+        basic_used: false,
+        trace_id,
+        correlation_id: trace_id,
+    }
+    .into_response()
 }
 
 #[cfg(test)]
