@@ -43,6 +43,8 @@ pub struct AppState {
     pub expiry: crate::expiry::ExpiryNotifier,
     /// Throttling of failed client authentication (shared through the store).
     pub throttle: crate::oauth::throttle::Throttle,
+    /// Trusted proxies, security headers and the request time limit.
+    pub transport: crate::http::transport::Transport,
 }
 
 impl AppState {
@@ -68,6 +70,9 @@ pub struct App {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// Longest wait for a request's headers (and on an idle keep-alive
+    /// connection), and for a TLS handshake.
+    header_read_timeout: std::time::Duration,
     /// Set when this start created the bootstrap admin.
     pub bootstrapped: Option<Bootstrapped>,
     /// The CA certificate clients should trust, when Clavis made one.
@@ -162,12 +167,18 @@ impl App {
             sign_in_retention: config.sign_in_retention,
             expiry,
             throttle: crate::oauth::throttle::Throttle::new(config.throttle),
+            transport: crate::http::transport::Transport {
+                trusted_proxies: config.trusted_proxies.clone(),
+                hsts: tls.is_some(),
+                request_timeout: config.request_timeout,
+            },
         });
         Ok(App {
             listener,
             local_addr,
             state,
             tls,
+            header_read_timeout: config.header_read_timeout,
             bootstrapped,
             ca_file,
             _lock: lock,
@@ -224,11 +235,27 @@ impl App {
         // TCP_NODELAY: without it, a TLS handshake's small writes wait on
         // the client's delayed ACK (~40 ms per new connection).
         let nodelay = axum_server::accept::NoDelayAcceptor::new();
-        let server = axum_server::from_tcp(self.listener).handle(handle);
+        let mut server = axum_server::from_tcp(self.listener).handle(handle);
+        // Slow clients (slowloris): a connection that has not sent a whole
+        // request head within the limit, or sits idle between keep-alive
+        // requests that long, is closed. HTTP/2 pings idle connections.
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        server
+            .http_builder()
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(self.header_read_timeout)
+            .keep_alive_timeout(self.header_read_timeout);
         let state = self.state.clone();
         match self.tls {
             Some(tls) => {
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(nodelay);
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                    .handshake_timeout(self.header_read_timeout)
+                    .acceptor(nodelay);
                 server.acceptor(acceptor).serve(service).await?
             }
             None => server.acceptor(nodelay).serve(service).await?,

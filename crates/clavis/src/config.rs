@@ -79,6 +79,25 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_KEY_PROVIDER", default_value = "file",
           value_parser = ["file", "env"])]
     pub key_provider: String,
+    /// Address block of a reverse proxy whose `X-Forwarded-For` is believed
+    /// (repeatable; the environment variable takes a comma-separated list).
+    /// Default: none, the client address is the TCP peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLAVIS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::http::transport::Cidr>,
+    /// Longest a request may take once its headers are in (body and
+    /// handler), in seconds; then 503.
+    #[arg(long, env = "CLAVIS_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+    /// Longest wait for a TLS handshake, for a request's headers, and on an
+    /// idle keep-alive connection, in seconds; then the connection is closed.
+    #[arg(long, env = "CLAVIS_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_seconds: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -124,6 +143,13 @@ pub struct Config {
     /// When signing keys rotate by themselves and how early their
     /// successors are published.
     pub signing_keys: crate::keys::lifecycle::Schedule,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::http::transport::Cidr>,
+    /// Longest a request may take once its headers are in.
+    pub request_timeout: std::time::Duration,
+    /// Longest wait for a handshake, a request's headers, or the next
+    /// request on an idle connection.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -169,6 +195,9 @@ impl Config {
                     .then(|| Duration::days(args.signing_key_rotation_days)),
                 prepublish: Duration::hours(args.signing_key_prepublish_hours),
             },
+            trusted_proxies: args.trusted_proxies.clone(),
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
         }
     }
 
@@ -188,6 +217,9 @@ impl Config {
             expiry_check_interval: None,
             throttle: Default::default(),
             signing_keys: Default::default(),
+            trusted_proxies: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(30),
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 
@@ -207,5 +239,46 @@ impl Config {
             ip => ip,
         };
         format!("{scheme}://{}", SocketAddr::new(host, bound.port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn transport_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "clavis",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "fd00::/8,192.0.2.1",
+            "--request-timeout-seconds",
+            "5",
+        ])
+        .unwrap();
+        let config = Config::from_args(&cli.serve);
+        let blocks: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(blocks, ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"]);
+        assert_eq!(config.request_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            config.header_read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        let err = Cli::try_parse_from(["clavis", "--trusted-proxy", "10.0.0.0/40"]).unwrap_err();
+        assert!(err.to_string().contains("prefix length"), "{err}");
+        assert!(Cli::try_parse_from(["clavis", "--request-timeout-seconds", "0"]).is_err());
     }
 }

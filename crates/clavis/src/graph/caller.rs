@@ -3,10 +3,9 @@
 //! application and credential that still exist. Its `tid` scopes the call
 //! to one tenant; its `roles` decide what the call may do.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -127,10 +126,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .filter(|r| granted.contains(r))
             .collect();
 
-        let client_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let client_ip = crate::http::source_ip(&parts.extensions).map(|ip| ip.to_string());
         Ok(Caller {
             tenant,
             app_id: claims.azp,

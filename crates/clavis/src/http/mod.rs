@@ -8,10 +8,12 @@ pub mod metrics;
 pub mod oauth_response;
 pub mod tls;
 pub mod token;
+pub mod transport;
 
 use std::sync::Arc;
 
 use axum::http::{HeaderName, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -85,7 +87,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 
 /// The complete service.
 pub fn router(state: Arc<AppState>) -> Router {
-    let (router, doc) = api(state);
+    let (router, doc) = api(state.clone());
     let doc = Arc::new(doc);
     router
         .route(
@@ -97,6 +99,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), transport::time_limit))
+        .layer(from_fn_with_state(state.clone(), transport::resolve_client))
+        .layer(from_fn_with_state(state, transport::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
@@ -165,11 +170,18 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> uuid::Uuid {
         .unwrap_or_else(uuid::Uuid::new_v4)
 }
 
-/// The caller's address (the TCP peer), if the server recorded it.
+/// The caller's address, if the server recorded it: the TCP peer, or what a
+/// trusted proxy forwarded ([`transport::client_address`] decides, once per
+/// request). The throttle, the sign-in log and the audit log all use this.
 pub fn source_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<transport::ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical())
+        })
 }
 
 /// Extractor for [`source_ip`] (never rejects).

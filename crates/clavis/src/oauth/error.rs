@@ -289,6 +289,18 @@ impl OAuthError {
         )
     }
 
+    /// The request (its body included) took longer than the server allows.
+    pub fn timed_out(seconds: u64) -> Self {
+        Self::new(
+            OAuthErrorKind::TemporarilyUnavailable,
+            90033,
+            format!(
+                "The request did not complete within {seconds} seconds; send the whole request \
+                 promptly and retry."
+            ),
+        )
+    }
+
     /// AADSTS90055 (Entra's throttling code) with HTTP 429: too many failed
     /// client authentications from this address or for this application.
     pub fn throttled(retry_after: u64) -> Self {

@@ -66,7 +66,7 @@ async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
     if let Some(url) = database_url {
         cmd.args(["--database-url", url]);
     }
-    let child = cmd.spawn().expect("clavis serve starts");
+    let mut child = cmd.spawn().expect("clavis serve starts");
     let base = format!("http://127.0.0.1:{port}");
     let http = Client::new();
     for _ in 0..300 {
@@ -80,6 +80,8 @@ async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("clavis did not become ready");
 }
 

@@ -42,6 +42,7 @@ mod sqlite {
     mod tenants;
     mod throttle;
     mod token;
+    mod transport;
 }
 
 #[path = "."]
