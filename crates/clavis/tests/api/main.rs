@@ -22,6 +22,7 @@ mod logs;
 mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
+    mod authz_matrix;
     mod bad_input;
     mod cli;
     mod compromise;
@@ -44,6 +45,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod authz_matrix;
     mod bad_input;
     mod compromise;
     mod expiry;
