@@ -1,8 +1,8 @@
 //! The authorization matrix: every management route the live server lists
 //! in `/openapi.json`, called by every kind of caller (no token, a token for
-//! another resource, each management role alone, `OwnedBy` as owner and as
-//! non-owner, `RotateSelf` on itself and on another app, another tenant's
-//! admin), checked against one table. On every answer: no secret value
+//! another resource, each management role alone, `OwnedBy` as owner, as
+//! non-owner and on the built-in application, `RotateSelf` on itself and on
+//! another app, another tenant's admin), checked against one table. On every answer: no secret value
 //! outside the responses that create one, no object of the other tenant,
 //! and every refused write is in the audit log.
 
@@ -19,7 +19,7 @@ use super::helpers::{spawn_app, TestApp};
 const MGMT: &str = "api://clavis/.default";
 
 /// The callers, in the order of the table's columns.
-const CALLERS: [&str; 12] = [
+const CALLERS: [&str; 13] = [
     "anonymous",      // no Authorization header
     "other_audience", // a valid token, for another resource of the tenant
     "no_role",        // a token for api://clavis without any management role
@@ -32,48 +32,49 @@ const CALLERS: [&str; 12] = [
     "self_other",     // Application.Credentials.RotateSelf, on another application
     "other_tenant",   // the admin of a second tenant, on this tenant's objects
     "builtin",        // Application.ReadWrite.All, on the built-in api://clavis application
+    "owner_builtin",  // Application.ReadWrite.OwnedBy, on the built-in application
 ];
 
 /// Every management route × every caller (columns as in [`CALLERS`]:
 /// ano = anonymous, aud = other_audience, nil = no_role, rd = read_all,
 /// log = audit, rw = rw_all, own = owner, not = non_owner, slf = self,
-/// sot = self_other, t2 = other_tenant, bi = builtin):
+/// sot = self_other, t2 = other_tenant, bi = builtin, obi = owner_builtin):
 /// `ok` (2xx), `400` (the built-in application cannot be changed), `401`,
 /// `403` or `404`. `fresh` routes change or remove their
 /// target, so each call gets targets of its own, made just before it.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
-    // method, path, fresh                                                      ano aud nil rd  log rw  own not slf sot t2  bi
-    row("GET", "/v1.0/applications", false,                                    "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok"),
-    row("POST", "/v1.0/applications", false,                                   "401 401 403 403 403 ok  ok  ok  403 403 ok  ok"),
-    row("GET", "/v1.0/applications/{id}", false,                               "401 401 403 ok  403 ok  ok  403 ok  403 404 ok"),
-    row("PATCH", "/v1.0/applications/{id}", false,                             "401 401 403 403 403 ok  ok  403 403 403 404 400"),
-    row("DELETE", "/v1.0/applications/{id}", true,                             "401 401 403 403 403 ok  ok  403 403 403 404 400"),
-    row("POST", "/v1.0/applications/{id}/addPassword", true,                   "401 401 403 403 403 ok  ok  403 ok  403 404 400"),
-    row("POST", "/v1.0/applications/{id}/removePassword", true,                "401 401 403 403 403 ok  ok  403 ok  403 404 404"),
-    row("POST", "/v1.0/applications/{id}/revokeTokens", false,                 "401 401 403 403 403 ok  ok  403 403 403 404 ok"),
-    row("POST", "/v1.0/applications/{id}/reportCompromisedPassword", true,     "401 401 403 403 403 ok  ok  403 403 403 404 404"),
-    row("GET", "/v1.0/applications/{id}/credentialPolicy", false,              "401 401 403 ok  403 ok  ok  403 403 403 404 ok"),
-    row("PATCH", "/v1.0/applications/{id}/credentialPolicy", false,            "401 401 403 403 403 ok  403 403 403 403 404 400"),
-    row("GET", "/v1.0/servicePrincipals", false,                               "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok"),
-    row("GET", "/v1.0/servicePrincipals/{id}", false,                          "401 401 403 ok  403 ok  ok  403 403 403 404 ok"),
-    row("POST", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo", true,        "401 401 403 403 403 ok  ok  403 403 403 404 ok"),
-    row("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo", false,        "401 401 403 ok  403 ok  ok  403 403 403 404 ok"),
+    // method, path, fresh                                                      ano aud nil rd  log rw  own not slf sot t2  bi  obi
+    row("GET", "/v1.0/applications", false,                                    "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok  ok"),
+    row("POST", "/v1.0/applications", false,                                   "401 401 403 403 403 ok  ok  ok  403 403 ok  ok  ok"),
+    row("GET", "/v1.0/applications/{id}", false,                               "401 401 403 ok  403 ok  ok  403 ok  403 404 ok  403"),
+    row("PATCH", "/v1.0/applications/{id}", false,                             "401 401 403 403 403 ok  ok  403 403 403 404 400 403"),
+    row("DELETE", "/v1.0/applications/{id}", true,                             "401 401 403 403 403 ok  ok  403 403 403 404 400 403"),
+    row("POST", "/v1.0/applications/{id}/addPassword", true,                   "401 401 403 403 403 ok  ok  403 ok  403 404 400 403"),
+    row("POST", "/v1.0/applications/{id}/removePassword", true,                "401 401 403 403 403 ok  ok  403 ok  403 404 404 403"),
+    row("POST", "/v1.0/applications/{id}/revokeTokens", false,                 "401 401 403 403 403 ok  ok  403 403 403 404 ok  403"),
+    row("POST", "/v1.0/applications/{id}/reportCompromisedPassword", true,     "401 401 403 403 403 ok  ok  403 403 403 404 404 403"),
+    row("GET", "/v1.0/applications/{id}/credentialPolicy", false,              "401 401 403 ok  403 ok  ok  403 403 403 404 ok  403"),
+    row("PATCH", "/v1.0/applications/{id}/credentialPolicy", false,            "401 401 403 403 403 ok  403 403 403 403 404 400 403"),
+    row("GET", "/v1.0/servicePrincipals", false,                               "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok  ok"),
+    row("GET", "/v1.0/servicePrincipals/{id}", false,                          "401 401 403 ok  403 ok  ok  403 403 403 404 ok  403"),
+    row("POST", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo", true,        "401 401 403 403 403 ok  ok  403 403 403 404 ok  403"),
+    row("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo", false,        "401 401 403 ok  403 ok  ok  403 403 403 404 ok  403"),
     row("DELETE", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo/{assignment_id}", true,
-                                                                               "401 401 403 403 403 ok  ok  403 403 403 404 ok"),
-    row("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignments", false,       "401 401 403 ok  403 ok  ok  403 403 403 404 ok"),
-    row("GET", "/v1.0/auditLogs/directoryAudits", false,                       "401 401 403 403 ok  403 403 403 403 403 ok  403"),
-    row("GET", "/v1.0/auditLogs/signIns", false,                               "401 401 403 403 ok  403 403 403 403 403 ok  403"),
-    row("GET", "/v1.0/policies/tenantPolicy", false,                           "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok"),
-    row("PATCH", "/v1.0/policies/tenantPolicy", false,                         "401 401 403 403 403 ok  403 403 403 403 ok  ok"),
-    row("GET", "/v1.0/policies/signingKeys", false,                            "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok"),
-    row("POST", "/v1.0/policies/signingKeys/rotate", true,                     "401 401 403 403 403 ok  403 403 403 403 ok  ok"),
-    row("POST", "/v1.0/policies/signingKeys/{kid}/revoke", true,               "401 401 403 403 403 ok  403 403 403 403 404 ok"),
-    row("POST", "/v1.0/webhooks", false,                                       "401 401 403 403 403 ok  403 403 403 403 ok  ok"),
-    row("GET", "/v1.0/webhooks", false,                                        "401 401 403 ok  403 ok  403 403 403 403 ok  ok"),
-    row("GET", "/v1.0/webhooks/{id}", false,                                   "401 401 403 ok  403 ok  403 403 403 403 404 ok"),
-    row("DELETE", "/v1.0/webhooks/{id}", true,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok"),
-    row("GET", "/v1.0/webhooks/{id}/deliveries", false,                        "401 401 403 ok  403 ok  403 403 403 403 404 ok"),
+                                                                               "401 401 403 403 403 ok  ok  403 403 403 404 ok  403"),
+    row("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignments", false,       "401 401 403 ok  403 ok  ok  403 403 403 404 ok  403"),
+    row("GET", "/v1.0/auditLogs/directoryAudits", false,                       "401 401 403 403 ok  403 403 403 403 403 ok  403 403"),
+    row("GET", "/v1.0/auditLogs/signIns", false,                               "401 401 403 403 ok  403 403 403 403 403 ok  403 403"),
+    row("GET", "/v1.0/policies/tenantPolicy", false,                           "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok  ok"),
+    row("PATCH", "/v1.0/policies/tenantPolicy", false,                         "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
+    row("GET", "/v1.0/policies/signingKeys", false,                            "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok  ok"),
+    row("POST", "/v1.0/policies/signingKeys/rotate", true,                     "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
+    row("POST", "/v1.0/policies/signingKeys/{kid}/revoke", true,               "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
+    row("POST", "/v1.0/webhooks", false,                                       "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
+    row("GET", "/v1.0/webhooks", false,                                        "401 401 403 ok  403 ok  403 403 403 403 ok  ok  403"),
+    row("GET", "/v1.0/webhooks/{id}", false,                                   "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
+    row("DELETE", "/v1.0/webhooks/{id}", true,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
+    row("GET", "/v1.0/webhooks/{id}/deliveries", false,                        "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
 ];
 
 /// Responses that legitimately carry a secret value: the ones that create it.
@@ -128,7 +129,7 @@ fn kind_of(caller: &str) -> Kind {
     match caller {
         "owner" => Kind::Owned,
         "self" => Kind::SelfApp,
-        "builtin" => Kind::Builtin,
+        "builtin" | "owner_builtin" => Kind::Builtin,
         _ => Kind::Stranger,
     }
 }
@@ -425,6 +426,7 @@ async fn setup(app: &TestApp) -> Setup {
     tokens.insert("self_other", tokens["self"].clone());
     tokens.insert("other_tenant", Some(tenant2));
     tokens.insert("builtin", tokens["rw_all"].clone());
+    tokens.insert("owner_builtin", tokens["owner"].clone());
     // A valid token of this tenant, for another resource.
     let (api, _) = app
         .register_api(&admin, "api://matrix-orders", "Orders.Read")
@@ -693,12 +695,17 @@ async fn every_route_answers_every_caller_as_the_table_says() {
                 call(&app, row.method, &path, token, body.as_ref(), request_id).await;
             let what = format!("{} {path} as {caller}", row.method);
 
+            let secrets = secret_values(&text);
             if !allowed(want, status) {
-                failures.push(format!("{what}: want {want}, got {status}: {text}"));
+                let shown = if secrets.is_empty() {
+                    text.as_str()
+                } else {
+                    "[a body with a secret value]"
+                };
+                failures.push(format!("{what}: want {want}, got {status}: {shown}"));
             }
             // No secret value except in the response that creates it.
             let creates = status.is_success() && CREATES_SECRETS.contains(&(row.method, row.path));
-            let secrets = secret_values(&text);
             if creates && !row.path.ends_with("/reportCompromisedPassword") {
                 // (Which also shows that the detector finds them.)
                 assert!(
@@ -745,30 +752,111 @@ async fn every_route_answers_every_caller_as_the_table_says() {
         failures.join("\n")
     );
 
-    // Bodies naming the other tenant's objects reach nothing either.
-    let t = target(&app, &setup, Kind::Stranger).await;
-    let rw = setup.tokens["rw_all"].as_deref();
+    // A body naming an object the URL's object does not hold reaches
+    // nothing: another tenant's principal or secret, another application's
+    // secret or assignment, the management API's roles.
+    let stranger = target(&app, &setup, Kind::Stranger).await;
+    let owned = target(&app, &setup, Kind::Owned).await;
+    let builtin = target(&app, &setup, Kind::Builtin).await;
     let (their_sp, their_key) = &setup.their_admin;
-    for (path, body, want) in [
+    let (rw, owner, me) = ("rw_all", "owner", "self");
+    let cases = [
         (
-            format!("/v1.0/servicePrincipals/{}/appRoleAssignedTo", t.sp_id),
-            json!({"principalId": their_sp, "resourceId": t.sp_id, "appRoleId": t.role_id}),
-            StatusCode::BAD_REQUEST,
+            rw,
+            "POST",
+            format!(
+                "/v1.0/servicePrincipals/{}/appRoleAssignedTo",
+                stranger.sp_id
+            ),
+            json!({"principalId": their_sp, "resourceId": stranger.sp_id, "appRoleId": stranger.role_id}),
+            400,
         ),
         (
-            format!("/v1.0/applications/{}/removePassword", t.id),
+            rw,
+            "POST",
+            format!("/v1.0/applications/{}/removePassword", stranger.id),
             json!({"keyId": their_key}),
-            StatusCode::NOT_FOUND,
+            404,
         ),
         (
-            format!("/v1.0/applications/{}/reportCompromisedPassword", t.id),
+            rw,
+            "POST",
+            format!(
+                "/v1.0/applications/{}/reportCompromisedPassword",
+                stranger.id
+            ),
             json!({"keyId": their_key}),
-            StatusCode::NOT_FOUND,
+            404,
         ),
-    ] {
-        let (status, text) = call(&app, "POST", &path, rw, Some(&body), Uuid::new_v4()).await;
-        assert_eq!(status, want, "POST {path} naming the other tenant: {text}");
+        (
+            owner,
+            "POST",
+            format!("/v1.0/applications/{}/removePassword", owned.id),
+            json!({"keyId": stranger.key_id}),
+            404,
+        ),
+        (
+            owner,
+            "POST",
+            format!("/v1.0/applications/{}/reportCompromisedPassword", owned.id),
+            json!({"keyId": stranger.key_id}),
+            404,
+        ),
+        (
+            me,
+            "POST",
+            format!("/v1.0/applications/{}/removePassword", setup.self_app.0),
+            json!({"keyId": stranger.key_id}),
+            404,
+        ),
+        (
+            owner,
+            "DELETE",
+            format!(
+                "/v1.0/servicePrincipals/{}/appRoleAssignedTo/{}",
+                owned.sp_id, builtin.assignment_id
+            ),
+            Value::Null,
+            404,
+        ),
+        (
+            owner,
+            "POST",
+            format!("/v1.0/servicePrincipals/{}/appRoleAssignedTo", owned.sp_id),
+            json!({"principalId": setup.grantee_sp, "resourceId": builtin.sp_id, "appRoleId": builtin.role_id}),
+            400,
+        ),
+        (
+            owner,
+            "POST",
+            format!("/v1.0/servicePrincipals/{}/appRoleAssignedTo", owned.sp_id),
+            json!({"principalId": setup.grantee_sp, "resourceId": owned.sp_id, "appRoleId": builtin.role_id}),
+            400,
+        ),
+    ];
+    for (who, method, path, body, want) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let token = setup.tokens[who].as_deref();
+        let (status, text) = call(&app, method, &path, token, body.as_ref(), Uuid::new_v4()).await;
+        assert_eq!(
+            status.as_u16(),
+            want,
+            "{method} {path} {body:?} as {who}: {text}"
+        );
     }
+    // ...and changed nothing: the builtin assignment is still there.
+    let list = must(
+        &app,
+        "GET",
+        &format!(
+            "/v1.0/servicePrincipals/{}/appRoleAssignedTo",
+            builtin.sp_id
+        ),
+        &setup.admin,
+        None,
+    )
+    .await;
+    assert!(list.to_string().contains(&builtin.assignment_id), "{list}");
 
     // Every refused write left a failure event in the audit log.
     let mut failed = HashSet::new();
