@@ -22,6 +22,7 @@ mod logs;
 mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
+    mod authz_matrix;
     mod backup;
     mod bad_input;
     mod cli;
@@ -48,6 +49,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod authz_matrix;
     mod bad_input;
     mod compromise;
     mod crash;
