@@ -9,32 +9,14 @@ use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-/// Data directories sharing one key-encryption key, as nodes must.
-fn shared_kek_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let key: String =
-        uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
-    for dir in [&a, &b] {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.path().join("kek.key"))
-            .unwrap();
-        writeln!(f, "{key}").unwrap();
-    }
-    (a, b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_database_send_each_notice_once() {
     let db = TestDatabase::create().await;
-    let (dir_a, dir_b) = shared_kek_dirs();
+    let dirs = super::helpers::shared_kek_dirs(2);
+    let (dir_a, dir_b) = (&dirs[0], &dirs[1]);
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let mut nodes = Vec::new();
-    for dir in [&dir_a, &dir_b] {
+    for dir in [dir_a, dir_b] {
         let mut config = Config::for_tests(dir.path().to_path_buf(), Tls::Off);
         config.database_url = db.url.clone();
         let app = App::build(config, Arc::new(clock.clone())).await.unwrap();

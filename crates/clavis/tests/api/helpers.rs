@@ -406,3 +406,28 @@ impl Drop for TestDatabase {
         .join();
     }
 }
+
+/// A fresh data directory holding the key-encryption key `kek_hex` (0600),
+/// as a node that shares a database with others must.
+#[allow(dead_code)] // multi-node tests run in the PostgreSQL module only
+pub fn data_dir_with_kek(kek_hex: &str) -> TempDir {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.path().join("kek.key"))
+        .expect("kek.key");
+    writeln!(f, "{kek_hex}").expect("write kek.key");
+    dir
+}
+
+/// `n` data directories sharing one fresh key-encryption key.
+#[allow(dead_code)] // multi-node tests run in the PostgreSQL module only
+pub fn shared_kek_dirs(n: usize) -> Vec<TempDir> {
+    let kek =
+        uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    (0..n).map(|_| data_dir_with_kek(&kek)).collect()
+}

@@ -24,18 +24,7 @@ struct Node {
 
 /// A node on `url`; every node shares `kek` and `clock`.
 async fn start_node(url: &str, kek: &str, clock: &ManualClock) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.path().join("kek.key"))
-            .unwrap();
-        writeln!(f, "{kek}").unwrap();
-    }
+    let dir = super::helpers::data_dir_with_kek(kek);
     let mut config = Config::for_tests(dir.path().to_path_buf(), Tls::Off);
     config.database_url = url.to_owned();
     config.public_url = Some("http://clavis.test".into());

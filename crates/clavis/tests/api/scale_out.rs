@@ -13,29 +13,7 @@ use clavis::{App, Config, Tls};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::helpers::TestDatabase;
-
-/// Data directories sharing one key-encryption key (as nodes must).
-fn data_dirs(n: usize) -> Vec<tempfile::TempDir> {
-    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-    let key: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
-    for dir in &dirs {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.path().join("kek.key"))
-            .unwrap();
-        writeln!(f, "{key}").unwrap();
-    }
-    dirs
-}
-
-fn rand_byte() -> u8 {
-    (uuid::Uuid::new_v4().as_u128() & 0xff) as u8
-}
+use super::helpers::{shared_kek_dirs, TestDatabase};
 
 /// An in-process node on `url`, serving plain HTTP.
 struct Node {
@@ -115,7 +93,7 @@ where
 #[tokio::test]
 async fn three_nodes_one_database() {
     let db = TestDatabase::create().await;
-    let dirs = data_dirs(3);
+    let dirs = shared_kek_dirs(3);
     // All three start at once on the empty database.
     let (a, b, c) = tokio::join!(
         start_node(dirs[0].path(), &db.url),
@@ -366,7 +344,7 @@ async fn a_database_outage_answers_503_and_heals() {
     let pg: SocketAddr = "127.0.0.1:5432".parse().unwrap();
     let proxy = Outage::start(pg).await;
     let url = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let dirs = data_dirs(1);
+    let dirs = shared_kek_dirs(1);
     let node = start_node(dirs[0].path(), &url).await;
     let boot: Value = serde_json::from_str(
         &std::fs::read_to_string(dirs[0].path().join("bootstrap-admin.json")).unwrap(),
@@ -427,7 +405,7 @@ async fn a_database_outage_answers_503_and_heals() {
 #[tokio::test]
 async fn a_node_killed_under_load_loses_nothing_committed() {
     let db = TestDatabase::create().await;
-    let dirs = data_dirs(2);
+    let dirs = shared_kek_dirs(2);
     let spawn = |dir: &std::path::Path| {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -557,7 +535,7 @@ async fn a_node_killed_under_load_loses_nothing_committed() {
 #[tokio::test]
 async fn store_copy_moves_an_installation_to_postgres() {
     // An installation on the embedded default, with a client, a role and history.
-    let dirs = data_dirs(2);
+    let dirs = shared_kek_dirs(2);
     let sqlite_url = format!("sqlite://{}", dirs[0].path().join("clavis.db").display());
     let node = start_node(dirs[0].path(), &sqlite_url).await;
     let boot: Value = serde_json::from_str(
