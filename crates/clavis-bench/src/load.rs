@@ -97,7 +97,10 @@ impl Outcome {
     }
 }
 
-async fn connect(target: &Target, node: usize) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect(
+    target: &Target,
+    node: usize,
+) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let addr = target.addrs[node % target.addrs.len()];
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -111,7 +114,7 @@ async fn connect(target: &Target, node: usize) -> anyhow::Result<SendRequest<Ful
 }
 
 /// One request on `sender`; true if the server answered 200 with a token.
-async fn token(
+pub(crate) async fn token(
     sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
     body: Bytes,

@@ -8,6 +8,7 @@ mod postgres;
 mod procstat;
 mod report;
 mod servers;
+mod timing;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +59,10 @@ struct Args {
     /// no table).
     #[arg(long, value_name = "ROUNDS")]
     latency_only: Option<usize>,
+    /// Only the timing check: SAMPLES refused requests of each kind (wrong
+    /// secret, short, long, unknown client), Welch's t against wrong secret.
+    #[arg(long, value_name = "SAMPLES")]
+    timing: Option<usize>,
     /// Node counts for the PostgreSQL mode (behind a round-robin of connections).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     nodes: Vec<usize>,
@@ -109,6 +114,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     // Absolute: the peer runs in its own folder.
     let scratch = std::fs::canonicalize(&scratch)?;
+    if let Some(samples) = args.timing {
+        return timing_only(&args, &scratch, samples.max(100)).await;
+    }
     if let Some(rounds) = args.latency_only {
         return latency_only(&args, &settings, &scratch, rounds.max(1)).await;
     }
@@ -725,5 +733,52 @@ async fn latency_only(
         );
     }
     server.stop().await;
+    Ok(())
+}
+
+/// `--timing`: is a refusal's time the same whatever was wrong?
+async fn timing_only(args: &Args, scratch: &std::path::Path, samples: usize) -> anyhow::Result<()> {
+    let data = scratch.join("clavis-timing");
+    let no_throttle = [
+        "--throttle-failures-per-address",
+        "0",
+        "--throttle-failures-per-app",
+        "0",
+        "--sign-in-log",
+        "off",
+    ]
+    .map(String::from);
+    let mut server = servers::start_clavis_with(
+        &args.clavis,
+        &data,
+        &scratch.join("clavis-timing.log"),
+        &no_throttle,
+        None,
+        true,
+    )
+    .await?;
+    servers::provision_clavis(&mut server, "ES256", 1).await?;
+    let mut kinds = timing::kinds(&server.bodies[0])?;
+    timing::run(&target(&server)?, &mut kinds, samples).await?;
+    server.stop().await;
+    println!("| refused request | samples | median µs | t against wrong secret |");
+    println!("|---|---:|---:|---:|");
+    let base = kinds[0].micros.clone();
+    for kind in &kinds {
+        let t = if std::ptr::eq(kind, &kinds[0]) {
+            "–".to_owned()
+        } else {
+            format!("{:.1}", timing::welch_t(&base, &kind.micros))
+        };
+        println!(
+            "| {} | {} | {:.1} | {t} |",
+            kind.name,
+            kind.micros.len(),
+            timing::median(&kind.micros)
+        );
+    }
+    println!(
+        "(|t| < 4.5: no difference found at this sample size; > 10: the kinds can be told apart)"
+    );
     Ok(())
 }

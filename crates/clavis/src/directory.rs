@@ -30,7 +30,10 @@ pub struct Directory {
     feed: tokio::sync::watch::Receiver<FeedState>,
     generation: AtomicU64,
     tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
-    clients: RwLock<HashMap<(Uuid, Uuid), Arc<Client>>>,
+    /// Clients by (tenant, appId); `None` remembers an appId that is not
+    /// registered, so an unknown client costs what a known one does (no
+    /// database round-trip, no timing difference) until the next change.
+    clients: RwLock<HashMap<(Uuid, Uuid), Option<Arc<Client>>>>,
     resources: RwLock<HashMap<(Uuid, String), Arc<Application>>>,
 }
 
@@ -145,10 +148,11 @@ impl Directory {
             .get(&(tenant, app_id))
             .filter(|_| trusted)
         {
-            return Ok(Some(hit.clone()));
+            return Ok(hit.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(app) = self.store.application_by_app_id(tenant, app_id).await? else {
+            self.remember(&self.clients, (tenant, app_id), None, generation);
             return Ok(None);
         };
         let mut grants = self
@@ -160,7 +164,12 @@ impl Directory {
             app: compact(app),
             grants,
         });
-        self.remember(&self.clients, (tenant, app_id), client.clone(), generation);
+        self.remember(
+            &self.clients,
+            (tenant, app_id),
+            Some(client.clone()),
+            generation,
+        );
         Ok(Some(client))
     }
 

@@ -35,11 +35,14 @@ pub async fn authenticate(
         .check(tenant.id, source, Some(app_id), now)
         .map_err(|t| OAuthError::throttled(t.retry_after))?;
     let Some(client) = issuer.directory.client(tenant.id, app_id).await? else {
+        // The same work as a wrong secret (one HMAC), so the answer's time
+        // says no more than its error code.
+        std::hint::black_box(issuer.hasher.hash_presented(secret));
         throttle.failed(tenant.id, source, None, now);
         return Err(OAuthError::unknown_client(client_id, tenant_segment));
     };
 
-    let presented = issuer.hasher.hash(secret);
+    let presented = issuer.hasher.hash_presented(secret);
     let mut matched = None;
     for credential in &client.app.password_credentials {
         if SecretHasher::matches(&presented, &credential.secret_hash) {

@@ -49,6 +49,26 @@ impl SecretHasher {
         out
     }
 
+    /// The keyed hash of a secret a client presented, computed over exactly
+    /// [`SECRET_LEN`](super::format::SECRET_LEN) bytes whatever was sent: a
+    /// value of another length (which no generated secret has, so it can
+    /// never match) is replaced by a fixed filler of the right length, and
+    /// the answer's time does not depend on the length an attacker chose.
+    pub fn hash_presented(&self, secret: &ClientSecret) -> SecretHash {
+        const FILLER: [u8; super::format::SECRET_LEN] = [0; super::format::SECRET_LEN];
+        let bytes = secret.expose().as_bytes();
+        let input = if bytes.len() == super::format::SECRET_LEN {
+            bytes
+        } else {
+            &FILLER[..]
+        };
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        let tag = hmac::sign(&self.key, input);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// How many hashes this hasher (and its clones) computed.
     pub fn computed(&self) -> u64 {
         self.computed.load(Ordering::Relaxed)
@@ -83,5 +103,19 @@ mod tests {
             .windows(8)
             .any(|w| s.expose().as_bytes().windows(8).any(|x| x == w)));
         assert!(!format!("{:?}", SecretHasher::new(&[7u8; 32])).contains('7'));
+    }
+
+    #[test]
+    fn presented_secrets_hash_like_stored_ones_and_odd_lengths_never_match() {
+        let h = SecretHasher::new(&[3u8; 32]);
+        let s = ClientSecret::generate();
+        assert_eq!(h.hash_presented(&s), h.hash(&s));
+        let short = ClientSecret::from_presented("clavis_x".into());
+        let long = ClientSecret::from_presented("x".repeat(512));
+        assert_eq!(h.hash_presented(&short), h.hash_presented(&long));
+        assert!(!SecretHasher::matches(
+            &h.hash_presented(&short),
+            &h.hash(&s)
+        ));
     }
 }

@@ -489,3 +489,42 @@ async fn metrics_count_tokens_and_show_seconds_to_expiry() {
     app.clock.advance(time::Duration::days(181));
     assert!(value(&metrics(&app).await, &line) < 0.0);
 }
+
+/// An unknown client id is remembered as missing (so probing costs no
+/// database round-trip), and forgotten as soon as the directory changes.
+#[tokio::test]
+async fn a_client_remembered_as_unknown_works_once_registered() {
+    let app = spawn_app().await;
+    let tenant: uuid::Uuid = app.tenant_id.parse().unwrap();
+    let app_id = uuid::Uuid::new_v4();
+    let directory = &app.state.directory;
+    assert!(directory.client(tenant, app_id).await.unwrap().is_none());
+    assert!(
+        directory.client(tenant, app_id).await.unwrap().is_none(),
+        "remembered"
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let registered = clavis_store::Application {
+        id: uuid::Uuid::new_v4(),
+        tenant_id: tenant,
+        app_id,
+        service_principal_id: uuid::Uuid::new_v4(),
+        display_name: "late".into(),
+        identifier_uris: vec![],
+        app_roles: vec![],
+        owners: vec![],
+        password_credentials: vec![],
+        credential_policy: Default::default(),
+        builtin: false,
+        created_at: now,
+    };
+    directory
+        .commit(
+            &[clavis_store::Mutation::InsertApplication(registered)],
+            &[],
+        )
+        .await
+        .unwrap();
+    let found = directory.client(tenant, app_id).await.unwrap();
+    assert_eq!(found.map(|c| c.app.app_id), Some(app_id));
+}
