@@ -22,6 +22,9 @@ pub struct Client {
     pub grants: Vec<RoleAssignment>,
 }
 
+/// Known clients by (tenant, appId), and unknown appIds as `None`.
+type ClientCache = HashMap<(Uuid, Uuid), Option<Arc<Client>>>;
+
 /// Cached view of the store for the hot path.
 #[derive(Debug)]
 pub struct Directory {
@@ -33,7 +36,7 @@ pub struct Directory {
     /// Clients by (tenant, appId); `None` remembers an appId that is not
     /// registered, so an unknown client costs what a known one does (no
     /// database round-trip, no timing difference) until the next change.
-    clients: RwLock<HashMap<(Uuid, Uuid), Option<Arc<Client>>>>,
+    clients: RwLock<ClientCache>,
     resources: RwLock<HashMap<(Uuid, String), Arc<Application>>>,
 }
 
