@@ -705,9 +705,9 @@ async fn latency_only(
     servers::provision_clavis(&mut server, "ES256", 10).await?;
     let target = target(&server)?;
     println!(
-        "| round | saturation tokens/s | p50 @50% ms | p99 @50% ms | p50 @80% ms | p99 @80% ms | CPU steal @80% ms/s |"
+        "| round | saturation tokens/s | tokens per CPU-s | p50 @50% ms | p99 @50% ms | p50 @80% ms | p99 @80% ms | CPU steal @80% ms/s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for round in 1..=rounds {
         let sat = saturate(&server, settings, Connections::KeepAlive).await?;
         let mut cells = Vec::new();
@@ -727,8 +727,9 @@ async fn latency_only(
             cells.push(format!("{:.2}", out.quantile_ms(0.99)));
         }
         println!(
-            "| {round} | {:.0} | {} | {steal:.0} |",
+            "| {round} | {:.0} | {:.0} | {} | {steal:.0} |",
             sat.rate,
+            sat.per_cpu,
             cells.join(" | ")
         );
     }
