@@ -142,8 +142,11 @@ mod tests {
         assert_eq!(kinds.len(), 4);
         let wrong = std::str::from_utf8(&kinds[0].body).unwrap();
         assert!(wrong.contains("client_id=abc") && !wrong.contains("clavis_SECRET"));
-        assert!(std::str::from_utf8(&kinds[3].body)
-            .unwrap()
-            .contains("client_secret=clavis_SE"));
+        let unknown = std::str::from_utf8(&kinds[3].body).unwrap();
+        assert!(!unknown.contains("client_id=abc&"), "{unknown}");
+        assert!(
+            unknown.contains("client_secret=clavisASECRET&"),
+            "{unknown}"
+        );
     }
 }
