@@ -42,11 +42,7 @@ impl SecretHasher {
 
     /// The keyed hash of `secret`.
     pub fn hash(&self, secret: &ClientSecret) -> SecretHash {
-        self.computed.fetch_add(1, Ordering::Relaxed);
-        let tag = hmac::sign(&self.key, secret.expose().as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
-        out
+        self.sign(secret.expose().as_bytes())
     }
 
     /// The keyed hash of a secret a client presented, computed over exactly
@@ -57,11 +53,15 @@ impl SecretHasher {
     pub fn hash_presented(&self, secret: &ClientSecret) -> SecretHash {
         const FILLER: [u8; super::format::SECRET_LEN] = [0; super::format::SECRET_LEN];
         let bytes = secret.expose().as_bytes();
-        let input = if bytes.len() == super::format::SECRET_LEN {
-            bytes
+        if bytes.len() == super::format::SECRET_LEN {
+            self.sign(bytes)
         } else {
-            &FILLER[..]
-        };
+            self.sign(&FILLER)
+        }
+    }
+
+    /// The HMAC of `input`, counted.
+    fn sign(&self, input: &[u8]) -> SecretHash {
         self.computed.fetch_add(1, Ordering::Relaxed);
         let tag = hmac::sign(&self.key, input);
         let mut out = [0u8; 32];
