@@ -76,18 +76,13 @@ pub async fn directory_audits(
     let events = state.directory.store().audit_events(&q).await?;
     let next_link = (events.len() as u32 == q.limit).then(|| {
         let last = events.last().expect("a full page is not empty");
-        let mut link = format!(
-            "{}/v1.0/auditLogs/directoryAudits?$top={}&$skiptoken={}_{}",
-            state.base_url,
+        next_page(
+            &state,
+            "directoryAudits",
             q.limit,
-            (last.at.unix_timestamp_nanos() / 1000),
-            last.id
-        );
-        if let Some(f) = &query.filter {
-            link.push_str("&$filter=");
-            link.push_str(&super::encode_query(f));
-        }
-        link
+            (last.at, last.id),
+            &query,
+        )
     });
     Ok(Json(Collection {
         context: format!(
@@ -214,22 +209,32 @@ pub async fn sign_ins(
     let rows = state.directory.store().sign_ins(&q).await?;
     let next_link = (rows.len() as u32 == q.limit).then(|| {
         let last = rows.last().expect("a full page is not empty");
-        let mut link = format!(
-            "{}/v1.0/auditLogs/signIns?$top={}&$skiptoken={}_{}",
-            state.base_url,
-            q.limit,
-            last.at.unix_timestamp_nanos() / 1000,
-            last.id
-        );
-        if let Some(f) = &query.filter {
-            link.push_str("&$filter=");
-            link.push_str(&super::encode_query(f));
-        }
-        link
+        next_page(&state, "signIns", q.limit, (last.at, last.id), &query)
     });
     Ok(Json(Collection {
         context: format!("{}/v1.0/$metadata#auditLogs/signIns", state.base_url),
         value: rows.iter().map(SignInDto::from).collect(),
         next_link,
     }))
+}
+
+/// The `@odata.nextLink` of a full page of `/v1.0/auditLogs/{log}`: the same
+/// page size and filter, after the page's last `(time, id)`.
+fn next_page(
+    state: &AppState,
+    log: &str,
+    limit: u32,
+    (at, id): (OffsetDateTime, Uuid),
+    query: &ListQuery,
+) -> String {
+    let mut link = format!(
+        "{}/v1.0/auditLogs/{log}?$top={limit}&$skiptoken={}_{id}",
+        state.base_url,
+        at.unix_timestamp_nanos() / 1000,
+    );
+    if let Some(f) = &query.filter {
+        link.push_str("&$filter=");
+        link.push_str(&super::encode_query(f));
+    }
+    link
 }
