@@ -1,7 +1,9 @@
 //! `clavis keys`: the tenant's token-signing keys — list them with their
 //! state, publish the next key ahead of its use (`rotate`), or remove one
-//! in an emergency (`revoke`). Talks to `/v1.0/policies/signingKeys`; the
-//! server never sends private key material, so there is none to handle here.
+//! in an emergency (`revoke`) — and the installation's key-encryption keys
+//! (`kek`, `rewrap`). Talks to `/v1.0/policies/signingKeys` and
+//! `/v1.0/policies/keyEncryptionKeys`; the server never sends key material,
+//! so there is none to handle here.
 
 use std::io::IsTerminal as _;
 
@@ -42,6 +44,23 @@ pub enum KeysCommand {
         /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Show the key provider, its key-encryption keys and how many sealed
+    /// records (signing keys, the hash key, webhook secrets) each wraps.
+    Kek,
+    /// Rewrap every sealed record under the active key-encryption key while
+    /// the server runs (only each record's data key is re-encrypted).
+    ///
+    /// With --new-key (key-file provider) the server first makes a new key,
+    /// saves it as the first line of kek.key and keeps the old ones after
+    /// it. With the env provider, start the server with the new key in
+    /// CLAVIS_KEK and the old in CLAVIS_KEK_PREVIOUS, then run this. Once no
+    /// record uses an old key (see `clavis keys kek`) and no backup you keep
+    /// needs it, remove it from kek.key / CLAVIS_KEK_PREVIOUS.
+    Rewrap {
+        /// Make a new active key-encryption key first (key-file provider).
+        #[arg(long)]
+        new_key: bool,
     },
 }
 
@@ -105,6 +124,32 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Error> {
                 OutputFormat::Table => revoked_text(&answer),
             });
         }
+        KeysCommand::Kek => {
+            let keks = s.get(s.url(&["policies", "keyEncryptionKeys"])).await?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&keks),
+                OutputFormat::Table => kek_table(&keks),
+            });
+        }
+        KeysCommand::Rewrap { new_key } => {
+            let answer = s
+                .post(
+                    s.url(&["policies", "keyEncryptionKeys", "rewrap"]),
+                    &json!({ "newKey": new_key }),
+                )
+                .await?
+                .ok_or_else(|| Error::new("the server rewrapped but sent no report"))?;
+            output::emit(&match format {
+                OutputFormat::Json => output::json(&answer),
+                OutputFormat::Table => rewrap_text(&answer),
+            });
+            let failed = answer["failed"].as_array().map_or(0, Vec::len);
+            if failed > 0 {
+                return Err(Error::new(format!(
+                    "{failed} sealed record(s) could not be opened and were left unchanged: give the server the key that sealed them (see the server log), then run `clavis keys rewrap` again"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -161,6 +206,44 @@ fn rotated_text(key: &Value) -> String {
              signing until then.\n",
         );
     }
+    out
+}
+
+fn kek_table(keks: &Value) -> String {
+    let mut out = format!(
+        "provider: {}\nactive key: {}\n\n",
+        text(&keks["provider"]),
+        text(&keks["activeKeyId"])
+    );
+    let mut table = Table::new(&["KEY ID", "ACTIVE", "CONFIGURED", "SEALED RECORDS"]);
+    for k in keks["keys"].as_array().into_iter().flatten() {
+        let yes_no = |v: &Value| if *v == true { "yes" } else { "no" }.to_owned();
+        table.row(vec![
+            text(&k["keyId"]),
+            yes_no(&k["active"]),
+            yes_no(&k["configured"]),
+            text(&k["sealedRecords"]),
+        ]);
+    }
+    out.push_str(&table.render());
+    out
+}
+
+fn rewrap_text(answer: &Value) -> String {
+    let mut out = String::new();
+    if answer["newKey"] == true {
+        out.push_str(&format!(
+            "New active key-encryption key {} (saved first in kek.key; older keys kept after it).\n",
+            text(&answer["keyEncryptionKeys"]["activeKeyId"])
+        ));
+    }
+    out.push_str(&format!(
+        "Rewrapped {} sealed record(s); {} already under the active key; {} failed.\n\n",
+        text(&answer["rewrapped"]),
+        text(&answer["alreadyCurrent"]),
+        answer["failed"].as_array().map_or(0, Vec::len)
+    ));
+    out.push_str(&kek_table(&answer["keyEncryptionKeys"]));
     out
 }
 

@@ -24,6 +24,8 @@ pub mod expiry;
 pub mod model;
 /// The PostgreSQL backend (scale-out: several nodes, one database).
 pub mod postgres;
+/// Sealed values, listed and replaced for rewrapping.
+pub mod sealed;
 /// The embedded SQLite backend (the zero-set-up default).
 pub mod sqlite;
 
@@ -35,6 +37,7 @@ use uuid::Uuid;
 
 pub use expiry::*;
 pub use model::*;
+pub use sealed::{SealedKind, SealedRecord};
 
 /// What can go wrong in storage. The HTTP layers map these to their own
 /// error formats; the source is logged, never sent to a caller.
@@ -156,6 +159,16 @@ pub enum Mutation {
     },
     /// Create a webhook subscription. `NotFound` if the tenant is gone.
     InsertWebhook(WebhookSubscription),
+    /// Replace a sealed value (rewrapped under another key-encryption key)
+    /// if it still holds `old`: `Conflict` if it changed meanwhile,
+    /// `NotFound` if the row is gone.
+    ResealRecord {
+        kind: SealedKind,
+        id: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+        kek_id: String,
+    },
     /// Delete a webhook subscription and its delivery log. `NotFound` if
     /// it is gone (or belongs to another tenant).
     DeleteWebhook { tenant_id: Uuid, id: Uuid },
@@ -261,6 +274,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The wrapped server secret called `name`, if there is one.
     async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Every value stored sealed under a key-encryption key (ciphertext
+    /// only), for rewrapping: signing keys, server secrets, webhook secrets.
+    async fn sealed_records(&self) -> StoreResult<Vec<SealedRecord>>;
 
     /// Audit events of a tenant, newest first.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;

@@ -409,6 +409,18 @@ impl Store for PostgresStore {
         micros.map(crate::from_unix_micros).transpose()
     }
 
+    async fn sealed_records(&self) -> StoreResult<Vec<crate::SealedRecord>> {
+        let rows: Vec<(String, String, Vec<u8>)> =
+            sqlx::query_as(&crate::sealed::list_sql("::text"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, id, sealed)| crate::sealed::record(&kind, id, sealed))
+            .collect())
+    }
+
     async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
             .bind(name)

@@ -209,6 +209,7 @@ on_postgres!(
     secrets_never_leak,
     signing_key_compare_and_set,
     signing_keys_activate_later_and_are_revoked,
+    sealed_records_are_listed_and_resealed_by_compare_and_set,
     server_secret_reads_without_inserting,
     change_feed_moves_after_commit,
     tokens_are_revoked_one_by_one_and_per_application,

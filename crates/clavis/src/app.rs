@@ -19,7 +19,7 @@ use crate::config::{Config, Tls};
 use crate::data_dir;
 use crate::directory::Directory;
 use crate::http::tls;
-use crate::keys::{KeyEncryptionKey, Keyring};
+use crate::keys::{KeyProvider, Keyring};
 use crate::secret::SecretHasher;
 
 /// Everything a request handler may use.
@@ -27,6 +27,8 @@ use crate::secret::SecretHasher;
 pub struct AppState {
     pub directory: Directory,
     pub keyring: Keyring,
+    /// The key provider: seals new records, opens stored ones, rewraps.
+    pub key_provider: Arc<KeyProvider>,
     pub hasher: SecretHasher,
     pub clock: Arc<dyn Clock>,
     /// Public base URL without trailing slash.
@@ -87,17 +89,9 @@ impl App {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let lock = data_dir::prepare(&config.data_dir)?;
         let kek_path = config.data_dir.join("kek.key");
-        let (kek, kek_is_new) = match &config.kek {
-            crate::keys::KekSource::File => {
-                let is_new = !kek_path.exists();
-                (KeyEncryptionKey::load_or_create(&kek_path)?, is_new)
-            }
-            crate::keys::KekSource::Env { var, value } => (
-                KeyEncryptionKey::from_env(var, value.as_ref().map(|v| v.as_str()))?,
-                false,
-            ),
-        };
+        let (kek, kek_is_new) = KeyProvider::start(&config.kek, &config.data_dir)?;
         let kek = Arc::new(kek);
+        tracing::info!(provider = kek.kind().as_str(), active_kek = %kek.active_kek_id(), "key provider ready");
         let store = clavis_store::connect(&config.database_url)
             .await
             .with_context(|| "cannot open the database (check --database-url)".to_string())?;
@@ -148,11 +142,12 @@ impl App {
             clock.clone(),
             config.expiry_check_interval,
         );
-        let keyring = Keyring::new(store, kek, clock.clone(), config.token_lifetime)
+        let keyring = Keyring::new(store, kek.clone(), clock.clone(), config.token_lifetime)
             .with_schedule(config.signing_keys);
         let state = Arc::new(AppState {
             directory,
             keyring,
+            key_provider: kek,
             hasher,
             clock,
             base_url,
@@ -271,20 +266,22 @@ impl App {
 
 /// The key behind the secrets' keyed hash: 32 random bytes sealed under the
 /// KEK and kept in the store, so every node (and every restart) shares it.
-async fn load_secret_hasher(
-    store: &dyn Store,
-    kek: &KeyEncryptionKey,
-) -> anyhow::Result<SecretHasher> {
-    const NAME: &str = "secret-hash-key";
-    let context = format!("server-secret:{NAME}");
+async fn load_secret_hasher(store: &dyn Store, kek: &KeyProvider) -> anyhow::Result<SecretHasher> {
+    const NAME: &str = crate::keys::provider::SECRET_HASH_KEY;
+    let context = crate::keys::provider::server_secret_context(NAME);
     let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(&mut fresh[..])
         .map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
-    let candidate = kek.seal(&context, &fresh[..]);
-    let sealed = store.server_secret_or_insert(NAME, &candidate).await?;
-    let key = kek.open(&context, &sealed).context(
-        "the database was sealed with another key file: start with the kek.key that belongs to this database",
-    )?;
+    let candidate = kek.seal(&context, &fresh[..])?;
+    let sealed = store.server_secret_or_insert(NAME, &candidate.blob).await?;
+    let key = kek.open(&context, &sealed).map_err(|e| match e {
+        crate::keys::ProviderError::UnknownKek(id) => anyhow::anyhow!(
+            "the database was sealed with another key-encryption key ({id}): start with the kek.key (or CLAVIS_KEK) that belongs to this database"
+        ),
+        other => anyhow::anyhow!(
+            "the database's hash key cannot be opened ({other}): start with the kek.key (or CLAVIS_KEK) that belongs to this database"
+        ),
+    })?;
     Ok(SecretHasher::new(&key))
 }

@@ -98,7 +98,7 @@ pub async fn restore(
             anyhow::bail!("{} is not a key file", kek.display());
         }
         // Refuses a key file others can read, or one that is not a key.
-        crate::keys::KeyEncryptionKey::load_or_create(kek)?;
+        crate::keys::kek::KekSet::load_or_create(kek)?;
         copy_private(kek, &target)?;
     }
     snapshot::inspect(&db).await?;

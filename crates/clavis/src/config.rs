@@ -73,9 +73,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_SIGNING_KEY_PREPUBLISH_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
     pub signing_key_prepublish_hours: i64,
-    /// Where the key-encryption key comes from: `file` (`{data-dir}/kek.key`,
-    /// created on first start) or `env` (64 hex characters in `CLAVIS_KEK`;
-    /// never created).
+    /// Where the key-encryption keys come from: `file` (`{data-dir}/kek.key`,
+    /// created on first start; the active key first, older keys after it) or
+    /// `env` (64 hex characters in `CLAVIS_KEK`, older keys comma-separated in
+    /// `CLAVIS_KEK_PREVIOUS`; never created).
     #[arg(long, env = "CLAVIS_KEY_PROVIDER", default_value = "file",
           value_parser = ["file", "env"])]
     pub key_provider: String,
@@ -116,6 +117,9 @@ pub enum Tls {
 
 /// The environment variable `--key-provider env` reads the KEK from.
 pub const KEK_ENV: &str = "CLAVIS_KEK";
+/// Older key-encryption keys (comma-separated) for `--key-provider env`:
+/// they open records not yet rewrapped under `CLAVIS_KEK`.
+pub const KEK_PREVIOUS_ENV: &str = "CLAVIS_KEK_PREVIOUS";
 
 /// Resolved settings for one server.
 #[derive(Debug, Clone)]
@@ -180,6 +184,9 @@ impl Config {
                 "env" => crate::keys::KekSource::Env {
                     var: KEK_ENV.into(),
                     value: std::env::var(KEK_ENV).ok().map(zeroize::Zeroizing::new),
+                    previous: std::env::var(KEK_PREVIOUS_ENV)
+                        .ok()
+                        .map(zeroize::Zeroizing::new),
                 },
                 _ => crate::keys::KekSource::File,
             },

@@ -107,6 +107,13 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
             found(done.rows_affected(), "signing key")
         }
         Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
+        Mutation::ResealRecord {
+            kind,
+            id,
+            old,
+            new,
+            kek_id,
+        } => reseal(conn, *kind, id, old, new, kek_id).await,
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
         }
@@ -320,6 +327,43 @@ pub(crate) async fn insert_audit(
         .map_err(|e| unique(e, |_| format!("audit event {} is already recorded", event.id)))?;
     }
     Ok(())
+}
+
+/// Replace one sealed value if it still holds `old` (see
+/// [`crate::sealed::reseal_sql`]).
+async fn reseal(
+    conn: &mut SqliteConnection,
+    kind: crate::SealedKind,
+    key: &str,
+    old: &[u8],
+    new: &[u8],
+    kek_id: &str,
+) -> StoreResult<()> {
+    let sql = crate::sealed::reseal_sql(kind, "", |n| format!("?{n}"));
+    let mut update = query(&sql.update).bind(new);
+    if sql.binds_kek_id {
+        update = update.bind(kek_id);
+    }
+    let done = update
+        .bind(key)
+        .bind(old)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() > 0 {
+        return Ok(());
+    }
+    let exists: Option<i32> = sqlx::query_scalar(&sql.exists)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    match exists {
+        Some(_) => Err(StoreError::Conflict(
+            "the sealed value changed meanwhile".into(),
+        )),
+        None => Err(StoreError::NotFound("sealed record")),
+    }
 }
 
 pub(crate) fn found(rows: u64, what: &'static str) -> StoreResult<()> {

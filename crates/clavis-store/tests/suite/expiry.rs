@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::fixtures::*;
 
-fn webhook(tenant: Uuid, created_secs: i64) -> WebhookSubscription {
+pub fn webhook(tenant: Uuid, created_secs: i64) -> WebhookSubscription {
     WebhookSubscription {
         id: Uuid::new_v4(),
         tenant_id: tenant,

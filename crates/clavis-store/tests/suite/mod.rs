@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod records;
 pub mod revocation;
 pub mod rules;
+pub mod sealed;
 pub mod signins;
 
 pub use atomic::*;
@@ -25,4 +26,5 @@ pub use nodes::*;
 pub use records::*;
 pub use revocation::*;
 pub use rules::*;
+pub use sealed::*;
 pub use signins::*;

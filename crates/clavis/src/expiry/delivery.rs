@@ -9,7 +9,7 @@ use clavis_store::{DeliveryAttempt, DeliveryStatus, DueDelivery};
 use time::{Duration, OffsetDateTime};
 
 use super::signature::WebhookSecret;
-use crate::keys::KeyEncryptionKey;
+use crate::keys::KeyProvider;
 
 /// Time allowed for one attempt (connect, send, answer).
 pub const TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -22,7 +22,7 @@ pub const MAX_BACKOFF: Duration = Duration::hours(1);
 
 /// The AEAD context a subscription's signing secret is sealed under.
 pub fn seal_context(subscription: uuid::Uuid) -> String {
-    format!("webhook-secret:{subscription}")
+    crate::keys::provider::webhook_secret_context(&subscription.to_string())
 }
 
 /// The HTTP client for webhooks: no redirects (a receiver cannot bounce
@@ -46,7 +46,7 @@ pub fn backoff(failed: u32) -> Duration {
 /// Make one attempt of `due` at `now`, and say how it ended.
 pub async fn attempt(
     http: &reqwest::Client,
-    kek: &KeyEncryptionKey,
+    kek: &KeyProvider,
     due: &DueDelivery,
     now: OffsetDateTime,
 ) -> DeliveryAttempt {
@@ -78,7 +78,7 @@ pub async fn attempt(
 /// in the text: a webhook URL may carry a token).
 async fn send(
     http: &reqwest::Client,
-    kek: &KeyEncryptionKey,
+    kek: &KeyProvider,
     due: &DueDelivery,
     now: OffsetDateTime,
 ) -> Result<u16, String> {

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::audit::{Action, Actor};
 use crate::clock::Clock;
-use crate::keys::KeyEncryptionKey;
+use crate::keys::KeyProvider;
 
 pub use signature::WebhookSecret;
 
@@ -60,7 +60,7 @@ pub struct RunReport {
 #[derive(Debug)]
 pub struct ExpiryNotifier {
     store: Arc<dyn Store>,
-    kek: Arc<KeyEncryptionKey>,
+    kek: Arc<KeyProvider>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     /// How often the background task runs; `None`: never (tests call
@@ -71,7 +71,7 @@ pub struct ExpiryNotifier {
 impl ExpiryNotifier {
     pub fn new(
         store: Arc<dyn Store>,
-        kek: Arc<KeyEncryptionKey>,
+        kek: Arc<KeyProvider>,
         clock: Arc<dyn Clock>,
         check_interval: Option<std::time::Duration>,
     ) -> Self {
@@ -86,12 +86,15 @@ impl ExpiryNotifier {
 
     /// Seal a new subscription's signing secret for the store: the
     /// ciphertext and the id of the key-encryption key that sealed it.
-    pub fn seal(&self, subscription: Uuid, secret: &WebhookSecret) -> (Vec<u8>, String) {
-        let sealed = self.kek.seal(
+    pub fn seal(
+        &self,
+        subscription: Uuid,
+        secret: &WebhookSecret,
+    ) -> Result<crate::keys::envelope::Sealed, crate::keys::ProviderError> {
+        self.kek.seal(
             &delivery::seal_context(subscription),
             secret.expose().as_bytes(),
-        );
-        (sealed, self.kek.id().to_owned())
+        )
     }
 
     /// One pass: record and enqueue what has become due, then send every

@@ -27,6 +27,9 @@ pub enum GraphError {
     UnsupportedMediaType,
     /// 503 `ServiceUnavailable`: the store does not answer.
     Unavailable,
+    /// 503 `ServiceUnavailable`: the key provider cannot seal, open or
+    /// sign (logged with details; Clavis fails closed).
+    KeyProviderUnavailable,
     /// 500 `InternalServerError`: logged with details, sent without.
     Internal,
 }
@@ -62,6 +65,13 @@ impl From<StoreError> for GraphError {
     }
 }
 
+impl From<crate::keys::ProviderError> for GraphError {
+    fn from(err: crate::keys::ProviderError) -> Self {
+        tracing::error!(error = %err, "key provider failed; refusing the operation (fail closed)");
+        Self::KeyProviderUnavailable
+    }
+}
+
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
@@ -83,6 +93,12 @@ impl IntoResponse for GraphError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "The store cannot be reached; retry shortly.".into(),
+            ),
+            Self::KeyProviderUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The key provider cannot serve this request; the server log says why. Nothing was changed."
+                    .into(),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

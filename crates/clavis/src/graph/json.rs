@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 
 use super::error::GraphError;
@@ -119,4 +119,23 @@ pub fn quoted(s: &str) -> Option<String> {
         return None;
     }
     Some(inner.replace("''", "'"))
+}
+
+/// An optional JSON body: empty means the defaults; otherwise JSON only.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, GraphError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(GraphError::UnsupportedMediaType);
+    }
+    parse_json(body)
 }

@@ -10,6 +10,7 @@ pub mod caller;
 pub mod compromise;
 pub mod error;
 pub mod json;
+pub mod key_encryption_keys;
 pub mod listing;
 pub mod policies;
 pub mod service_principals;
@@ -65,6 +66,8 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(signing_keys::list))
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(signing_keys::revoke))
+        .routes(routes!(key_encryption_keys::get))
+        .routes(routes!(key_encryption_keys::rewrap))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::Json;
 use clavis_store::{Mutation, SigningKeyRecord};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::caller::Caller;
 use super::error::GraphError;
-use super::json::parse_json;
+use super::json::optional_json;
 use super::shapes::{rfc3339, Collection};
 use super::Audited;
 use crate::app::AppState;
@@ -127,7 +127,14 @@ async fn records(state: &AppState, caller: &Caller) -> Result<Vec<SigningKeyReco
 }
 
 fn keyring_error(err: crate::keys::keyring::KeyringError) -> GraphError {
-    if err.is_unavailable() {
+    use crate::keys::keyring::KeyringError;
+    if matches!(
+        err,
+        KeyringError::Provider(_) | KeyringError::Corrupt { .. }
+    ) {
+        tracing::error!(error = %err, "key provider failed; refusing the key operation (fail closed)");
+        GraphError::KeyProviderUnavailable
+    } else if err.is_unavailable() {
         GraphError::Unavailable
     } else {
         tracing::error!(error = %err, "signing keys unusable");
@@ -296,23 +303,4 @@ pub async fn revoke(
         revoked: revoked_view,
         replacement,
     }))
-}
-
-/// An optional JSON body: empty means the defaults; otherwise JSON only.
-fn optional_json<T: Default + serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<T, GraphError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(GraphError::UnsupportedMediaType);
-    }
-    parse_json(body)
 }

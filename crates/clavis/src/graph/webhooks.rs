@@ -179,15 +179,15 @@ pub async fn create(
         webhook::display_name(body.display_name.as_deref()).map_err(GraphError::BadRequest)?;
     let id = Uuid::new_v4();
     let secret = WebhookSecret::generate();
-    let (sealed_secret, kek_id) = state.expiry.seal(id, &secret);
+    let sealed = state.expiry.seal(id, &secret)?;
     let sub = WebhookSubscription {
         id,
         tenant_id: caller.tenant.id,
         url,
         display_name,
         threshold_days,
-        sealed_secret,
-        kek_id,
+        sealed_secret: sealed.blob,
+        kek_id: sealed.kek_id,
         created_at: state.clock.now(),
     };
     let event = Audited::success(&state, &caller, action("Add", id, &sub.display_name));

@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::lifecycle::{classify, created_after, due_successor, next_change, KeyState, Schedule};
-use super::{Algorithm, KeyEncryptionKey, SigningKey, VerifyingKey};
+use super::{Algorithm, KeyProvider, ProviderError, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 
 /// Why a tenant's keys are not usable.
@@ -24,6 +24,8 @@ pub enum KeyringError {
     Store(#[from] StoreError),
     #[error("stored signing key {kid} cannot be opened: {reason}")]
     Corrupt { kid: String, reason: String },
+    #[error("the key provider failed: {0}")]
+    Provider(#[from] ProviderError),
     #[error("tenant {0} names an unsupported signing algorithm")]
     Algorithm(String),
     #[error("signing key generation failed")]
@@ -31,17 +33,28 @@ pub enum KeyringError {
 }
 
 impl KeyringError {
-    /// True when the store could not be reached (retry later; not a bug).
+    /// True when the store or the key provider cannot serve now: the
+    /// caller answers 503 (fail closed) rather than 500.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, KeyringError::Store(StoreError::Unavailable(_)))
+        matches!(
+            self,
+            KeyringError::Store(StoreError::Unavailable(_))
+                | KeyringError::Provider(_)
+                | KeyringError::Corrupt { .. }
+        )
     }
 }
 
 /// One tenant's usable keys, built once and shared.
 #[derive(Debug)]
 pub struct TenantKeys {
-    /// Signs every new token of the tenant.
-    pub current: SigningKey,
+    /// Signs every new token of the tenant; `Err` (the reason, logged) when
+    /// the key provider cannot open it: issuance then fails closed (503)
+    /// while verification goes on with the public keys.
+    pub current: Result<SigningKey, String>,
+    /// The current key's algorithm (a tenant's change of algorithm makes
+    /// this view stale).
+    pub alg: Algorithm,
     /// Published keys by kid (pending, current and still-valid older ones).
     pub verifiers: HashMap<String, VerifyingKey>,
     /// The serialized JWKS document.
@@ -53,11 +66,20 @@ pub struct TenantKeys {
     pub valid_until: Option<OffsetDateTime>,
 }
 
+impl TenantKeys {
+    /// The key that signs new tokens, or why there is none usable.
+    pub fn signer(&self) -> Result<&SigningKey, KeyringError> {
+        self.current
+            .as_ref()
+            .map_err(|reason| KeyringError::Provider(ProviderError::Unavailable(reason.clone())))
+    }
+}
+
 /// Signing keys of every tenant, cached after first use.
 #[derive(Debug)]
 pub struct Keyring {
     store: Arc<dyn Store>,
-    kek: Arc<KeyEncryptionKey>,
+    provider: Arc<KeyProvider>,
     clock: Arc<dyn Clock>,
     /// A key stays published this long after a newer key replaced it: the
     /// longest token lifetime plus clock-skew margin.
@@ -70,13 +92,13 @@ pub struct Keyring {
 impl Keyring {
     pub fn new(
         store: Arc<dyn Store>,
-        kek: Arc<KeyEncryptionKey>,
+        provider: Arc<KeyProvider>,
         clock: Arc<dyn Clock>,
         token_lifetime: Duration,
     ) -> Self {
         Self {
             store,
-            kek,
+            provider,
             clock,
             retain_for: token_lifetime + Duration::minutes(10),
             schedule: Schedule::default(),
@@ -150,7 +172,7 @@ impl Keyring {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         cache
             .get(&tenant.id)
-            .filter(|k| k.current.alg().as_str() == tenant.signing_alg)
+            .filter(|k| k.alg.as_str() == tenant.signing_alg)
             .filter(|k| k.valid_until.is_none_or(|t| now < t))
             .cloned()
     }
@@ -165,14 +187,14 @@ impl Keyring {
         activates_at: OffsetDateTime,
         existing: &[SigningKeyRecord],
     ) -> Result<SigningKeyRecord, KeyringError> {
-        let (key, pkcs8) = SigningKey::generate(alg).map_err(|_| KeyringError::Generate)?;
+        let (key, sealed) = self.provider.generate_signing_key(alg)?;
         Ok(SigningKeyRecord {
             kid: key.kid().to_owned(),
             tenant_id: tenant.id,
             alg: alg.as_str().to_owned(),
             public_jwk: key.public_jwk().to_string(),
-            encrypted_private_key: self.kek.seal(&seal_context(key.kid()), &pkcs8),
-            kek_id: self.kek.id().to_owned(),
+            encrypted_private_key: sealed.blob,
+            kek_id: sealed.kek_id,
             created_at: created_after(existing, self.clock.now()),
             activates_at,
             revoked_at: None,
@@ -264,11 +286,15 @@ impl Keyring {
         };
         let alg =
             Algorithm::parse(&newest.alg).ok_or_else(|| corrupt("unknown algorithm".into()))?;
-        let pkcs8 = self
-            .kek
-            .open(&seal_context(&newest.kid), &newest.encrypted_private_key)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let current = SigningKey::from_pkcs8(alg, &pkcs8).map_err(|e| corrupt(e.to_string()))?;
+        let current = self
+            .provider
+            .load_signing_key(alg, &newest.kid, &newest.encrypted_private_key)
+            .map_err(|e| {
+                let reason = format!("signing key {} cannot be opened: {e}", newest.kid);
+                tracing::error!(kid = %newest.kid, error = %e,
+                    "the key provider cannot open the current signing key; tokens are refused (503) until it can");
+                reason
+            });
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         let mut revoked = HashSet::new();
@@ -290,16 +316,20 @@ impl Keyring {
             }
         }
         let jwks = json!({ "keys": published }).to_string();
+        // A key the provider could not open is tried again a second later
+        // (a provider may come back), not cached until the next change.
+        let mut valid_until = next_change(&statuses, now);
+        if current.is_err() {
+            let retry = now + Duration::seconds(1);
+            valid_until = Some(valid_until.map_or(retry, |t| t.min(retry)));
+        }
         Ok(TenantKeys {
             current,
+            alg,
             verifiers,
             jwks: jwks.into(),
             revoked,
-            valid_until: next_change(&statuses, now),
+            valid_until,
         })
     }
-}
-
-fn seal_context(kid: &str) -> String {
-    format!("signing-key:{kid}")
 }

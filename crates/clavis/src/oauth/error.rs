@@ -344,7 +344,14 @@ impl From<clavis_store::StoreError> for OAuthError {
 
 impl From<crate::keys::keyring::KeyringError> for OAuthError {
     fn from(err: crate::keys::keyring::KeyringError) -> Self {
-        if err.is_unavailable() {
+        use crate::keys::keyring::KeyringError;
+        if matches!(
+            err,
+            KeyringError::Provider(_) | KeyringError::Corrupt { .. }
+        ) {
+            tracing::error!(error = %err, "key provider failed; no token issued (fail closed)");
+            Self::unavailable()
+        } else if err.is_unavailable() {
             tracing::warn!(error = %err, "signing keys unavailable");
             Self::unavailable()
         } else {

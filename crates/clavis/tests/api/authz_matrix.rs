@@ -70,6 +70,8 @@ const TABLE: &[Row] = &[
     row("GET", "/v1.0/policies/signingKeys", false,                            "401 401 403 ok  403 ok  ok  ok  403 403 ok  ok  ok"),
     row("POST", "/v1.0/policies/signingKeys/rotate", true,                     "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
     row("POST", "/v1.0/policies/signingKeys/{kid}/revoke", true,               "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
+    row("GET", "/v1.0/policies/keyEncryptionKeys", false,                      "401 401 403 403 403 ok  403 403 403 403 403 ok  403"),
+    row("POST", "/v1.0/policies/keyEncryptionKeys/rewrap", false,              "401 401 403 403 403 ok  403 403 403 403 403 ok  403"),
     row("POST", "/v1.0/webhooks", false,                                       "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
     row("GET", "/v1.0/webhooks", false,                                        "401 401 403 ok  403 ok  403 403 403 403 ok  ok  403"),
     row("GET", "/v1.0/webhooks/{id}", false,                                   "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
@@ -881,6 +883,28 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             }
         }
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    // A refusal is recorded in the caller's own tenant: the other tenant's
+    // admin's in the other tenant's log.
+    let store = app.state.directory.store();
+    for tenant in store.tenants().await.expect("tenants") {
+        let query = clavis_store::AuditQuery {
+            tenant_id: tenant.id,
+            since: None,
+            until: None,
+            activity: None,
+            target_id: None,
+            actor_app_id: None,
+            before: None,
+            limit: 10_000,
+        };
+        for e in store.audit_events(&query).await.expect("audit") {
+            if e.result == clavis_store::AuditResult::Failure
+                && tenant.id.to_string() != app.tenant_id
+            {
+                failed.insert(e.correlation_id.to_string());
+            }
+        }
     }
     assert!(!refused_writes.is_empty());
     let unaudited: Vec<&String> = refused_writes

@@ -547,3 +547,38 @@ async fn keys_list_rotate_and_revoke() {
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("nope"), "{}", missing.stderr);
 }
+
+#[tokio::test]
+async fn keys_kek_and_rewrap_with_a_new_key() {
+    let app = spawn_with(clavis::Tls::LocalCa).await;
+    let cli = Cli {
+        config: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["login", "--bootstrap", app.data_dir().to_str().unwrap()])
+        .await;
+    let table = cli.ok(&["keys", "kek"]).await;
+    assert!(table.contains("provider: file"), "{table}");
+    let before = cli.json(&["keys", "kek"]).await;
+    let old = before["activeKeyId"].as_str().unwrap().to_owned();
+
+    let out = cli.ok(&["keys", "rewrap", "--new-key"]).await;
+    assert!(out.contains("New active key-encryption key"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    let after = cli.json(&["keys", "kek"]).await;
+    let new = after["activeKeyId"].as_str().unwrap();
+    assert_ne!(new, old);
+    let old_row = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["keyId"] == old.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(old_row["sealedRecords"], 0, "{after}");
+    assert_eq!(old_row["active"], false);
+    let key_file = std::fs::read_to_string(app.data_dir().join("kek.key")).unwrap();
+    assert!(
+        !out.contains(key_file.lines().last().unwrap()),
+        "no key material in the output"
+    );
+}

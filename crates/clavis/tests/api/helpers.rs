@@ -74,6 +74,8 @@ pub async fn spawn_tuned(dir: TempDir, tls: Tls, tune: impl FnOnce(&mut Config))
     tune(&mut config);
     let database = match super::BACKEND {
         crate::Backend::Sqlite => None,
+        // `tune` chose an existing database (a restart): keep it.
+        crate::Backend::Postgres if config.database_url.starts_with("postgres") => None,
         crate::Backend::Postgres => {
             let db = TestDatabase::create().await;
             config.database_url = db.url.clone();

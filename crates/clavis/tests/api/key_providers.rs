@@ -14,6 +14,7 @@ fn env_source(value: Option<&str>) -> KekSource {
     KekSource::Env {
         var: "CLAVIS_KEK".into(),
         value: value.map(|v| Zeroizing::new(v.to_owned())),
+        previous: None,
     }
 }
 

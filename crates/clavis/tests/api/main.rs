@@ -32,6 +32,7 @@ mod sqlite {
     mod expiry_cli;
     mod helpers;
     mod interop;
+    mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
     mod management;
@@ -56,6 +57,7 @@ mod postgres {
     mod expiry;
     mod expiry_nodes;
     mod helpers;
+    mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
     mod management;
