@@ -89,6 +89,17 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// How many tables the database at `url` holds in its current schema
+/// (0: empty, a place a backup may be restored into). Runs no migration.
+pub async fn table_count(url: &str) -> StoreResult<i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(db)?;
+    sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(db)
+}
+
 impl PostgresStore {
     /// Connect to the database named by `url` (`postgres://` or
     /// `postgresql://`, with any parameters libpq-style URLs take as sqlx

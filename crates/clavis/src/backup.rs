@@ -1,16 +1,16 @@
-//! `clavis backup` and `clavis restore`: a consistent snapshot of a SQLite
+//! `clavis backup` and `clavis restore`: a consistent snapshot of an
 //! installation, taken while the server runs, and its return into a fresh
-//! data directory.
+//! data directory (and, for PostgreSQL, an empty database: see [`postgres`]).
 //!
-//! A backup is a SQLite database file (`VACUUM INTO`: one read transaction,
+//! A SQLite backup is a SQLite database file (`VACUUM INTO`: one read transaction,
 //! so it is consistent even under writes), created with mode 0600. It holds
 //! what the store holds and nothing more: client secrets as keyed hashes,
 //! signing keys and the hash key sealed under the key-encryption key. It is
 //! therefore encrypted at rest as far as anything recoverable goes, and it is
 //! useless without the KEK — which it does not contain: keep the KEK
-//! (`kek.key` or `CLAVIS_KEK`) backed up separately. PostgreSQL
-//! installations are backed up with PostgreSQL's own tools (`pg_dump`); see
-//! docs/deploy.md.
+//! (`kek.key` or `CLAVIS_KEK`) backed up separately.
+
+pub mod postgres;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,11 +23,6 @@ use crate::keys::kek::create_private;
 /// The database file a `sqlite:` URL names.
 fn sqlite_file(database_url: &str) -> anyhow::Result<PathBuf> {
     let lower = database_url.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        anyhow::bail!(
-            "clavis backup takes SQLite installations; back up PostgreSQL with its own tools (`pg_dump --format=custom`, which is consistent while Clavis runs) and keep the kek.key beside it"
-        );
-    }
     let rest = lower
         .starts_with("sqlite:")
         .then(|| &database_url[7..])
@@ -41,9 +36,21 @@ fn sqlite_file(database_url: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
 }
 
-/// Write a consistent snapshot of the SQLite store at `database_url` to
-/// `to` (a new file, mode 0600). Safe while the server runs.
-pub async fn backup(database_url: &str, to: &Path) -> anyhow::Result<SnapshotInfo> {
+fn is_postgres(database_url: &str) -> bool {
+    let lower = database_url.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// Write a consistent snapshot of the store at `database_url` to `to` (a
+/// new file, mode 0600). Safe while the server runs. Says what it wrote.
+pub async fn backup(database_url: &str, to: &Path) -> anyhow::Result<String> {
+    if is_postgres(database_url) {
+        return postgres::backup(database_url, to);
+    }
+    backup_sqlite(database_url, to).await.map(|i| i.to_string())
+}
+
+async fn backup_sqlite(database_url: &str, to: &Path) -> anyhow::Result<SnapshotInfo> {
     let source = sqlite_file(database_url)?;
     // An empty file of our own (0600) that VACUUM INTO fills.
     create_private(to).with_context(|| {
@@ -65,13 +72,22 @@ pub async fn backup(database_url: &str, to: &Path) -> anyhow::Result<SnapshotInf
 }
 
 /// Put the backup `from` into the empty data directory `data_dir` as its
-/// store (and `kek_file`, if given, as its `kek.key`). Refuses to overwrite
-/// an existing store.
+/// store — or, with a PostgreSQL `database_url`, into that empty database —
+/// and `kek_file`, if given, as the directory's `kek.key`. Refuses to
+/// overwrite an existing store. Says what it restored.
 pub async fn restore(
     from: &Path,
     data_dir: &Path,
+    database_url: Option<&str>,
     kek_file: Option<&Path>,
-) -> anyhow::Result<SnapshotInfo> {
+) -> anyhow::Result<String> {
+    if let Some(url) = database_url.filter(|u| is_postgres(u)) {
+        let _lock = crate::data_dir::prepare(data_dir)?;
+        if let Some(kek) = kek_file {
+            install_kek(kek, data_dir)?;
+        }
+        return postgres::restore(from, url).await;
+    }
     let info = snapshot::inspect(from)
         .await
         .with_context(|| format!("{} is not a usable backup", from.display()))?;
@@ -87,22 +103,28 @@ pub async fn restore(
     }
     copy_private(from, &db)?;
     if let Some(kek) = kek_file {
-        let target = data_dir.join("kek.key");
-        if target.exists() {
-            anyhow::bail!(
-                "{} already holds a kek.key: restore into a new, empty data directory",
-                data_dir.display()
-            );
-        }
-        if !kek.is_file() {
-            anyhow::bail!("{} is not a key file", kek.display());
-        }
-        // Refuses a key file others can read, or one that is not a key.
-        crate::keys::kek::KekSet::load_or_create(kek)?;
-        copy_private(kek, &target)?;
+        install_kek(kek, data_dir)?;
     }
     snapshot::inspect(&db).await?;
-    Ok(info)
+    Ok(info.to_string())
+}
+
+/// Copy the key file `kek` into `data_dir` as its `kek.key` (0600), after
+/// checking it is a private key file; never over an existing one.
+fn install_kek(kek: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let target = data_dir.join("kek.key");
+    if target.exists() {
+        anyhow::bail!(
+            "{} already holds a kek.key: restore into a new, empty data directory",
+            data_dir.display()
+        );
+    }
+    if !kek.is_file() {
+        anyhow::bail!("{} is not a key file", kek.display());
+    }
+    // Refuses a key file others can read, or one that is not a key.
+    crate::keys::kek::KekSet::load_or_create(kek)?;
+    copy_private(kek, &target)
 }
 
 /// Copy `from` to the new file `to` (mode 0600), durably.
@@ -120,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_name_sqlite_files_and_postgres_is_sent_to_its_tools() {
+    fn urls_name_sqlite_files_or_postgres() {
         assert_eq!(
             sqlite_file("sqlite://./data/clavis.db").unwrap(),
             PathBuf::from("./data/clavis.db")
@@ -129,8 +151,8 @@ mod tests {
             sqlite_file("sqlite:/var/lib/clavis/clavis.db?mode=rwc").unwrap(),
             PathBuf::from("/var/lib/clavis/clavis.db")
         );
-        let pg = sqlite_file("postgres://db/clavis").unwrap_err();
-        assert!(pg.to_string().contains("pg_dump"), "{pg}");
+        assert!(is_postgres("postgres://db/clavis") && is_postgres("PostgreSQL://db/x"));
+        assert!(!is_postgres("sqlite://./x.db"));
         assert!(sqlite_file("sqlite::memory:").is_err());
         assert!(sqlite_file("mysql://x").is_err());
     }

@@ -23,14 +23,17 @@ enum Top {
     /// Work on a store directly (stop the servers that use it first).
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Write a consistent snapshot of a SQLite installation to a new file
-    /// (mode 0600), while the server runs. The snapshot holds secrets only as
-    /// hashes and keys only sealed: back up the key-encryption key separately.
+    /// Write a consistent snapshot of an installation to a new file (mode
+    /// 0600), while the server runs: SQLite's VACUUM INTO, or pg_dump's
+    /// custom format for a PostgreSQL --database-url. The snapshot holds
+    /// secrets only as hashes and keys only sealed: back up the
+    /// key-encryption key separately.
     Backup {
         /// The installation's data directory (its store is {data-dir}/clavis.db).
         #[arg(long, env = "CLAVIS_DATA_DIR", default_value = "./clavis-data")]
         data_dir: std::path::PathBuf,
-        /// The store's URL instead, e.g. sqlite:///var/lib/clavis/clavis.db.
+        /// The store's URL instead, e.g. sqlite:///var/lib/clavis/clavis.db
+        /// or postgres://clavis@db/clavis (needs pg_dump on the PATH).
         #[arg(long, env = "CLAVIS_DATABASE_URL")]
         database_url: Option<String>,
         /// The new backup file.
@@ -43,9 +46,13 @@ enum Top {
         /// The backup file written by `clavis backup`.
         #[arg(long)]
         from: std::path::PathBuf,
-        /// The new data directory.
+        /// The new data directory (for SQLite, it receives the store).
         #[arg(long)]
         data_dir: std::path::PathBuf,
+        /// Restore a PostgreSQL backup (a pg_dump archive written by
+        /// `clavis backup`) into this empty database instead.
+        #[arg(long, env = "CLAVIS_DATABASE_URL")]
+        database_url: Option<String>,
         /// The installation's kek.key, copied in (mode 0600). Without it,
         /// put the key in place yourself or use --key-provider env.
         #[arg(long)]
@@ -108,9 +115,16 @@ async fn main() -> ExitCode {
         Top::Restore {
             from,
             data_dir,
+            database_url,
             kek_file,
         } => report(
-            clavis::backup::restore(&from, &data_dir, kek_file.as_deref()).await,
+            clavis::backup::restore(
+                &from,
+                &data_dir,
+                database_url.as_deref(),
+                kek_file.as_deref(),
+            )
+            .await,
             |s| {
                 format!(
                     "restored {s} into {}; start it with `clavis serve --data-dir {}`{}",

@@ -20,6 +20,7 @@ mod logs;
 
 #[path = "."]
 mod sqlite {
+    mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
     mod authz_matrix;
@@ -49,6 +50,7 @@ mod sqlite {
 
 #[path = "."]
 mod postgres {
+    mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod authz_matrix;
     mod bad_input;
