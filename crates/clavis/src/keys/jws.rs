@@ -7,6 +7,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::signing::SignError;
 use super::{Algorithm, SigningKey, VerifyingKey};
 
 /// The protected header of a Clavis token.
@@ -32,8 +33,9 @@ pub(crate) fn encoded_header(alg: Algorithm, kid: &str) -> String {
 /// does not grow the buffer several times.
 const CLAIMS_CAPACITY: usize = 1024;
 
-/// Sign `claims` into a compact JWS.
-pub fn encode<C: Serialize>(key: &SigningKey, claims: &C) -> String {
+/// Sign `claims` into a compact JWS. Fails only when the key's provider
+/// (a PKCS#11 token) cannot sign.
+pub fn encode<C: Serialize>(key: &SigningKey, claims: &C) -> Result<String, SignError> {
     let mut json = Vec::with_capacity(CLAIMS_CAPACITY);
     serde_json::to_writer(&mut json, claims).expect("claims serialize");
     let header = key.jws_header();
@@ -44,10 +46,10 @@ pub fn encode<C: Serialize>(key: &SigningKey, claims: &C) -> String {
     token.push_str(header);
     token.push('.');
     B64.encode_string(&json, &mut token);
-    let sig = key.sign(token.as_bytes());
+    let sig = key.sign(token.as_bytes())?;
     token.push('.');
     B64.encode_string(sig, &mut token);
-    token
+    Ok(token)
 }
 
 /// Why a presented token was not accepted. Deliberately coarse: callers
@@ -101,7 +103,7 @@ mod tests {
         for alg in Algorithm::ALL {
             let (key, _) = SigningKey::generate(alg).unwrap();
             let verifier = VerifyingKey::from_jwk(key.public_jwk()).unwrap();
-            let token = encode(&key, &json!({"sub":"a"}));
+            let token = encode(&key, &json!({"sub":"a"})).unwrap();
             let header = peek_header(&token).unwrap();
             assert_eq!(header.kid, key.kid());
             let claims: Value = decode(&token, &verifier).unwrap();
@@ -124,7 +126,7 @@ mod tests {
     fn header_is_alg_kid_typ_in_that_order() {
         for alg in Algorithm::ALL {
             let (key, _) = SigningKey::generate(alg).unwrap();
-            let token = encode(&key, &json!({"sub":"a"}));
+            let token = encode(&key, &json!({"sub":"a"})).unwrap();
             let head = B64.decode(token.split('.').next().unwrap()).unwrap();
             let expected = format!(
                 r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,

@@ -2,8 +2,9 @@
 //! ([`kek`]) and the envelope encryption that seals everything recoverable
 //! at rest ([`envelope`], [`aead`]), token-signing keys ([`signing`]), compact JWS ([`jws`]),
 //! each tenant's current signing key and JWKS ([`keyring`]), the rotation
-//! timeline of signing keys ([`lifecycle`]) and the scheduler that rotates
-//! them ([`rotation`]).
+//! timeline of signing keys ([`lifecycle`]), the scheduler that rotates
+//! them ([`rotation`]) and PKCS#11 tokens (HSMs) that hold keys and sign
+//! ([`pkcs11`]).
 
 pub mod aead;
 pub mod envelope;
@@ -11,6 +12,7 @@ pub mod jws;
 pub mod kek;
 pub mod keyring;
 pub mod lifecycle;
+pub mod pkcs11;
 pub mod provider;
 pub mod rewrap;
 pub mod rotation;

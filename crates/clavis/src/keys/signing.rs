@@ -1,6 +1,9 @@
 //! Token-signing keys (ES256 by default, RS256 and EdDSA per tenant): key
-//! generation, signing, public JWKs with RFC 7638 thumbprint key ids, and
+//! generation, signing (in software, or by a PKCS#11 token that holds the
+//! private key), public JWKs with RFC 7638 thumbprint key ids, and
 //! verification of tokens Clavis itself issued.
+
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -12,6 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
+
+use super::pkcs11::{Pkcs11Error, Pkcs11Token, TokenKey};
 
 /// A JWS signing algorithm Clavis supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,10 +50,27 @@ impl Algorithm {
 #[error("signing key error: {0}")]
 pub struct KeyError(&'static str);
 
+/// Why a signature could not be made: the key provider failed. Callers
+/// answer 503 and never sign with another key instead.
+#[derive(Debug, thiserror::Error)]
+#[error("signing with key {kid} failed in {provider}: {source}")]
+pub struct SignError {
+    pub kid: String,
+    /// The key provider, for the log line ("PKCS#11 token 'clavis'").
+    pub provider: String,
+    #[source]
+    pub source: Box<Pkcs11Error>,
+}
+
 enum PrivateKey {
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
     Rsa(RsaKeyPair),
+    /// Held by a PKCS#11 token; every signature is made there.
+    Token {
+        token: Arc<Pkcs11Token>,
+        key_id: String,
+    },
 }
 
 /// A private signing key with its public JWK. `Debug` shows only the kid.
@@ -61,6 +83,7 @@ pub struct SigningKey {
     ///
     /// [`jws::encode`]: super::jws::encode
     jws_header: String,
+    signature_len: usize,
     rng: SystemRandom,
 }
 
@@ -131,20 +154,59 @@ impl SigningKey {
                 (PrivateKey::Rsa(pair), jwk)
             }
         };
+        Ok(Self::assemble(alg, key, public_jwk))
+    }
+
+    /// A key held by a PKCS#11 token (made by
+    /// [`Pkcs11Token::generate_signing_key`]): same kid, JWK and JWS header
+    /// as a software key with that public key; signing happens in the token.
+    pub fn in_token(token: Arc<Pkcs11Token>, key: TokenKey) -> Result<Self, KeyError> {
+        let mut checked = key.public_jwk.clone();
+        checked["alg"] = json!(key.alg.as_str());
+        VerifyingKey::from_jwk(&checked)?;
+        let public_jwk = match (&key.public_jwk, key.alg) {
+            (jwk, Algorithm::Es256) if jwk["kty"] == "EC" && jwk["crv"] == "P-256" => {
+                json!({"kty":"EC","crv":"P-256","x": jwk["x"],"y": jwk["y"]})
+            }
+            (jwk, Algorithm::EdDsa) if jwk["kty"] == "OKP" && jwk["crv"] == "Ed25519" => {
+                json!({"kty":"OKP","crv":"Ed25519","x": jwk["x"]})
+            }
+            (jwk, Algorithm::Rs256) if jwk["kty"] == "RSA" => {
+                json!({"kty":"RSA","n": jwk["n"],"e": jwk["e"]})
+            }
+            _ => return Err(KeyError("token key JWK does not match its algorithm")),
+        };
+        let private = PrivateKey::Token {
+            token,
+            key_id: key.key_id,
+        };
+        Ok(Self::assemble(key.alg, private, public_jwk))
+    }
+
+    /// Kid, published JWK and JWS header from the public JWK members.
+    fn assemble(alg: Algorithm, key: PrivateKey, public_jwk: Value) -> Self {
+        let signature_len = match alg {
+            Algorithm::Es256 | Algorithm::EdDsa => 64,
+            Algorithm::Rs256 => public_jwk["n"]
+                .as_str()
+                .and_then(|n| B64.decode(n).ok())
+                .map_or(0, |n| n.len()),
+        };
         let kid = thumbprint(&public_jwk);
         let mut public_jwk = public_jwk;
         public_jwk["kid"] = json!(kid);
         public_jwk["use"] = json!("sig");
         public_jwk["alg"] = json!(alg.as_str());
         let jws_header = super::jws::encoded_header(alg, &kid);
-        Ok(Self {
+        Self {
             kid,
             alg,
             key,
             public_jwk,
             jws_header,
+            signature_len,
             rng: SystemRandom::new(),
-        })
+        }
     }
 
     /// Key id (RFC 7638 thumbprint of the public key).
@@ -169,15 +231,18 @@ impl SigningKey {
 
     /// Length in bytes of this key's signatures.
     pub fn signature_len(&self) -> usize {
-        match &self.key {
-            PrivateKey::Ec(_) | PrivateKey::Ed(_) => 64,
-            PrivateKey::Rsa(pair) => pair.public_modulus_len(),
-        }
+        self.signature_len
     }
 
-    /// Sign `message` (the JWS signing input).
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match &self.key {
+    /// True if a PKCS#11 token holds the private key.
+    pub fn is_in_token(&self) -> bool {
+        matches!(self.key, PrivateKey::Token { .. })
+    }
+
+    /// Sign `message` (the JWS signing input). Software keys do not fail;
+    /// a token key fails when its token does, and then there is no token.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(match &self.key {
             PrivateKey::Ec(pair) => pair
                 .sign(&self.rng, message)
                 .expect("ECDSA signing does not fail for a valid key")
@@ -190,7 +255,16 @@ impl SigningKey {
                     .expect("RSA signing does not fail for a valid key");
                 sig
             }
-        }
+            PrivateKey::Token { token, key_id } => {
+                token
+                    .sign(key_id, self.alg, message)
+                    .map_err(|source| SignError {
+                        kid: self.kid.clone(),
+                        provider: format!("PKCS#11 token '{}'", token.label()),
+                        source: Box::new(source),
+                    })?
+            }
+        })
     }
 }
 
@@ -288,7 +362,7 @@ mod tests {
     fn every_algorithm_signs_and_verifies_and_reloads() {
         for alg in Algorithm::ALL {
             let (key, pkcs8) = SigningKey::generate(alg).unwrap();
-            let sig = key.sign(b"header.payload");
+            let sig = key.sign(b"header.payload").unwrap();
             let verifier = VerifyingKey::from_jwk(key.public_jwk()).unwrap();
             assert!(verifier.verify(b"header.payload", &sig), "{alg:?}");
             assert!(!verifier.verify(b"header.payloaD", &sig), "{alg:?}");
@@ -303,7 +377,72 @@ mod tests {
     #[test]
     fn es256_signatures_are_fixed_length_for_jws() {
         let (key, _) = SigningKey::generate(Algorithm::Es256).unwrap();
-        assert_eq!(key.sign(b"x").len(), 64);
+        assert_eq!(key.sign(b"x").unwrap().len(), 64);
+    }
+
+    #[test]
+    fn token_keys_publish_and_sign_like_software_keys() {
+        use crate::keys::jws;
+        use crate::keys::pkcs11::testing::SoftHsm;
+        let hsm = SoftHsm::new();
+        let token = Arc::new(hsm.open().unwrap());
+        for alg in Algorithm::ALL {
+            let made = token.generate_signing_key(alg).unwrap();
+            let key = SigningKey::in_token(token.clone(), made.clone()).unwrap();
+            assert!(key.is_in_token());
+            assert_eq!(key.kid(), thumbprint(&made.public_jwk), "{alg:?}");
+            let (software, _) = SigningKey::generate(alg).unwrap();
+            let members = |k: &SigningKey| {
+                let mut m: Vec<String> = k
+                    .public_jwk()
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                m.sort();
+                m
+            };
+            assert_eq!(members(&key), members(&software), "{alg:?}");
+            assert_eq!(key.signature_len(), software.signature_len(), "{alg:?}");
+
+            let verifier = VerifyingKey::from_jwk(key.public_jwk()).unwrap();
+            let token_jws = jws::encode(&key, &json!({"sub":"a"})).unwrap();
+            assert_eq!(jws::peek_header(&token_jws).unwrap().kid, key.kid());
+            let claims: Value = jws::decode(&token_jws, &verifier).unwrap();
+            assert_eq!(claims["sub"], "a");
+            assert!(!format!("{key:?}").contains(&hsm.pin));
+        }
+    }
+
+    #[test]
+    fn a_token_key_that_cannot_sign_is_a_503_never_a_fallback() {
+        use crate::keys::jws;
+        use crate::keys::pkcs11::testing::SoftHsm;
+        use crate::oauth::error::{OAuthError, OAuthErrorKind};
+        let hsm = SoftHsm::new();
+        let token = Arc::new(hsm.open().unwrap());
+        let made = token.generate_signing_key(Algorithm::Es256).unwrap();
+        let key = SigningKey::in_token(token.clone(), made.clone()).unwrap();
+        token.destroy_signing_key(&made.key_id).unwrap();
+        let err = jws::encode(&key, &json!({"sub":"a"})).unwrap_err();
+        assert_eq!(err.kid, key.kid());
+        assert_eq!(err.provider, format!("PKCS#11 token '{}'", hsm.label));
+        assert!(err.to_string().contains(&made.key_id), "{err}");
+        let oauth = OAuthError::from(err);
+        assert_eq!(oauth.kind, OAuthErrorKind::TemporarilyUnavailable);
+        assert_eq!(oauth.kind.status(), 503);
+        assert_eq!(oauth.kind.as_str(), "temporarily_unavailable");
+    }
+
+    #[test]
+    fn a_token_key_jwk_must_match_its_algorithm() {
+        use crate::keys::pkcs11::testing::SoftHsm;
+        let hsm = SoftHsm::new();
+        let token = Arc::new(hsm.open().unwrap());
+        let mut made = token.generate_signing_key(Algorithm::Es256).unwrap();
+        made.alg = Algorithm::EdDsa;
+        assert!(SigningKey::in_token(token, made).is_err());
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub async fn grant(
         ver: Cow::Borrowed("2.0"),
         credential_id,
     };
-    let access_token = jws::encode(keys.signer()?, &claims);
+    let access_token = jws::encode(keys.signer()?, &claims)?;
     Ok((
         TokenResponse {
             token_type: "Bearer",

@@ -289,6 +289,17 @@ impl OAuthError {
         )
     }
 
+    /// The key provider (a PKCS#11 token) could not sign: never a token
+    /// signed by another key instead.
+    pub fn signing_unavailable() -> Self {
+        Self::new(
+            OAuthErrorKind::TemporarilyUnavailable,
+            90033,
+            "The service is temporarily unavailable (the token signing key cannot be used). Retry \
+             shortly.",
+        )
+    }
+
     /// The request (its body included) took longer than the server allows.
     pub fn timed_out(seconds: u64) -> Self {
         Self::new(
@@ -358,5 +369,17 @@ impl From<crate::keys::keyring::KeyringError> for OAuthError {
             tracing::error!(error = %err, "no usable signing key");
             Self::internal()
         }
+    }
+}
+
+impl From<crate::keys::signing::SignError> for OAuthError {
+    fn from(err: crate::keys::signing::SignError) -> Self {
+        tracing::error!(
+            key_provider = %err.provider,
+            kid = %err.kid,
+            error = %err.source,
+            "token signing failed: the key provider cannot sign; answering 503 (no fallback key)"
+        );
+        Self::signing_unavailable()
     }
 }
