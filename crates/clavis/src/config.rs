@@ -74,12 +74,26 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(i64).range(0..=24 * 365))]
     pub signing_key_prepublish_hours: i64,
     /// Where the key-encryption keys come from: `file` (`{data-dir}/kek.key`,
-    /// created on first start; the active key first, older keys after it) or
+    /// created on first start; the active key first, older keys after it),
     /// `env` (64 hex characters in `CLAVIS_KEK`, older keys comma-separated in
-    /// `CLAVIS_KEK_PREVIOUS`; never created).
+    /// `CLAVIS_KEK_PREVIOUS`; never created) or `pkcs11` (an HSM: the
+    /// wrapping key and the signing keys live in the token, which signs;
+    /// the user PIN comes from `CLAVIS_PKCS11_PIN`).
     #[arg(long, env = "CLAVIS_KEY_PROVIDER", default_value = "file",
-          value_parser = ["file", "env"])]
+          value_parser = ["file", "env", "pkcs11"])]
     pub key_provider: String,
+    /// The PKCS#11 module (`--key-provider pkcs11`).
+    #[arg(long, env = "CLAVIS_PKCS11_MODULE",
+          default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    pub pkcs11_module: PathBuf,
+    /// The label of the PKCS#11 token to use.
+    #[arg(long, env = "CLAVIS_PKCS11_TOKEN_LABEL", default_value = "clavis")]
+    pub pkcs11_token_label: String,
+    /// The label of the AES key in the token that wraps data keys (made on
+    /// first start if the token has none); a new label and `clavis keys
+    /// rewrap` rotate it.
+    #[arg(long, env = "CLAVIS_PKCS11_WRAPPING_KEY_LABEL", default_value = "clavis-kek")]
+    pub pkcs11_wrapping_key_label: String,
     /// Address block of a reverse proxy whose `X-Forwarded-For` is believed
     /// (repeatable; the environment variable takes a comma-separated list).
     /// Default: none, the client address is the TCP peer.
@@ -117,6 +131,9 @@ pub enum Tls {
 
 /// The environment variable `--key-provider env` reads the KEK from.
 pub const KEK_ENV: &str = "CLAVIS_KEK";
+/// The PKCS#11 token's user PIN (`--key-provider pkcs11`); never a flag,
+/// which `ps` would show.
+pub const PKCS11_PIN_ENV: &str = "CLAVIS_PKCS11_PIN";
 /// Older key-encryption keys (comma-separated) for `--key-provider env`:
 /// they open records not yet rewrapped under `CLAVIS_KEK`.
 pub const KEK_PREVIOUS_ENV: &str = "CLAVIS_KEK_PREVIOUS";
@@ -188,6 +205,14 @@ impl Config {
                         .ok()
                         .map(zeroize::Zeroizing::new),
                 },
+                "pkcs11" => crate::keys::KekSource::Pkcs11(crate::keys::kek::Pkcs11Config {
+                    module: args.pkcs11_module.clone(),
+                    token_label: args.pkcs11_token_label.clone(),
+                    pin: std::env::var(PKCS11_PIN_ENV)
+                        .ok()
+                        .map(zeroize::Zeroizing::new),
+                    wrapping_label: args.pkcs11_wrapping_key_label.clone(),
+                }),
                 _ => crate::keys::KekSource::File,
             },
             sign_in_log: args.sign_in_log == "on",

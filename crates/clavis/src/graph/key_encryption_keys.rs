@@ -24,8 +24,7 @@ use crate::app::AppState;
 use crate::audit::Action;
 use crate::bootstrap::DEFAULT_TENANT;
 use crate::builtin::Role;
-use crate::keys::envelope;
-use crate::keys::rewrap::{rewrap_all, RewrapReport};
+use crate::keys::rewrap::{holder, rewrap_all, RewrapReport};
 
 /// One key-encryption key and its use.
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,7 +44,7 @@ pub struct KeyEncryptionKeyView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyEncryptionKeys {
-    /// `file` or `env`.
+    /// `file`, `env` or `pkcs11`.
     pub provider: String,
     pub active_key_id: String,
     pub keys: Vec<KeyEncryptionKeyView>,
@@ -124,10 +123,11 @@ fn view(
         .collect();
     for (id, count) in report_by_kek {
         if !configured.contains(id) {
+            // Signing keys held by the token are protected by the token itself.
             keys.push(KeyEncryptionKeyView {
                 key_id: id.clone(),
                 active: false,
-                configured: false,
+                configured: id == "pkcs11-token" && provider.token().is_some(),
                 sealed_records: *count,
             });
         }
@@ -151,8 +151,9 @@ pub async fn get(
     Audited::check(&state, &caller, allowed, refused).await?;
     let mut by_kek = std::collections::BTreeMap::new();
     for record in state.directory.store().sealed_records().await? {
-        let id = envelope::kek_id(&record.sealed).unwrap_or("unreadable");
-        *by_kek.entry(id.to_owned()).or_default() += 1;
+        *by_kek
+            .entry(holder(&record.sealed).to_owned())
+            .or_default() += 1;
     }
     Ok(Json(view(&state, &by_kek)))
 }

@@ -54,6 +54,33 @@ pub enum KekSource {
         value: Option<Zeroizing<String>>,
         previous: Option<Zeroizing<String>>,
     },
+    /// A PKCS#11 token (an HSM): the KEK is an AES key inside it and
+    /// signing keys are made and used there.
+    Pkcs11(Pkcs11Config),
+}
+
+/// Where the PKCS#11 token is and how to log in. `Debug` hides the PIN.
+#[derive(Clone)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    pub module: std::path::PathBuf,
+    /// The label of the token to use.
+    pub token_label: String,
+    /// The user PIN (from `CLAVIS_PKCS11_PIN`, never a flag).
+    pub pin: Option<Zeroizing<String>>,
+    /// The label of the AES key that wraps data keys (made if missing).
+    pub wrapping_label: String,
+}
+
+impl std::fmt::Debug for Pkcs11Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Config")
+            .field("module", &self.module)
+            .field("token_label", &self.token_label)
+            .field("pin", &self.pin.as_ref().map(|_| "[redacted]"))
+            .field("wrapping_label", &self.wrapping_label)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for KekSource {
@@ -70,6 +97,7 @@ impl std::fmt::Debug for KekSource {
                 .field("value", &value.as_ref().map(|_| "[redacted]"))
                 .field("previous", &previous.as_ref().map(|_| "[redacted]"))
                 .finish(),
+            KekSource::Pkcs11(config) => config.fmt(f),
         }
     }
 }

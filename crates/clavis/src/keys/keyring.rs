@@ -288,7 +288,7 @@ impl Keyring {
             Algorithm::parse(&newest.alg).ok_or_else(|| corrupt("unknown algorithm".into()))?;
         let current = self
             .provider
-            .load_signing_key(alg, &newest.kid, &newest.encrypted_private_key)
+            .load_signing_key(newest)
             .map_err(|e| {
                 let reason = format!("signing key {} cannot be opened: {e}", newest.kid);
                 tracing::error!(kid = %newest.kid, error = %e,

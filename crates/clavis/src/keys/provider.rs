@@ -1,17 +1,21 @@
 //! The key provider, chosen at start-up: where the key-encryption keys live
 //! and who makes and holds private signing keys. With the key file and the
 //! environment (software providers) signing keys are generated in memory and
-//! stored sealed ([`envelope`](super::envelope)); every provider error fails
-//! closed: the caller answers 503, it never falls back to another key or to
-//! plaintext.
+//! stored sealed ([`envelope`](super::envelope)); with a PKCS#11 token the
+//! data keys are wrapped by an AES key inside the token and signing keys are
+//! made in the token, which makes every signature. Every provider error
+//! fails closed: the caller answers 503, it never falls back to another key
+//! or to plaintext.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
+use clavis_store::SigningKeyRecord;
 use zeroize::Zeroizing;
 
 use super::envelope::{self, Sealed};
 use super::kek::{KekError, KekSet, KekSource, KeyEncryptionKey};
+use super::pkcs11::{Pkcs11Error, Pkcs11Token, TokenKey};
 use super::{Algorithm, SigningKey};
 
 /// Why the provider could not do what was asked.
@@ -34,6 +38,7 @@ pub enum ProviderError {
 pub enum ProviderKind {
     File,
     Env,
+    Pkcs11,
 }
 
 impl ProviderKind {
@@ -41,24 +46,51 @@ impl ProviderKind {
         match self {
             ProviderKind::File => "file",
             ProviderKind::Env => "env",
+            ProviderKind::Pkcs11 => "pkcs11",
         }
     }
+}
+
+/// A signing key held by a PKCS#11 token is stored as this prefix and its
+/// object id (not secret: the key never leaves the token).
+pub const TOKEN_KEY_REF: &[u8] = b"pkcs11-key:";
+
+/// The id recorded for records whose key lives in a token.
+const IN_TOKEN: &str = "pkcs11-token";
+
+#[derive(Debug)]
+enum Backend {
+    /// KEKs in memory (from the key file or the environment).
+    Software {
+        keks: RwLock<KekSet>,
+        /// The key file (file provider), where a new active KEK is saved.
+        file: Option<PathBuf>,
+    },
+    /// A PKCS#11 token: AES wrapping keys and signing keys inside it.
+    Token {
+        token: Arc<Pkcs11Token>,
+        /// The label of the AES key that wraps new data keys.
+        wrapping_label: String,
+    },
 }
 
 /// The installation's key provider. Shared by everything that seals.
 #[derive(Debug)]
 pub struct KeyProvider {
     kind: ProviderKind,
-    keks: RwLock<KekSet>,
-    /// The key file (file provider), where a new active KEK is saved.
-    file: Option<PathBuf>,
+    backend: Backend,
+}
+
+fn unavailable(err: Pkcs11Error) -> ProviderError {
+    ProviderError::Unavailable(err.to_string())
 }
 
 impl KeyProvider {
     /// Open the provider `source` names. The file provider creates
     /// `{data_dir}/kek.key` on first start; the second value says whether it
     /// did (so the caller can refuse a fresh key for an existing database).
-    pub fn start(source: &KekSource, data_dir: &Path) -> Result<(Self, bool), KekError> {
+    /// A PKCS#11 token that cannot be opened stops the start.
+    pub fn start(source: &KekSource, data_dir: &Path) -> Result<(Self, bool), ProviderError> {
         match source {
             KekSource::File => {
                 let path = data_dir.join("kek.key");
@@ -77,6 +109,23 @@ impl KeyProvider {
                 )?;
                 Ok((Self::software(set, None), false))
             }
+            KekSource::Pkcs11(config) => {
+                let pin = config.pin.clone().ok_or_else(|| {
+                    ProviderError::Unsupported(format!(
+                        "--key-provider pkcs11 needs the token's user PIN in {}",
+                        crate::config::PKCS11_PIN_ENV
+                    ))
+                })?;
+                let token = Pkcs11Token::open(&config.module, &config.token_label, pin)
+                    .map_err(unavailable)?;
+                token
+                    .ensure_wrapping_key(&config.wrapping_label)
+                    .map_err(unavailable)?;
+                Ok((
+                    Self::in_token(Arc::new(token), config.wrapping_label.clone()),
+                    false,
+                ))
+            }
         }
     }
 
@@ -89,8 +138,22 @@ impl KeyProvider {
             } else {
                 ProviderKind::Env
             },
-            keks: RwLock::new(set),
-            file,
+            backend: Backend::Software {
+                keks: RwLock::new(set),
+                file,
+            },
+        }
+    }
+
+    /// A provider over a PKCS#11 token whose AES key `wrapping_label` wraps
+    /// data keys (it must exist: see [`Pkcs11Token::ensure_wrapping_key`]).
+    pub fn in_token(token: Arc<Pkcs11Token>, wrapping_label: String) -> Self {
+        Self {
+            kind: ProviderKind::Pkcs11,
+            backend: Backend::Token {
+                token,
+                wrapping_label,
+            },
         }
     }
 
@@ -98,25 +161,63 @@ impl KeyProvider {
         self.kind
     }
 
-    fn keks(&self) -> KekSet {
-        self.keks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The PKCS#11 token, for the PKCS#11 provider.
+    pub fn token(&self) -> Option<&Arc<Pkcs11Token>> {
+        match &self.backend {
+            Backend::Token { token, .. } => Some(token),
+            Backend::Software { .. } => None,
+        }
+    }
+
+    fn keks(&self) -> Option<KekSet> {
+        match &self.backend {
+            Backend::Software { keks, .. } => {
+                Some(keks.read().unwrap_or_else(|e| e.into_inner()).clone())
+            }
+            Backend::Token { .. } => None,
+        }
     }
 
     /// The id of the KEK that wraps new data keys.
     pub fn active_kek_id(&self) -> String {
-        self.keks().active().id().to_owned()
+        match &self.backend {
+            Backend::Software { .. } => self
+                .keks()
+                .map(|k| k.active().id().to_owned())
+                .unwrap_or_default(),
+            Backend::Token {
+                token,
+                wrapping_label,
+            } => token_kek_id(token.label(), wrapping_label),
+        }
     }
 
     /// Every configured KEK id, the active one first.
     pub fn kek_ids(&self) -> Vec<String> {
-        self.keks().ids()
+        match self.keks() {
+            Some(keks) => keks.ids(),
+            None => vec![self.active_kek_id()],
+        }
     }
 
     /// Wrap a data key under the active KEK: its id and the wrapped bytes.
     pub fn wrap(&self, aad: &[u8], dek: &[u8]) -> Result<(String, Vec<u8>), ProviderError> {
-        let keks = self.keks();
-        let active = keks.active();
-        Ok((active.id().to_owned(), active.wrap(aad, dek)))
+        match &self.backend {
+            Backend::Software { .. } => {
+                let keks = self.keks().expect("software");
+                let active = keks.active();
+                Ok((active.id().to_owned(), active.wrap(aad, dek)))
+            }
+            Backend::Token {
+                token,
+                wrapping_label,
+            } => {
+                let wrapped = token
+                    .encrypt(wrapping_label, aad, dek)
+                    .map_err(unavailable)?;
+                Ok((self.active_kek_id(), wrapped))
+            }
+        }
     }
 
     /// Unwrap a data key wrapped by the KEK `kek_id`.
@@ -126,11 +227,29 @@ impl KeyProvider {
         aad: &[u8],
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        let keks = self.keks();
-        let kek = keks
-            .get(kek_id)
-            .ok_or_else(|| ProviderError::UnknownKek(kek_id.to_owned()))?;
-        kek.unwrap(aad, wrapped).map_err(|_| ProviderError::Open)
+        match &self.backend {
+            Backend::Software { .. } => {
+                let keks = self.keks().expect("software");
+                let kek = keks
+                    .get(kek_id)
+                    .ok_or_else(|| ProviderError::UnknownKek(kek_id.to_owned()))?;
+                kek.unwrap(aad, wrapped).map_err(|_| ProviderError::Open)
+            }
+            Backend::Token { token, .. } => {
+                let label = kek_id
+                    .strip_prefix(&format!("pkcs11:{}/", token.label()))
+                    .ok_or_else(|| ProviderError::UnknownKek(kek_id.to_owned()))?;
+                token
+                    .decrypt(label, aad, wrapped)
+                    .map(Zeroizing::new)
+                    .map_err(|e| match e {
+                        Pkcs11Error::Malformed { .. } | Pkcs11Error::Unseal { .. } => {
+                            ProviderError::Open
+                        }
+                        other => unavailable(other),
+                    })
+            }
+        }
     }
 
     /// Seal `plaintext` for the record `context` (see [`envelope::seal`]).
@@ -148,12 +267,23 @@ impl KeyProvider {
     /// its key file before using it, so a restart finds both. Returns the
     /// new key's id.
     pub fn add_active_kek(&self) -> Result<String, ProviderError> {
-        let Some(path) = &self.file else {
-            return Err(ProviderError::Unsupported(
-                "the env key provider's keys come from the environment: put a new key in CLAVIS_KEK and the current one in CLAVIS_KEK_PREVIOUS, restart, then run `clavis keys rewrap`".into(),
-            ));
+        let (keks, path) = match &self.backend {
+            Backend::Software {
+                keks,
+                file: Some(path),
+            } => (keks, path),
+            Backend::Software { file: None, .. } => {
+                return Err(ProviderError::Unsupported(
+                    "the env key provider's keys come from the environment: put a new key in CLAVIS_KEK and the current one in CLAVIS_KEK_PREVIOUS, restart, then run `clavis keys rewrap`".into(),
+                ))
+            }
+            Backend::Token { .. } => {
+                return Err(ProviderError::Unsupported(
+                    "the PKCS#11 provider's wrapping key lives in the token: start with a new --pkcs11-wrapping-key-label (Clavis creates the key in the token), then run `clavis keys rewrap`".into(),
+                ))
+            }
         };
-        let mut keks = self.keks.write().unwrap_or_else(|e| e.into_inner());
+        let mut keks = keks.write().unwrap_or_else(|e| e.into_inner());
         let key = KeyEncryptionKey::generate();
         let id = key.id().to_owned();
         let next = keks.with_active(key);
@@ -163,31 +293,77 @@ impl KeyProvider {
         Ok(id)
     }
 
-    /// A new signing key for a tenant and its stored form.
+    /// A new signing key for a tenant and its stored form: sealed PKCS#8
+    /// (software providers) or a reference to the key made in the token.
     pub fn generate_signing_key(
         &self,
         alg: Algorithm,
     ) -> Result<(SigningKey, Sealed), ProviderError> {
-        let (key, pkcs8) =
-            SigningKey::generate(alg).map_err(|e| ProviderError::Unsupported(e.to_string()))?;
-        let sealed = self.seal(&signing_key_context(key.kid()), &pkcs8)?;
-        Ok((key, sealed))
+        match &self.backend {
+            Backend::Software { .. } => {
+                let (key, pkcs8) = SigningKey::generate(alg)
+                    .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
+                let sealed = self.seal(&signing_key_context(key.kid()), &pkcs8)?;
+                Ok((key, sealed))
+            }
+            Backend::Token { token, .. } => {
+                let made = token.generate_signing_key(alg).map_err(unavailable)?;
+                let blob = [TOKEN_KEY_REF, made.key_id.as_bytes()].concat();
+                let key = SigningKey::in_token(token.clone(), made)
+                    .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
+                Ok((
+                    key,
+                    Sealed {
+                        blob,
+                        kek_id: IN_TOKEN.into(),
+                    },
+                ))
+            }
+        }
     }
 
-    /// The signing key `kid` from its stored form.
-    pub fn load_signing_key(
-        &self,
-        alg: Algorithm,
-        kid: &str,
-        stored: &[u8],
-    ) -> Result<SigningKey, ProviderError> {
-        let pkcs8 = self.open(&signing_key_context(kid), stored)?;
-        let key = SigningKey::from_pkcs8(alg, &pkcs8).map_err(|_| ProviderError::Open)?;
-        if key.kid() != kid {
+    /// The signing key of `record` from its stored form.
+    pub fn load_signing_key(&self, record: &SigningKeyRecord) -> Result<SigningKey, ProviderError> {
+        let alg = Algorithm::parse(&record.alg).ok_or(ProviderError::Open)?;
+        let stored = &record.encrypted_private_key;
+        let key = match (&self.backend, stored.strip_prefix(TOKEN_KEY_REF)) {
+            (Backend::Token { token, .. }, Some(id)) => {
+                let public_jwk: serde_json::Value =
+                    serde_json::from_str(&record.public_jwk).map_err(|_| ProviderError::Open)?;
+                let key_id = std::str::from_utf8(id).map_err(|_| ProviderError::Open)?;
+                let made = TokenKey {
+                    key_id: key_id.to_owned(),
+                    alg,
+                    public_jwk,
+                };
+                SigningKey::in_token(token.clone(), made).map_err(|_| ProviderError::Open)?
+            }
+            (Backend::Software { .. }, Some(_)) => {
+                return Err(ProviderError::Unsupported(format!(
+                    "signing key {} is held by a PKCS#11 token: start with --key-provider pkcs11 and that token",
+                    record.kid
+                )))
+            }
+            (_, None) => {
+                let pkcs8 = self.open(&signing_key_context(&record.kid), stored)?;
+                SigningKey::from_pkcs8(alg, &pkcs8).map_err(|_| ProviderError::Open)?
+            }
+        };
+        if key.kid() != record.kid {
             return Err(ProviderError::Open);
         }
         Ok(key)
     }
+}
+
+/// The KEK id of a token's AES wrapping key.
+fn token_kek_id(token: &str, wrapping_label: &str) -> String {
+    format!("pkcs11:{token}/{wrapping_label}")
+}
+
+/// True if `stored` names a key held by a token (nothing to rewrap).
+pub fn is_token_key(stored: &[u8]) -> bool {
+    stored.starts_with(TOKEN_KEY_REF)
 }
 
 /// The name of the server secret behind the client secrets' keyed hash.

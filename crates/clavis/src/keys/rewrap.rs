@@ -12,7 +12,8 @@ use clavis_store::{AuditEvent, Mutation, SealedKind, SealedRecord, Store, StoreE
 
 use super::envelope;
 use super::provider::{
-    server_secret_context, signing_key_context, webhook_secret_context, KeyProvider,
+    is_token_key, server_secret_context, signing_key_context, webhook_secret_context,
+    KeyProvider,
 };
 
 /// What a rewrap did.
@@ -37,6 +38,16 @@ pub fn context(kind: SealedKind, id: &str) -> String {
     }
 }
 
+/// What protects a stored value: the id of the KEK that wraps its data
+/// key, `pkcs11-token` for a signing key held by a token, or `unreadable`.
+pub fn holder(stored: &[u8]) -> &str {
+    if is_token_key(stored) {
+        "pkcs11-token"
+    } else {
+        envelope::kek_id(stored).unwrap_or("unreadable")
+    }
+}
+
 /// Rewrap every sealed value not under the active KEK. `audit` makes the
 /// event committed with each record's change (kind, id, old KEK id).
 pub async fn rewrap_all(
@@ -51,8 +62,14 @@ pub async fn rewrap_all(
         let mut lost = 0;
         for record in store.sealed_records().await? {
             let ctx = context(record.kind, &record.id);
-            let old_kek = envelope::kek_id(&record.sealed).unwrap_or("unknown");
-            match envelope::rewrap(provider, &ctx, &record.sealed) {
+            let old_kek = holder(&record.sealed);
+            // A key held by a token has no data key: nothing to rewrap.
+            let rewrapped = if is_token_key(&record.sealed) {
+                Ok(None)
+            } else {
+                envelope::rewrap(provider, &ctx, &record.sealed)
+            };
+            match rewrapped {
                 Ok(None) => {
                     if round == 0 {
                         report.already_current += 1;
@@ -90,8 +107,10 @@ pub async fn rewrap_all(
         }
     }
     for record in store.sealed_records().await? {
-        let id = envelope::kek_id(&record.sealed).unwrap_or("unreadable");
-        *report.by_kek.entry(id.to_owned()).or_default() += 1;
+        *report
+            .by_kek
+            .entry(holder(&record.sealed).to_owned())
+            .or_default() += 1;
     }
     tracing::info!(rewrapped = report.rewrapped, already_current = report.already_current,
         failed = report.failed.len(), active_kek = %provider.active_kek_id(), "rewrap finished");
