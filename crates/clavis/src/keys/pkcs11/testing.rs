@@ -77,8 +77,7 @@ fn remove_stale_roots() {
 }
 
 /// One initialised SoftHSM token, made for one test. Its files stay until
-/// the process exits (see [`root`]).
-#[derive(Debug)]
+/// the process exits (see [`root`]). `Debug` leaves out the PINs.
 pub struct SoftHsm {
     pub module: PathBuf,
     pub label: String,
@@ -89,7 +88,7 @@ pub struct SoftHsm {
 
 impl SoftHsm {
     /// A new token with a random label (panics with the reason if SoftHSM2
-    /// is missing or `softhsm2-util` fails: this is a test fixture).
+    /// is missing or will not make a token: this is a test fixture).
     pub fn new() -> Self {
         // Two initialisations at once could pick the same free slot.
         static INIT: Mutex<()> = Mutex::new(());
@@ -103,8 +102,8 @@ impl SoftHsm {
         let (pin, so_pin) = (random(), random());
         let _guard = super::lock(&INIT);
         init_token(&label, &pin, &so_pin);
-        let token_dir = find_token_dir(&root.join("tokens"), &label)
-            .expect("softhsm2-util made a token directory");
+        let token_dir =
+            find_token_dir(&root.join("tokens"), &label).expect("SoftHSM made a token directory");
         Self {
             module: PathBuf::from(SOFTHSM_MODULE),
             label,
@@ -129,6 +128,16 @@ impl SoftHsm {
     /// `pkcs11-tool` in tests; they see tokens made before they start).
     pub fn conf() -> PathBuf {
         root().join("softhsm2.conf")
+    }
+}
+
+impl std::fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftHsm")
+            .field("module", &self.module)
+            .field("label", &self.label)
+            .field("token_dir", &self.token_dir)
+            .finish_non_exhaustive()
     }
 }
 
