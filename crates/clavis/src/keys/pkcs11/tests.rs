@@ -246,19 +246,8 @@ fn keys_deleted_by_another_process_fail_every_call_without_a_fallback() {
     let sealed = token.encrypt("kek", b"a", b"p").unwrap();
     token.sign(&key.key_id, key.alg, b"m").unwrap();
 
-    let pkcs11_tool = |args: &[&str]| {
-        let status = std::process::Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", SoftHsm::conf())
-            .args(["--module", SOFTHSM_MODULE, "--token-label", &hsm.label])
-            .args(["--login", "--pin", &hsm.pin])
-            .args(args)
-            .output()
-            .expect("pkcs11-tool runs (apt-get install opensc; .ci/run does)")
-            .status;
-        assert!(status.success(), "pkcs11-tool {args:?}");
-    };
-    pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", &key.key_id]);
-    pkcs11_tool(&["--delete-object", "--type", "secrkey", "--label", "kek"]);
+    hsm.pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", &key.key_id]);
+    hsm.pkcs11_tool(&["--delete-object", "--type", "secrkey", "--label", "kek"]);
 
     let err = token.sign(&key.key_id, key.alg, b"m").unwrap_err();
     assert!(matches!(err, Pkcs11Error::NotFound { .. }), "{err}");
