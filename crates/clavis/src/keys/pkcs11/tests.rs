@@ -214,12 +214,10 @@ fn a_missing_module_says_so() {
         "{err}"
     );
     // A file that is not a PKCS#11 module.
-    let err = Pkcs11Token::open(
-        std::path::Path::new("/etc/hostname"),
-        "x",
-        Zeroizing::new("1".into()),
-    )
-    .unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_module = dir.path().join("libfake.so");
+    std::fs::write(&not_a_module, b"not a shared library").unwrap();
+    let err = Pkcs11Token::open(&not_a_module, "x", Zeroizing::new("1".into())).unwrap_err();
     assert!(matches!(err, Pkcs11Error::ModuleNotLoaded { .. }), "{err}");
 }
 
