@@ -42,7 +42,8 @@ pub mod form;
 pub mod graph;
 /// Router, protocol endpoints, health, OpenAPI, TLS.
 pub mod http;
-/// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation.
+/// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation,
+/// PKCS#11 tokens (HSMs).
 pub mod keys;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;

@@ -76,9 +76,13 @@ fn remove_stale_roots() {
     }
 }
 
+/// Held while a token is being made: two at once could pick the same free
+/// slot, and another process scanning the directory meanwhile could read a
+/// half-written token.
+static INIT: Mutex<()> = Mutex::new(());
+
 /// One initialised SoftHSM token, made for one test. Its files stay until
-/// the process exits (see [`root`]).
-#[derive(Debug)]
+/// the process exits (see [`root`]). `Debug` leaves out the PINs.
 pub struct SoftHsm {
     pub module: PathBuf,
     pub label: String,
@@ -89,10 +93,8 @@ pub struct SoftHsm {
 
 impl SoftHsm {
     /// A new token with a random label (panics with the reason if SoftHSM2
-    /// is missing or `softhsm2-util` fails: this is a test fixture).
+    /// is missing or will not make a token: this is a test fixture).
     pub fn new() -> Self {
-        // Two initialisations at once could pick the same free slot.
-        static INIT: Mutex<()> = Mutex::new(());
         let root = root();
         let random = || {
             let mut bytes = [0u8; 8];
@@ -103,8 +105,8 @@ impl SoftHsm {
         let (pin, so_pin) = (random(), random());
         let _guard = super::lock(&INIT);
         init_token(&label, &pin, &so_pin);
-        let token_dir = find_token_dir(&root.join("tokens"), &label)
-            .expect("softhsm2-util made a token directory");
+        let token_dir =
+            find_token_dir(&root.join("tokens"), &label).expect("SoftHSM made a token directory");
         Self {
             module: PathBuf::from(SOFTHSM_MODULE),
             label,
@@ -125,10 +127,40 @@ impl SoftHsm {
         &self.token_dir
     }
 
+    /// Run `pkcs11-tool` (OpenSC) on this token, logged in as the user, as
+    /// another process would (e.g. to delete a key behind Clavis's back).
+    /// Panics unless it succeeds.
+    pub fn pkcs11_tool(&self, args: &[&str]) -> String {
+        let _guard = super::lock(&INIT);
+        let output = std::process::Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", Self::conf())
+            .args(["--module", SOFTHSM_MODULE, "--token-label", &self.label])
+            .args(["--login", "--pin", &self.pin])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool runs (apt-get install opensc; .ci/run does)");
+        assert!(
+            output.status.success(),
+            "pkcs11-tool {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// The `SOFTHSM2_CONF` this process uses (for child processes such as
     /// `pkcs11-tool` in tests; they see tokens made before they start).
     pub fn conf() -> PathBuf {
         root().join("softhsm2.conf")
+    }
+}
+
+impl std::fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftHsm")
+            .field("module", &self.module)
+            .field("label", &self.label)
+            .field("token_dir", &self.token_dir)
+            .finish_non_exhaustive()
     }
 }
 

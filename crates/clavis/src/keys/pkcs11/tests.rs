@@ -214,12 +214,10 @@ fn a_missing_module_says_so() {
         "{err}"
     );
     // A file that is not a PKCS#11 module.
-    let err = Pkcs11Token::open(
-        std::path::Path::new("/etc/hostname"),
-        "x",
-        Zeroizing::new("1".into()),
-    )
-    .unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_module = dir.path().join("libfake.so");
+    std::fs::write(&not_a_module, b"not a shared library").unwrap();
+    let err = Pkcs11Token::open(&not_a_module, "x", Zeroizing::new("1".into())).unwrap_err();
     assert!(matches!(err, Pkcs11Error::ModuleNotLoaded { .. }), "{err}");
 }
 
@@ -231,4 +229,80 @@ fn debug_shows_the_label_but_never_the_pin() {
     assert!(shown.contains(&hsm.label), "{shown}");
     assert!(shown.contains(SOFTHSM_MODULE), "{shown}");
     assert!(!shown.contains(&hsm.pin), "{shown}");
+}
+
+/// What SoftHSM 2.6.1 does when another process deletes the keys from the
+/// token while Clavis runs (a failure local to this token, safe to cause in
+/// a shared test process): C_Sign and C_Encrypt on the cached handles
+/// answer CKR_OBJECT_HANDLE_INVALID, C_FindObjects then finds nothing.
+#[test]
+fn keys_deleted_by_another_process_fail_every_call_without_a_fallback() {
+    let hsm = SoftHsm::new();
+    let token = hsm.open().unwrap();
+    let key = token.generate_signing_key(Algorithm::Es256).unwrap();
+    token.ensure_wrapping_key("kek").unwrap();
+    let sealed = token.encrypt("kek", b"a", b"p").unwrap();
+    token.sign(&key.key_id, key.alg, b"m").unwrap();
+
+    hsm.pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", &key.key_id]);
+    hsm.pkcs11_tool(&["--delete-object", "--type", "secrkey", "--label", "kek"]);
+
+    let err = token.sign(&key.key_id, key.alg, b"m").unwrap_err();
+    assert!(matches!(err, Pkcs11Error::NotFound { .. }), "{err}");
+    let err = token.encrypt("kek", b"a", b"p").unwrap_err();
+    assert_eq!(
+        err.return_code(),
+        Some("CKR_OBJECT_HANDLE_INVALID"),
+        "{err}"
+    );
+    let err = token.decrypt("kek", b"a", &sealed).unwrap_err();
+    assert!(matches!(err, Pkcs11Error::NotFound { .. }), "{err}");
+    // Only these keys are gone: the token still makes new ones.
+    token.generate_signing_key(Algorithm::Es256).unwrap();
+}
+
+/// Process CPU time (user + system) in seconds, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line, in clock ticks (100 Hz).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Signatures per CPU-second, token (SoftHSM) vs software, one thread:
+/// `cargo test --release -p clavis --lib signatures_per_cpu_second -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn signatures_per_cpu_second() {
+    let hsm = SoftHsm::new();
+    let token = Arc::new(hsm.open().unwrap());
+    let message = [b'x'; 600]; // about a JWS signing input
+    let run = |sign: &dyn Fn() -> usize| {
+        let (wall, cpu) = (std::time::Instant::now(), cpu_seconds());
+        let mut n = 0u64;
+        while wall.elapsed().as_secs_f64() < 3.0 {
+            assert!(sign() > 0);
+            n += 1;
+        }
+        (
+            n as f64 / (cpu_seconds() - cpu),
+            n as f64 / wall.elapsed().as_secs_f64(),
+        )
+    };
+    for alg in Algorithm::ALL {
+        let made = token.generate_signing_key(alg).unwrap();
+        let in_token = crate::keys::SigningKey::in_token(token.clone(), made).unwrap();
+        let (software, _) = crate::keys::SigningKey::generate(alg).unwrap();
+        let (t_cpu, t_wall) = run(&|| in_token.sign(&message).unwrap().len());
+        let (s_cpu, s_wall) = run(&|| software.sign(&message).unwrap().len());
+        println!(
+            "{}: token {t_cpu:.0}/CPU-s ({t_wall:.0}/s wall), software {s_cpu:.0}/CPU-s \
+             ({s_wall:.0}/s wall), token/software {:.2}",
+            alg.as_str(),
+            t_cpu / s_cpu
+        );
+    }
 }

@@ -9,6 +9,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 
 use super::error::{code_of, rv_of};
+use super::signing::handle_invalid;
 use super::{lock, Pkcs11Error, Pkcs11Token};
 
 const NONCE_LEN: usize = 12;
@@ -69,9 +70,20 @@ impl Pkcs11Token {
         let mut iv = nonce;
         let params = GcmParams::new(&mut iv, aad, TAG_BITS.into())
             .map_err(|e| self.fail("C_EncryptInit", &e))?;
-        let sealed = self.session()?.run("C_Encrypt", |s| {
-            s.encrypt(&Mechanism::AesGcm(params), handle, plaintext)
-        })?;
+        let session = self.session()?;
+        let sealed = match session
+            .get()
+            .encrypt(&Mechanism::AesGcm(params), handle, plaintext)
+        {
+            Ok(sealed) => {
+                session.release();
+                sealed
+            }
+            Err(e) => {
+                self.forget_stale(key_label, &e);
+                return Err(self.fail("C_Encrypt", &e));
+            }
+        };
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
@@ -112,6 +124,10 @@ impl Pkcs11Token {
             // which a broken token may return too: it is a tag mismatch only
             // if the token still answers.
             Err(e) => Err(match rv_of(&e) {
+                _ if handle_invalid(&e) => {
+                    self.forget_stale(key_label, &e);
+                    self.fail("C_Decrypt", &e)
+                }
                 Some(RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange) => {
                     self.unseal_error(key_label, &e)
                 }
@@ -122,6 +138,14 @@ impl Pkcs11Token {
                 }
                 _ => self.fail("C_Decrypt", &e),
             }),
+        }
+    }
+
+    /// Drop a cached handle the token no longer knows (the key was deleted,
+    /// or the token logged out): the next call looks the key up again.
+    fn forget_stale(&self, key_label: &str, err: &cryptoki::error::Error) {
+        if handle_invalid(err) {
+            lock(&self.wrapping_keys).remove(key_label);
         }
     }
 
