@@ -83,8 +83,11 @@ pub struct ServeArgs {
           value_parser = ["file", "env", "pkcs11"])]
     pub key_provider: String,
     /// The PKCS#11 module (`--key-provider pkcs11`).
-    #[arg(long, env = "CLAVIS_PKCS11_MODULE",
-          default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    #[arg(
+        long,
+        env = "CLAVIS_PKCS11_MODULE",
+        default_value = "/usr/lib/softhsm/libsofthsm2.so"
+    )]
     pub pkcs11_module: PathBuf,
     /// The label of the PKCS#11 token to use.
     #[arg(long, env = "CLAVIS_PKCS11_TOKEN_LABEL", default_value = "clavis")]
@@ -92,7 +95,11 @@ pub struct ServeArgs {
     /// The label of the AES key in the token that wraps data keys (made on
     /// first start if the token has none); a new label and `clavis keys
     /// rewrap` rotate it.
-    #[arg(long, env = "CLAVIS_PKCS11_WRAPPING_KEY_LABEL", default_value = "clavis-kek")]
+    #[arg(
+        long,
+        env = "CLAVIS_PKCS11_WRAPPING_KEY_LABEL",
+        default_value = "clavis-kek"
+    )]
     pub pkcs11_wrapping_key_label: String,
     /// Address block of a reverse proxy whose `X-Forwarded-For` is believed
     /// (repeatable; the environment variable takes a comma-separated list).

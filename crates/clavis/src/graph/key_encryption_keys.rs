@@ -151,9 +151,7 @@ pub async fn get(
     Audited::check(&state, &caller, allowed, refused).await?;
     let mut by_kek = std::collections::BTreeMap::new();
     for record in state.directory.store().sealed_records().await? {
-        *by_kek
-            .entry(holder(&record.sealed).to_owned())
-            .or_default() += 1;
+        *by_kek.entry(holder(&record.sealed).to_owned()).or_default() += 1;
     }
     Ok(Json(view(&state, &by_kek)))
 }

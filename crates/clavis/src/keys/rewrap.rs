@@ -12,8 +12,7 @@ use clavis_store::{AuditEvent, Mutation, SealedKind, SealedRecord, Store, StoreE
 
 use super::envelope;
 use super::provider::{
-    is_token_key, server_secret_context, signing_key_context, webhook_secret_context,
-    KeyProvider,
+    is_token_key, server_secret_context, signing_key_context, webhook_secret_context, KeyProvider,
 };
 
 /// What a rewrap did.

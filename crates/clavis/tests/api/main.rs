@@ -37,6 +37,7 @@ mod sqlite {
     mod key_providers;
     mod key_rotation;
     mod management;
+    mod pkcs11_provider;
     mod policies;
     mod revocation;
     mod secrets;
@@ -63,6 +64,7 @@ mod postgres {
     mod key_rotation;
     mod key_rotation_nodes;
     mod management;
+    mod pkcs11_provider;
     mod policies;
     mod revocation;
     mod scale_out;
