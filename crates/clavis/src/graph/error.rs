@@ -27,6 +27,9 @@ pub enum GraphError {
     UnsupportedMediaType,
     /// 503 `ServiceUnavailable`: the store does not answer.
     Unavailable,
+    /// 503 `ServiceUnavailable`: the store's disk is full, so the change
+    /// (and its audit event) was not made.
+    StoreFull,
     /// 500 `InternalServerError`: logged with details, sent without.
     Internal,
 }
@@ -50,6 +53,10 @@ impl From<StoreError> for GraphError {
                 "Resource does not exist or was deleted meanwhile ({what})."
             )),
             StoreError::Conflict(rule) => Self::BadRequest(rule),
+            StoreError::Unavailable(_) if err.is_disk_full() => {
+                tracing::error!(error = %err, "store disk full: changes fail until space is freed");
+                Self::StoreFull
+            }
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "store unavailable");
                 Self::Unavailable
@@ -83,6 +90,12 @@ impl IntoResponse for GraphError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "The store cannot be reached; retry shortly.".into(),
+            ),
+            Self::StoreFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The store's disk is full, so nothing was changed; retry once space is freed."
+                    .into(),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

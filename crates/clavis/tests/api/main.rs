@@ -55,6 +55,7 @@ mod postgres {
     mod crash;
     mod expiry;
     mod expiry_nodes;
+    mod faults;
     mod helpers;
     mod key_rotation;
     mod key_rotation_nodes;
