@@ -233,6 +233,15 @@ where
     }
 }
 
+/// Whether the log captured so far has a line at `level` containing every
+/// one of `parts` (the capture is shared by the tests of this binary).
+fn logged(level: &str, parts: &[&str]) -> bool {
+    crate::logs::captured()
+        .text()
+        .lines()
+        .any(|l| l.contains(level) && parts.iter().all(|p| l.contains(p)))
+}
+
 async fn ready(app: &TestApp) -> StatusCode {
     app.http
         .get(format!("{}/readyz", app.base))
@@ -244,6 +253,7 @@ async fn ready(app: &TestApp) -> StatusCode {
 
 #[tokio::test]
 async fn a_cut_database_answers_503_promptly_in_each_protocol_s_format_and_heals() {
+    crate::logs::captured();
     let proxy = FaultyProxy::start().await;
     let app = spawn_behind(&proxy, Duration::from_secs(30)).await;
     let admin = app.admin_token().await;
@@ -297,6 +307,10 @@ async fn a_cut_database_answers_503_promptly_in_each_protocol_s_format_and_heals
         assert!(took < PROMPT, "{method} {path}: {took:?}");
     }
 
+    assert!(logged("WARN", &["change feed lost its connection"]));
+    assert!(logged("WARN", &["store unavailable on the token path"]));
+    assert!(logged("WARN", &["store unavailable", "/v1.0/applications"]));
+
     proxy.restore();
     let healed = eventually(Duration::from_secs(15), || async {
         timed_token(&app, &before.app_id, &before.secret).await.0 == StatusCode::OK
@@ -339,6 +353,7 @@ async fn a_cut_database_answers_503_promptly_in_each_protocol_s_format_and_heals
 
 #[tokio::test]
 async fn a_slow_database_answers_slowly_or_503_within_the_request_time_limit() {
+    crate::logs::captured();
     let limit = Duration::from_secs(4);
     let proxy = FaultyProxy::start().await;
     let app = spawn_behind(&proxy, limit).await;
@@ -390,6 +405,12 @@ async fn a_slow_database_answers_slowly_or_503_within_the_request_time_limit() {
     .await;
     assert_graph_unavailable(status, &body);
     assert!(took < limit + slack, "{took:?}");
+    // Whichever came first: the pool's acquire timeout (3 s: its check of
+    // an idle connection gets no answer) or the request time limit.
+    assert!(
+        logged("WARN", &["store unavailable", "pool timed out"])
+            || logged("WARN", &["request timed out", "/v1.0/applications"])
+    );
     // By now the change feed's heartbeat has gone unanswered: no cache.
     let (status, body, took) = timed_token(&app, &before.app_id, &before.secret).await;
     assert_oauth_unavailable(status, &body);
@@ -440,6 +461,7 @@ async fn a_statement_timeout_in_the_url_replaces_the_default() {
 /// A write of `applications` while another session holds a lock on it:
 /// 503 within `within`, and not made later when the lock goes.
 async fn blocked_write(url_options: &str, within: Duration) {
+    crate::logs::captured();
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_tuned(dir, Tls::Off, |c| {
         c.database_url = format!("{}{url_options}", c.database_url);
@@ -469,6 +491,10 @@ async fn blocked_write(url_options: &str, within: Duration) {
     eprintln!("blocked write answered {status} after {took:?}");
     assert_graph_unavailable(status, &body);
     assert!(took < within, "{took:?}");
+    assert!(logged(
+        "WARN",
+        &["store unavailable", "statement timeout", "57014"]
+    ));
     let names = app_names(&app, &admin).await;
     assert!(!names.iter().any(|n| n == "blocked by a lock"), "{names:?}");
 
@@ -538,7 +564,7 @@ async fn a_full_disk_fails_the_change_and_its_audit_together_and_recovers() {
         eprintln!("SKIPPED: mounting a tmpfs needs root");
         return;
     };
-    let logs = crate::logs::captured();
+    crate::logs::captured();
     let app = spawn_sqlite(tempfile::tempdir_in(disk.mount.path()).unwrap()).await;
     let admin = app.admin_token().await;
     let before = app
@@ -571,13 +597,10 @@ async fn a_full_disk_fails_the_change_and_its_audit_together_and_recovers() {
         break name;
     };
     // What the operator sees: an error naming the full disk.
-    let logged = logs.text();
-    assert!(
-        logged.lines().any(|l| l.contains("ERROR")
-            && l.contains("store disk full")
-            && l.contains("database or disk is full")),
-        "no error about the full disk in the log"
-    );
+    assert!(logged(
+        "ERROR",
+        &["store disk full", "database or disk is full"]
+    ));
     // Reads still work; a secret made before still gets tokens.
     let (status, body, _) = timed_token(&app, &before.app_id, &before.secret).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -630,6 +653,7 @@ async fn a_full_disk_fails_the_change_and_its_audit_together_and_recovers() {
 #[tokio::test]
 async fn a_sqlite_file_locked_past_the_busy_timeout_answers_503_not_500() {
     use std::io::{BufRead, Write};
+    crate::logs::captured();
     let app = spawn_sqlite(tempfile::tempdir().unwrap()).await;
     let admin = app.admin_token().await;
     // Another process takes the write lock and keeps it.
@@ -659,6 +683,7 @@ async fn a_sqlite_file_locked_past_the_busy_timeout_answers_503_not_500() {
     assert_graph_unavailable(status, &body);
     // The busy timeout (5 s), then the answer.
     assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(logged("WARN", &["store unavailable", "database is locked"]));
     // Readers are not blocked (WAL), tokens still come.
     assert!(!app_names(&app, &admin)
         .await
