@@ -12,8 +12,9 @@
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up
 //! front, so two writers queue on the busy timeout instead of failing with
-//! `SQLITE_BUSY` when a reader upgrades. Multi-statement reads run in a
-//! (deferred) transaction so that they see one snapshot.
+//! `SQLITE_BUSY` when a reader upgrades. A connection whose write failed is
+//! closed rather than reused (`discard_if_failed`). Multi-statement reads
+//! run in a (deferred) transaction so that they see one snapshot.
 
 mod applications;
 mod auth_failures;

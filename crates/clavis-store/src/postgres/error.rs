@@ -63,8 +63,9 @@ fn is_transient(code: &str) -> bool {
 }
 
 /// Classify an error with no rule in mind: unreachable or overloaded
-/// database → `Unavailable` (its source a [`DiskFull`] for SQLSTATE 53100); a uniqueness violation → a `Conflict` naming
-/// the constraint; everything else → `Internal`.
+/// database → `Unavailable` (its source a [`DiskFull`] for SQLSTATE 53100);
+/// a uniqueness violation → a `Conflict` naming the constraint; everything
+/// else → `Internal`.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
     match err {
         // `Protocol`: the peer spoke no PostgreSQL (e.g. a proxy in front of

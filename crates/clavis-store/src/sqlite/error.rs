@@ -54,8 +54,9 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
 }
 
 /// Classify an error with no uniqueness rule in mind: unreachable or busy
-/// database → `Unavailable` (its source a [`DiskFull`] for `SQLITE_FULL`), a uniqueness violation → a generic `Conflict`,
-/// everything else → `Internal`.
+/// database → `Unavailable` (its source a [`DiskFull`] for `SQLITE_FULL`),
+/// a uniqueness violation → a generic `Conflict`, everything else →
+/// `Internal`.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
     if matches!(&err, sqlx::Error::Database(e) if primary(e.as_ref()) == Some(SQLITE_FULL)) {
         return StoreError::Unavailable(Box::new(DiskFull(Box::new(err))));
