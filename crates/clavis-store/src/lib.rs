@@ -59,6 +59,21 @@ pub enum StoreError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StoreError {
+    /// Whether this is `Unavailable` because the database's disk (or its
+    /// size limit) is full: changes fail until an operator frees space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Unavailable(source) if source.is::<DiskFull>())
+    }
+}
+
+/// The source of an [`StoreError::Unavailable`] caused by a full disk
+/// (SQLite `SQLITE_FULL`, PostgreSQL SQLSTATE 53100), wrapping the
+/// backend's error.
+#[derive(Debug, thiserror::Error)]
+#[error("the database's disk is full: {0}")]
+pub struct DiskFull(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
 /// A time stored as unix microseconds.
 pub(crate) fn from_unix_micros(micros: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| {

@@ -66,6 +66,13 @@ const MAX_CONNECTIONS: u32 = 10;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `application_name` of the pool's connections, unless the URL sets one.
 const APPLICATION_NAME: &str = "clavis";
+/// PostgreSQL's `statement_timeout` for the pool's connections, unless the
+/// URL sets one (`?options[statement_timeout]=5s`): a statement stuck on a
+/// lock or an overloaded server is cancelled (SQLSTATE 57014, so
+/// `Unavailable`) and its transaction rolled back well before a caller's
+/// request time limit (30 s by default) runs out, so a change answered 503
+/// is not made later when the lock goes. Migrations run without it.
+const STATEMENT_TIMEOUT: &str = "10s";
 
 /// Clavis state in a PostgreSQL database that several nodes may share.
 ///
@@ -121,6 +128,12 @@ impl PostgresStore {
             .map_err(|err| bad_url(format!("the PostgreSQL URL is not valid: {err}")))?;
         if options.get_application_name().is_none() {
             options = options.application_name(APPLICATION_NAME);
+        }
+        if !options
+            .get_options()
+            .is_some_and(|o| o.contains("statement_timeout"))
+        {
+            options = options.options([("statement_timeout", STATEMENT_TIMEOUT)]);
         }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -189,7 +202,20 @@ impl PostgresStore {
 /// does.
 async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let mut conn = pool.acquire().await.map_err(db)?;
-    let migrated = MIGRATOR.run(&mut *conn).await;
+    // A migration may rewrite a large table, and a second node waits on the
+    // migration lock for as long as the first one migrates.
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut migrated = MIGRATOR.run(&mut *conn).await;
+    if migrated.is_ok() {
+        migrated = sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+            .map_err(sqlx::migrate::MigrateError::Execute);
+    }
     if migrated.is_err() {
         if let Err(err) = conn.close().await {
             tracing::debug!(error = %db(err), "closing the migration connection failed");

@@ -12,8 +12,9 @@
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up
 //! front, so two writers queue on the busy timeout instead of failing with
-//! `SQLITE_BUSY` when a reader upgrades. Multi-statement reads run in a
-//! (deferred) transaction so that they see one snapshot.
+//! `SQLITE_BUSY` when a reader upgrades. A connection whose write failed is
+//! closed rather than reused (`discard_if_failed`). Multi-statement reads
+//! run in a (deferred) transaction so that they see one snapshot.
 
 mod applications;
 mod auth_failures;
@@ -34,7 +35,7 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -174,7 +175,33 @@ async fn write_transaction(
     mutations: &[Mutation],
     audit: &[AuditEvent],
 ) -> StoreResult<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let outcome = write_on(&mut conn, mutations, audit).await;
+    discard_if_failed(&mut conn, &outcome);
+    outcome
+}
+
+/// A write transaction that failed may leave its connection in a state
+/// sqlx cannot see: after `SQLITE_FULL`, `SQLITE_IOERR` or `SQLITE_BUSY`
+/// SQLite may roll the transaction back by itself, the `ROLLBACK` sqlx then
+/// sends fails ("no transaction is active"), and sqlx goes on counting the
+/// connection as inside a transaction, so every later `BEGIN` on it fails
+/// ("attempted to call begin_with at non-zero transaction depth"): a 500
+/// long after the disk has room again. Such a connection is closed instead
+/// of going back to the pool; the pool opens a fresh one when needed.
+pub(crate) fn discard_if_failed<T>(conn: &mut PoolConnection<Sqlite>, outcome: &StoreResult<T>) {
+    if let Err(err) = outcome {
+        tracing::debug!(error = %err, "closing the connection of a failed write");
+        conn.close_on_drop();
+    }
+}
+
+async fn write_on(
+    conn: &mut SqliteConnection,
+    mutations: &[Mutation],
+    audit: &[AuditEvent],
+) -> StoreResult<()> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
     let mut outcome = Ok(());
     for mutation in mutations {
         outcome = mutate::apply(&mut tx, mutation).await;

@@ -11,7 +11,10 @@
 
 use sqlx::error::{DatabaseError, ErrorKind};
 
-use crate::StoreError;
+use crate::{DiskFull, StoreError};
+
+/// SQLSTATE `disk_full`.
+const DISK_FULL: &str = "53100";
 
 /// A row or value the backend could not make sense of.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +63,9 @@ fn is_transient(code: &str) -> bool {
 }
 
 /// Classify an error with no rule in mind: unreachable or overloaded
-/// database → `Unavailable`; a uniqueness violation → a `Conflict` naming
-/// the constraint; everything else → `Internal`.
+/// database → `Unavailable` (its source a [`DiskFull`] for SQLSTATE 53100);
+/// a uniqueness violation → a `Conflict` naming the constraint; everything
+/// else → `Internal`.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
     match err {
         // `Protocol`: the peer spoke no PostgreSQL (e.g. a proxy in front of
@@ -78,6 +82,8 @@ pub(crate) fn db(err: sqlx::Error) -> StoreError {
                 // "duplicate key value violates unique constraint \"...\"":
                 // the message names the constraint only.
                 StoreError::Conflict(failure.message)
+            } else if failure.code == DISK_FULL {
+                StoreError::Unavailable(Box::new(DiskFull(Box::new(failure))))
             } else if is_transient(&failure.code) {
                 StoreError::Unavailable(Box::new(failure))
             } else {

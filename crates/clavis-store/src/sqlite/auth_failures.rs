@@ -2,7 +2,7 @@
 //! nodes (the token endpoint's throttling): batched additions, reads of the
 //! keys near a limit.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::error::db;
 use crate::model::AuthFailureCount;
@@ -22,30 +22,41 @@ pub(crate) async fn add(
     let pool = pool.clone();
     let counts = counts.to_vec();
     tokio::spawn(async move {
-        let mut tx = pool.begin().await.map_err(db)?;
-        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-            let mut insert =
-                sqlx::QueryBuilder::new("INSERT INTO auth_failures (key, window_start, count) ");
-            insert.push_values(chunk, |mut row, c| {
-                row.push_bind(c.key.clone())
-                    .push_bind(c.window)
-                    .push_bind(i64::try_from(c.count).unwrap_or(i64::MAX));
-            });
-            insert.push(
-                " ON CONFLICT (key, window_start) \
-                 DO UPDATE SET count = auth_failures.count + excluded.count",
-            );
-            insert.build().execute(&mut *tx).await.map_err(db)?;
-        }
-        sqlx::query("DELETE FROM auth_failures WHERE window_start < ?")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+        let mut conn = pool.acquire().await.map_err(db)?;
+        let outcome = add_on(&mut conn, &counts, forget_before).await;
+        super::discard_if_failed(&mut conn, &outcome);
+        outcome
     })
     .await
     .map_err(|e| crate::StoreError::Internal(Box::new(e)))?
+}
+
+async fn add_on(
+    conn: &mut SqliteConnection,
+    counts: &[AuthFailureCount],
+    forget_before: i64,
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        let mut insert =
+            sqlx::QueryBuilder::new("INSERT INTO auth_failures (key, window_start, count) ");
+        insert.push_values(chunk, |mut row, c| {
+            row.push_bind(c.key.clone())
+                .push_bind(c.window)
+                .push_bind(i64::try_from(c.count).unwrap_or(i64::MAX));
+        });
+        insert.push(
+            " ON CONFLICT (key, window_start) \
+                 DO UPDATE SET count = auth_failures.count + excluded.count",
+        );
+        insert.build().execute(&mut *tx).await.map_err(db)?;
+    }
+    sqlx::query("DELETE FROM auth_failures WHERE window_start < ?")
+        .bind(forget_before)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)
 }
 
 /// Totals of windows from `since` on that reached `at_least`.

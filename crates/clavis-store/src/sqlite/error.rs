@@ -6,7 +6,7 @@
 
 use sqlx::error::{DatabaseError, ErrorKind};
 
-use crate::StoreError;
+use crate::{DiskFull, StoreError};
 
 /// A row or value the backend could not make sense of.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +26,15 @@ const SQLITE_IOERR: i64 = 10;
 const SQLITE_FULL: i64 = 13;
 const SQLITE_CANTOPEN: i64 = 14;
 
-fn is_transient(err: &dyn DatabaseError) -> bool {
-    let primary = err
-        .code()
+/// The primary result code of a SQLite error.
+fn primary(err: &dyn DatabaseError) -> Option<i64> {
+    err.code()
         .and_then(|code| code.parse::<i64>().ok())
-        .map(|code| code & 0xff);
+        .map(|code| code & 0xff)
+}
+
+fn is_transient(err: &dyn DatabaseError) -> bool {
+    let primary = primary(err);
     matches!(
         primary,
         Some(SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN)
@@ -50,9 +54,13 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
 }
 
 /// Classify an error with no uniqueness rule in mind: unreachable or busy
-/// database → `Unavailable`, a uniqueness violation → a generic `Conflict`,
-/// everything else → `Internal`.
+/// database → `Unavailable` (its source a [`DiskFull`] for `SQLITE_FULL`),
+/// a uniqueness violation → a generic `Conflict`, everything else →
+/// `Internal`.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
+    if matches!(&err, sqlx::Error::Database(e) if primary(e.as_ref()) == Some(SQLITE_FULL)) {
+        return StoreError::Unavailable(Box::new(DiskFull(Box::new(err))));
+    }
     if is_unavailable(&err) {
         return StoreError::Unavailable(Box::new(err));
     }

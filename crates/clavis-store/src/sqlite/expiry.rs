@@ -7,7 +7,7 @@
 //! deliveries" and "take due deliveries" are atomic without row locks.
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::{query, Row, SqliteConnection, SqlitePool};
+use sqlx::{query, Connection, Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -152,35 +152,47 @@ pub(crate) async fn record_notice(
         audit.to_vec(),
     );
     tokio::spawn(async move {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let done = query(
-            "INSERT INTO expiry_notices (tenant_id, application_id, key_id, threshold_days, \
+        let mut conn = pool.acquire().await.map_err(db)?;
+        let outcome = record_notice_on(&mut conn, &notice, &deliveries, &audit).await;
+        super::discard_if_failed(&mut conn, &outcome);
+        outcome
+    })
+    .await
+    .map_err(|e| StoreError::Internal(Box::new(e)))?
+}
+
+async fn record_notice_on(
+    conn: &mut SqliteConnection,
+    notice: &ExpiryNotice,
+    deliveries: &[WebhookDelivery],
+    audit: &[AuditEvent],
+) -> StoreResult<bool> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let done = query(
+        "INSERT INTO expiry_notices (tenant_id, application_id, key_id, threshold_days, \
              noticed_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM \
              password_credentials c JOIN applications a ON a.id = c.application_id \
              WHERE c.key_id = ?3 AND a.id = ?2 AND a.tenant_id = ?1) \
              ON CONFLICT DO NOTHING",
-        )
-        .bind(id(notice.tenant_id))
-        .bind(id(notice.application_id))
-        .bind(id(notice.key_id))
-        .bind(i64::from(notice.kind.days()))
-        .bind(micros(notice.at)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        for d in &deliveries {
-            insert_delivery(&mut tx, d).await?;
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
-    })
+    )
+    .bind(id(notice.tenant_id))
+    .bind(id(notice.application_id))
+    .bind(id(notice.key_id))
+    .bind(i64::from(notice.kind.days()))
+    .bind(micros(notice.at)?)
+    .execute(&mut *tx)
     .await
-    .map_err(|e| StoreError::Internal(Box::new(e)))?
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await.map_err(db)?;
+        return Ok(false);
+    }
+    for d in deliveries {
+        insert_delivery(&mut tx, d).await?;
+    }
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
 }
 
 async fn insert_delivery(conn: &mut SqliteConnection, d: &WebhookDelivery) -> StoreResult<()> {
@@ -221,39 +233,51 @@ pub(crate) async fn claim(
     let pool = pool.clone();
     let (now, lease_until) = (micros(now)?, micros(lease_until)?);
     tokio::spawn(async move {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS}, s.url, s.sealed_secret FROM webhook_deliveries d \
-             JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
-             ORDER BY d.next_attempt_at, d.id LIMIT ?"
-        ))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut delivery = delivery(row)?;
-            query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
-                .bind(lease_until)
-                .bind(id(delivery.id))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            delivery.next_attempt_at = Some(from_unix_micros(lease_until)?);
-            due.push(DueDelivery {
-                delivery,
-                url: get(row, "url")?,
-                sealed_secret: get(row, "sealed_secret")?,
-            });
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(due)
+        let mut conn = pool.acquire().await.map_err(db)?;
+        let outcome = claim_on(&mut conn, now, lease_until, limit).await;
+        super::discard_if_failed(&mut conn, &outcome);
+        outcome
     })
     .await
     .map_err(|e| StoreError::Internal(Box::new(e)))?
+}
+
+async fn claim_on(
+    conn: &mut SqliteConnection,
+    now: i64,
+    lease_until: i64,
+    limit: u32,
+) -> StoreResult<Vec<DueDelivery>> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {DELIVERY_COLUMNS}, s.url, s.sealed_secret FROM webhook_deliveries d \
+             JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
+             ORDER BY d.next_attempt_at, d.id LIMIT ?"
+    ))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut due = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut delivery = delivery(row)?;
+        query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
+            .bind(lease_until)
+            .bind(id(delivery.id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        delivery.next_attempt_at = Some(from_unix_micros(lease_until)?);
+        due.push(DueDelivery {
+            delivery,
+            url: get(row, "url")?,
+            sealed_secret: get(row, "sealed_secret")?,
+        });
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(due)
 }
 
 pub(crate) async fn finish(

@@ -1,6 +1,6 @@
 //! The sign-in log in SQLite: batched appends and filtered, paged reads.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::codec::{id, micros};
@@ -17,50 +17,57 @@ pub(crate) async fn record(pool: &SqlitePool, batch: &[SignIn]) -> StoreResult<(
     let pool = pool.clone();
     let batch = batch.to_vec();
     tokio::spawn(async move {
-        let mut tx = pool.begin().await.map_err(db)?;
-        // Many rows per statement: one statement per sign-in cost as much
-        // as the token it records.
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for s in chunk {
-                let last_at = (s.last_at != s.at).then(|| micros(s.last_at)).transpose()?;
-                rows.push((s, micros(s.at)?, last_at));
-            }
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
-                 user_agent, result, error_code, count, last_at) ",
-            );
-            insert.push_values(rows, |mut row, (s, at, last_at)| {
-                row.push_bind(id(s.id))
-                    .push_bind(id(s.tenant_id))
-                    .push_bind(at)
-                    .push_bind(s.app_id.map(id))
-                    .push_bind(s.key_id.map(id))
-                    .push_bind(s.resource.map(id))
-                    .push_bind(s.client_ip.clone())
-                    .push_bind(s.user_agent.clone())
-                    .push_bind(s.result.as_str())
-                    .push_bind(s.error_code.map(i64::from))
-                    .push_bind(i64::from(s.count.max(1)))
-                    .push_bind(last_at);
-            });
-            insert.build().execute(&mut *tx).await.map_err(db)?;
-        }
-        for (key_id, at) in crate::last_uses(&batch) {
-            sqlx::query(
-                "UPDATE password_credentials SET last_used_at = ?1 \
-                 WHERE key_id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
-            )
-            .bind(micros(at)?)
-            .bind(id(key_id))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
+        let mut conn = pool.acquire().await.map_err(db)?;
+        let outcome = append(&mut conn, &batch).await;
+        super::discard_if_failed(&mut conn, &outcome);
+        outcome
     })
     .await
     .map_err(|e| StoreError::Internal(Box::new(e)))?
+}
+
+async fn append(conn: &mut SqliteConnection, batch: &[SignIn]) -> StoreResult<()> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    // Many rows per statement: one statement per sign-in cost as much
+    // as the token it records.
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for s in chunk {
+            let last_at = (s.last_at != s.at).then(|| micros(s.last_at)).transpose()?;
+            rows.push((s, micros(s.at)?, last_at));
+        }
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO sign_ins (id, tenant_id, at, app_id, key_id, resource, client_ip, \
+                 user_agent, result, error_code, count, last_at) ",
+        );
+        insert.push_values(rows, |mut row, (s, at, last_at)| {
+            row.push_bind(id(s.id))
+                .push_bind(id(s.tenant_id))
+                .push_bind(at)
+                .push_bind(s.app_id.map(id))
+                .push_bind(s.key_id.map(id))
+                .push_bind(s.resource.map(id))
+                .push_bind(s.client_ip.clone())
+                .push_bind(s.user_agent.clone())
+                .push_bind(s.result.as_str())
+                .push_bind(s.error_code.map(i64::from))
+                .push_bind(i64::from(s.count.max(1)))
+                .push_bind(last_at);
+        });
+        insert.build().execute(&mut *tx).await.map_err(db)?;
+    }
+    for (key_id, at) in crate::last_uses(batch) {
+        sqlx::query(
+            "UPDATE password_credentials SET last_used_at = ?1 \
+                 WHERE key_id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+        )
+        .bind(micros(at)?)
+        .bind(id(key_id))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
 }
 
 pub(crate) async fn read(pool: &SqlitePool, q: &SignInQuery) -> StoreResult<Vec<SignIn>> {

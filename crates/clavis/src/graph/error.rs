@@ -30,6 +30,9 @@ pub enum GraphError {
     /// 503 `ServiceUnavailable`: the key provider cannot seal, open or
     /// sign (logged with details; Clavis fails closed).
     KeyProviderUnavailable,
+    /// 503 `ServiceUnavailable`: the store's disk is full, so the change
+    /// (and its audit event) was not made.
+    StoreFull,
     /// 500 `InternalServerError`: logged with details, sent without.
     Internal,
 }
@@ -53,6 +56,10 @@ impl From<StoreError> for GraphError {
                 "Resource does not exist or was deleted meanwhile ({what})."
             )),
             StoreError::Conflict(rule) => Self::BadRequest(rule),
+            StoreError::Unavailable(_) if err.is_disk_full() => {
+                tracing::error!(error = %err, "store disk full: changes fail until space is freed");
+                Self::StoreFull
+            }
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "store unavailable");
                 Self::Unavailable
@@ -98,6 +105,12 @@ impl IntoResponse for GraphError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "The key provider cannot serve this request; the server log says why. Nothing was changed."
+                    .into(),
+            ),
+            Self::StoreFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The store's disk is full, so nothing was changed; retry once space is freed."
                     .into(),
             ),
             Self::Internal => (

@@ -71,17 +71,16 @@ pub async fn spawn_in(dir: TempDir, tls: Tls) -> TestApp {
 pub async fn spawn_tuned(dir: TempDir, tls: Tls, tune: impl FnOnce(&mut Config)) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let mut config = Config::for_tests(dir.path().to_path_buf(), tls.clone());
-    tune(&mut config);
     let database = match super::BACKEND {
         crate::Backend::Sqlite => None,
-        // `tune` chose an existing database (a restart): keep it.
-        crate::Backend::Postgres if config.database_url.starts_with("postgres") => None,
         crate::Backend::Postgres => {
             let db = TestDatabase::create().await;
             config.database_url = db.url.clone();
             Some(db)
         }
     };
+    // After the database is chosen, so `tune` may reroute it (a proxy).
+    tune(&mut config);
     let app = App::build(config, Arc::new(clock.clone()))
         .await
         .expect("app builds");

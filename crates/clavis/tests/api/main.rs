@@ -59,6 +59,7 @@ mod postgres {
     mod crash;
     mod expiry;
     mod expiry_nodes;
+    mod faults;
     mod helpers;
     mod kek_rewrap;
     mod key_rotation;
