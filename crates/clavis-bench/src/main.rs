@@ -8,6 +8,7 @@ mod postgres;
 mod procstat;
 mod report;
 mod servers;
+mod softhsm;
 mod timing;
 
 use std::path::PathBuf;
@@ -228,6 +229,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 &["--sign-in-log".to_owned(), setting.to_owned()],
                 None,
                 true,
+                &[],
             )
             .await?;
             servers::provision_clavis(&mut server, "ES256", 10).await?;
@@ -247,6 +249,51 @@ async fn run(args: Args) -> anyhow::Result<()> {
         with_log,
         without_log
     ));
+
+    // Signing in a PKCS#11 token (SoftHSM2) beside software keys: ES256
+    // keep-alive, alternating so drift on a shared machine hits both alike.
+    let mut key_providers = None;
+    match softhsm::token(&scratch.join("softhsm"))? {
+        Err(why) => notes.push(format!("PKCS#11 signing was not measured: {why}.")),
+        Ok(hsm) => {
+            let (mut in_token, mut in_software) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                for (setting, into) in [("pkcs11", &mut in_token), ("file", &mut in_software)] {
+                    eprintln!(
+                        "== Clavis ES256, key provider {setting} (round {})",
+                        round + 1
+                    );
+                    let name = format!("clavis-provider-{setting}-{round}");
+                    let (flags, env) = match setting {
+                        "pkcs11" => (hsm.flags(), hsm.env().to_vec()),
+                        _ => (Vec::new(), Vec::new()),
+                    };
+                    let mut server = servers::start_clavis_with(
+                        &args.clavis,
+                        &scratch.join(&name),
+                        &scratch.join(format!("{name}.log")),
+                        &flags,
+                        None,
+                        true,
+                        &env,
+                    )
+                    .await?;
+                    servers::provision_clavis(&mut server, "ES256", 10).await?;
+                    into.push(saturate(&server, &settings, Connections::KeepAlive).await?);
+                    server.stop().await;
+                }
+            }
+            let (token, software) = (median(&in_token), median(&in_software));
+            notes.push(format!(
+                "ES256 signed in a PKCS#11 token (SoftHSM2 {}) gives {:.0} tokens per CPU-second, {:.0}% of software signing's {:.0} (keep-alive; median of {rounds} alternating runs each). SoftHSM is a software token: a hardware HSM's figure is its own signing rate.",
+                softhsm::MODULE,
+                token,
+                100.0 * token / software,
+                software
+            ));
+            key_providers = Some((token, software));
+        }
+    }
 
     // PostgreSQL: 1..N nodes on one database.
     let mut scaling = Vec::new();
@@ -341,6 +388,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None,
         false,
     ));
+    if let Some((token, software)) = key_providers {
+        rows.push(Row::new(
+            "tokens per CPU-s: ES256 signed in PKCS#11 token (median)",
+            "tokens/CPU-s",
+            token,
+            None,
+            false,
+        ));
+        rows.push(Row::new(
+            "tokens per CPU-s: ES256 software key (median)",
+            "tokens/CPU-s",
+            software,
+            None,
+            false,
+        ));
+    }
     for (label, pick) in [
         ("p50 @50%", 0usize),
         ("p99 @50%", 1),
@@ -632,6 +695,7 @@ async fn measure_nodes(
             &flags,
             Some(tls_ca),
             false,
+            &[],
         )
         .await?;
         servers::provision_clavis(&mut first, "ES256", 10).await?;
@@ -647,6 +711,7 @@ async fn measure_nodes(
                     &flags,
                     Some(tls_ca),
                     false,
+                    &[],
                 )
                 .await?,
             );
@@ -756,6 +821,7 @@ async fn timing_only(args: &Args, scratch: &std::path::Path, samples: usize) -> 
         &no_throttle,
         None,
         true,
+        &[],
     )
     .await?;
     servers::provision_clavis(&mut server, "ES256", 1).await?;

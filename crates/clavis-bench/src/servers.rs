@@ -117,7 +117,7 @@ where
 /// Start Clavis on a fresh data directory; the cold start ends with the
 /// bootstrap admin's first token.
 pub async fn start_clavis(binary: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Server> {
-    start_clavis_with(binary, data_dir, log, &[], None, true).await
+    start_clavis_with(binary, data_dir, log, &[], None, true, &[]).await
 }
 
 /// Start Clavis with extra `serve` flags (e.g. a PostgreSQL URL and a TLS
@@ -131,6 +131,7 @@ pub async fn start_clavis_with(
     extra: &[String],
     ca_pem: Option<&[u8]>,
     pin: bool,
+    env: &[(String, String)],
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
     let spawned = Instant::now();
@@ -143,6 +144,7 @@ pub async fn start_clavis_with(
         ])
         .arg(data_dir)
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("CLAVIS_LOG", "warn")
         .stdout(Stdio::from(std::fs::File::create(log)?))
         .stderr(Stdio::from(std::fs::File::create(

@@ -39,7 +39,9 @@ pub enum KeysCommand {
     /// signed is refused, and if it was the current key a new one signs at
     /// once.
     Revoke {
-        /// The key's kid, as shown by `clavis keys list`.
+        /// The key's kid, as shown by `clavis keys list` (a kid may start
+        /// with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
         #[arg(long, short = 'y')]
