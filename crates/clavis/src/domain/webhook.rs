@@ -8,7 +8,7 @@ use std::net::IpAddr;
 pub const DEFAULT_THRESHOLDS: [u32; 3] = [30, 7, 1];
 /// Largest threshold, in days (ten years, the longest a secret may live).
 pub const MAX_THRESHOLD_DAYS: i64 = 3650;
-/// Most distinct thresholds a subscription may have.
+/// Most thresholds a subscription may list.
 pub const MAX_THRESHOLDS: usize = 10;
 /// Longest URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
@@ -58,14 +58,20 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
-/// Thresholds in days: the default when none are given; otherwise each
-/// 1..=3650, duplicates merged, at most ten, largest first.
+/// Thresholds in days: the default when none are given; otherwise at most
+/// ten values (counted as sent, as /openapi.json's `maxItems` says), each
+/// 1..=3650, duplicates merged, largest first.
 pub fn thresholds(days: Option<&[i64]>) -> Result<Vec<u32>, String> {
     let Some(days) = days else {
         return Ok(DEFAULT_THRESHOLDS.to_vec());
     };
     if days.is_empty() {
         return Err("thresholdDays must name at least one number of days.".into());
+    }
+    if days.len() > MAX_THRESHOLDS {
+        return Err(format!(
+            "thresholdDays may hold at most {MAX_THRESHOLDS} values."
+        ));
     }
     let mut out = Vec::new();
     for &d in days {
@@ -78,11 +84,6 @@ pub fn thresholds(days: Option<&[i64]>) -> Result<Vec<u32>, String> {
         if !out.contains(&d) {
             out.push(d);
         }
-    }
-    if out.len() > MAX_THRESHOLDS {
-        return Err(format!(
-            "thresholdDays may hold at most {MAX_THRESHOLDS} distinct values."
-        ));
     }
     out.sort_unstable_by(|a, b| b.cmp(a));
     Ok(out)
@@ -147,7 +148,11 @@ mod tests {
         assert!(thresholds(Some(&[3650])).is_ok());
         let eleven: Vec<i64> = (1..=11).collect();
         assert!(thresholds(Some(&eleven)).is_err());
+        let five_twice: Vec<i64> = (1..=5).chain(1..=5).collect();
+        assert_eq!(thresholds(Some(&five_twice)).unwrap().len(), 5);
+        // More than ten values is refused even when fewer are distinct.
         let ten_with_dupes: Vec<i64> = (1..=10).chain(1..=10).collect();
-        assert_eq!(thresholds(Some(&ten_with_dupes)).unwrap().len(), 10);
+        assert!(thresholds(Some(&ten_with_dupes)).is_err());
+        assert!(thresholds(Some(&[1; 11])).is_err());
     }
 }

@@ -37,6 +37,7 @@ mod sqlite {
     mod management;
     mod policies;
     mod revocation;
+    mod schema_conformance;
     mod secrets;
     mod serve;
     mod signins;
@@ -62,6 +63,7 @@ mod postgres {
     mod policies;
     mod revocation;
     mod scale_out;
+    mod schema_conformance;
     mod secrets;
     mod signins;
     mod tenants;
