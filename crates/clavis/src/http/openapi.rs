@@ -370,14 +370,21 @@ fn body_rules(schemas: &mut Value) {
     }
 }
 
-/// `domain::webhook::url`: https:// to any host, http:// only to this machine.
+/// `domain::webhook::url` (its `well_formed`): https:// to a DNS name or an
+/// IPv4 address, http:// only to this machine; an optional port, path and
+/// query of URL characters.
 fn webhook_url() -> String {
-    // Labels without "--" (no punycode to fail IDNA); the last one starts
-    // with a letter, or the URL parser reads the host as an IPv4 address.
+    // Labels without "--" (no punycode); the last one starts with a letter,
+    // or URL parsers read the host as an IPv4 address.
     let label = "[A-Za-z0-9]+(-[A-Za-z0-9]+)*";
     let last = "[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*";
-    let rest = "(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?";
-    format!("^(https://({label}\\.)*{last}|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])){rest}$")
+    let octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let port =
+        "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+    let chars = "A-Za-z0-9._~!$&'()*+,;=:@/-";
+    format!(
+        "^(https://(({label}\\.)*{last}|{octet}(\\.{octet}){{3}})|http://([lL][oO][cC][aA][lL][hH][oO][sS][tT]\\.?|127(\\.{octet}){{3}}|\\[::1\\]))(:{port})?(/[{chars}]*)?(\\?[?{chars}]*)?$"
+    )
 }
 
 /// Links for the stateful phase: what a created object's id can be used for.

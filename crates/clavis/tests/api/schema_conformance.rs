@@ -102,6 +102,36 @@ async fn more_than_ten_thresholds_are_refused_even_when_repeated() {
     assert_eq!(body["thresholdDays"], json!([7, 1]), "{body}");
 }
 
+/// A webhook URL follows the grammar the document states: a URL parser
+/// alone took `https://A*` (host `a*`, which no DNS name can be).
+#[tokio::test]
+async fn a_webhook_url_must_name_a_real_host() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    for url in [
+        "https://A*",
+        "https://example.com./x",
+        "https://example.com:/x",
+    ] {
+        let (status, body) = app
+            .post("/v1.0/webhooks", &token, json!({ "url": url }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+    }
+    let (_, list) = app.get("/v1.0/webhooks", &token).await;
+    assert_eq!(list["value"], json!([]), "nothing stored: {list}");
+    for url in [
+        "https://A.example:8443/hook?x=1",
+        "https://10.0.0.1/h",
+        "http://localhost:9/h",
+    ] {
+        let (status, body) = app
+            .post("/v1.0/webhooks", &token, json!({ "url": url }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{url}: {body}");
+    }
+}
+
 /// The document itself: unique operation ids (OpenAPI requires them), and
 /// every management call documents Graph's errors with their schema.
 #[tokio::test]
