@@ -8,7 +8,7 @@ use std::net::IpAddr;
 pub const DEFAULT_THRESHOLDS: [u32; 3] = [30, 7, 1];
 /// Largest threshold, in days (ten years, the longest a secret may live).
 pub const MAX_THRESHOLD_DAYS: i64 = 3650;
-/// Most distinct thresholds a subscription may have.
+/// Most thresholds a subscription may list.
 pub const MAX_THRESHOLDS: usize = 10;
 /// Longest URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
@@ -18,12 +18,28 @@ pub const MAX_URL_LEN: usize = 2048;
 /// name, password or fragment. Messages do not repeat the URL (a webhook
 /// URL may itself carry a token).
 pub fn url(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err("url must not be empty.".into());
     }
     if text.len() > MAX_URL_LEN {
         return Err(format!("url must be at most {MAX_URL_LEN} characters."));
+    }
+    // The grammar /openapi.json states (`http::openapi::webhook_url`), so
+    // that the server accepts exactly what the document calls valid. A URL
+    // parser alone takes hosts such as `a*`, which no DNS name can be.
+    if !well_formed(text) {
+        let why = if text.contains('#') {
+            "url must not have a #fragment."
+        } else if authority(text).contains('@') {
+            "url must not carry a user name or password."
+        } else if text.starts_with("http://") {
+            "url must use https://; plain http:// is allowed only to this machine (localhost, \
+             127.0.0.1 or [::1]) for development."
+        } else {
+            "url is not a valid absolute URL: use https://host[:port]/path, e.g. \
+             https://hooks.example.com/clavis (host: a DNS name or an IPv4 address)."
+        };
+        return Err(why.into());
     }
     let parsed = reqwest::Url::parse(text).map_err(|e| {
         format!("url is not a valid absolute URL ({e}); use e.g. https://hooks.example.com/clavis.")
@@ -50,6 +66,92 @@ pub fn url(text: &str) -> Result<String, String> {
     }
 }
 
+/// What follows `scheme://` up to the path, query or fragment.
+fn authority(text: &str) -> &str {
+    let rest = text.split_once("://").map_or("", |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+/// `https://` + a DNS name or an IPv4 address, or `http://` + a loopback
+/// host; then an optional port (1–65535), path and query of URL characters.
+fn well_formed(text: &str) -> bool {
+    let (host, rest) = if let Some(r) = text.strip_prefix("https://") {
+        let end = r.find([':', '/', '?']).unwrap_or(r.len());
+        let (host, rest) = r.split_at(end);
+        if !(dns_name(host) || ipv4(host)) {
+            return false;
+        }
+        (host, rest)
+    } else if let Some(r) = text.strip_prefix("http://") {
+        let end = if r.starts_with('[') {
+            r.find(']').map_or(r.len(), |i| i + 1)
+        } else {
+            r.find([':', '/', '?']).unwrap_or(r.len())
+        };
+        let (host, rest) = r.split_at(end);
+        let localhost = host.strip_suffix('.').unwrap_or(host);
+        let loopback = localhost.eq_ignore_ascii_case("localhost")
+            || host == "[::1]"
+            || (ipv4(host) && host.starts_with("127."));
+        if !loopback {
+            return false;
+        }
+        (host, rest)
+    } else {
+        return false;
+    };
+    debug_assert!(!host.is_empty());
+    let rest = match rest.strip_prefix(':') {
+        Some(r) => {
+            let end = r.find(['/', '?']).unwrap_or(r.len());
+            let (port, rest) = r.split_at(end);
+            let valid = !port.starts_with('0')
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+            if !valid {
+                return false;
+            }
+            rest
+        }
+        None => rest,
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let url_char = |c: char| c.is_ascii_alphanumeric() || "._~!$&'()*+,;=:@/-".contains(c);
+    (path.is_empty() || path.starts_with('/'))
+        && path.chars().all(url_char)
+        && query.is_none_or(|q| q.chars().all(|c| url_char(c) || c == '?'))
+}
+
+/// Labels of letters, digits and inner single hyphens (no punycode), the
+/// last one starting with a letter (else URL parsers read an IPv4 address).
+fn dns_name(host: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.split('-')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+    };
+    let mut labels = host.split('.').rev();
+    let last = labels.next().unwrap_or("");
+    label(last) && last.starts_with(|c: char| c.is_ascii_alphabetic()) && labels.all(label)
+}
+
+/// A dotted-quad IPv4 address without leading zeros.
+fn ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match bare.parse::<IpAddr>() {
@@ -58,14 +160,20 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
-/// Thresholds in days: the default when none are given; otherwise each
-/// 1..=3650, duplicates merged, at most ten, largest first.
+/// Thresholds in days: the default when none are given; otherwise at most
+/// ten values (counted as sent, as /openapi.json's `maxItems` says), each
+/// 1..=3650, duplicates merged, largest first.
 pub fn thresholds(days: Option<&[i64]>) -> Result<Vec<u32>, String> {
     let Some(days) = days else {
         return Ok(DEFAULT_THRESHOLDS.to_vec());
     };
     if days.is_empty() {
         return Err("thresholdDays must name at least one number of days.".into());
+    }
+    if days.len() > MAX_THRESHOLDS {
+        return Err(format!(
+            "thresholdDays may hold at most {MAX_THRESHOLDS} values."
+        ));
     }
     let mut out = Vec::new();
     for &d in days {
@@ -78,11 +186,6 @@ pub fn thresholds(days: Option<&[i64]>) -> Result<Vec<u32>, String> {
         if !out.contains(&d) {
             out.push(d);
         }
-    }
-    if out.len() > MAX_THRESHOLDS {
-        return Err(format!(
-            "thresholdDays may hold at most {MAX_THRESHOLDS} distinct values."
-        ));
     }
     out.sort_unstable_by(|a, b| b.cmp(a));
     Ok(out)
@@ -111,6 +214,7 @@ mod tests {
             "http://127.0.0.1:1/",
             "http://127.9.8.7/",
             "http://[::1]:8080/x",
+            "https://a-b.c0.example/x?y=1&z=a/b",
         ] {
             assert!(url(ok).is_ok(), "{ok}");
         }
@@ -127,6 +231,21 @@ mod tests {
             "https://example.com/#frag",
             "file:///etc/passwd",
             "javascript:alert(1)",
+            // Found by schemathesis: hosts no DNS name can be, and what a
+            // URL parser would quietly repair.
+            "https://a*",
+            "https://a*/x",
+            "https://a_b.example/",
+            "https://a..b/",
+            "https://example.com./",
+            "https://1.2.3/",
+            "https://example.com:/",
+            "https://example.com:0/",
+            "https://example.com:65536/",
+            " https://example.com/",
+            "https://example.com/ ",
+            "https://example.com/a b",
+            "https://xn--a.example/",
         ] {
             assert!(url(bad).is_err(), "{bad}");
         }
@@ -147,7 +266,11 @@ mod tests {
         assert!(thresholds(Some(&[3650])).is_ok());
         let eleven: Vec<i64> = (1..=11).collect();
         assert!(thresholds(Some(&eleven)).is_err());
+        let five_twice: Vec<i64> = (1..=5).chain(1..=5).collect();
+        assert_eq!(thresholds(Some(&five_twice)).unwrap().len(), 5);
+        // More than ten values is refused even when fewer are distinct.
         let ten_with_dupes: Vec<i64> = (1..=10).chain(1..=10).collect();
-        assert_eq!(thresholds(Some(&ten_with_dupes)).unwrap().len(), 10);
+        assert!(thresholds(Some(&ten_with_dupes)).is_err());
+        assert!(thresholds(Some(&[1; 11])).is_err());
     }
 }

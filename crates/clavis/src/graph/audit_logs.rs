@@ -45,7 +45,7 @@ pub async fn directory_audits(
         q.before = Some(parse_skiptoken(token)?);
     }
     if let Some(filter) = &query.filter {
-        for clause in filter.split(" and ") {
+        for clause in super::json::and_clauses(filter) {
             let clause = clause.trim();
             let time = |rest: &str| {
                 OffsetDateTime::parse(rest.trim(), &Rfc3339).map_err(|_| {
@@ -177,7 +177,7 @@ pub async fn sign_ins(
         q.before = Some(parse_skiptoken(token)?);
     }
     if let Some(filter) = &query.filter {
-        for clause in filter.split(" and ") {
+        for clause in super::json::and_clauses(filter) {
             let clause = clause.trim();
             let guid = |v: String, what: &str| {
                 Uuid::try_parse(&v)

@@ -47,8 +47,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
     if !text.trim_start().starts_with('{') {
         return Err(GraphError::bad("The request body must be a JSON object."));
     }
-    serde_json::from_str(text)
-        .map_err(|e| GraphError::bad(format!("The request body is not valid: {e}.")))
+    serde_json::from_str(text).or_else(|e| {
+        // JSON has one kind of number: `30.0` is the integer 30 (and JSON
+        // Schema says so), so a whole number written with a fraction is
+        // read as that integer. Only then: serde's message names the
+        // position, which `from_value` cannot.
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad_body(&e))?;
+        if !integral_floats_to_integers(&mut value) {
+            return Err(bad_body(&e));
+        }
+        serde_json::from_value(value).map_err(|e| bad_body(&e))
+    })
+}
+
+fn bad_body(e: &serde_json::Error) -> GraphError {
+    GraphError::bad(format!("The request body is not valid: {e}."))
+}
+
+/// Rewrite every number with a zero fraction that fits an `i64` as that
+/// integer; true if any was rewritten.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                Some(f) => {
+                    *value = serde_json::Value::from(f as i64);
+                    true
+                }
+                None => false,
+            }
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| integral_floats_to_integers(v) | any),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| integral_floats_to_integers(v) | any),
+        _ => false,
+    }
 }
 
 /// OData query options of a list call.
@@ -105,6 +141,29 @@ impl ListQuery {
     }
 }
 
+/// The clauses of a `$filter` joined by ` and `, outside quoted literals
+/// (`activityDisplayName eq 'Search and replace'` is one clause).
+pub fn and_clauses(filter: &str) -> Vec<&str> {
+    let mut clauses = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    let bytes = filter.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            quoted = !quoted;
+        } else if !quoted && bytes[i..].starts_with(b" and ") {
+            clauses.push(&filter[start..i]);
+            i += " and ".len();
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    clauses.push(&filter[start..]);
+    clauses
+}
+
 /// Split `field eq 'value'`, unescaping OData's doubled quotes.
 pub fn eq_clause(clause: &str, field: &str) -> Option<String> {
     let rest = clause.trim().strip_prefix(field)?.trim_start();
@@ -138,4 +197,38 @@ pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
         return Err(GraphError::UnsupportedMediaType);
     }
     parse_json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn and_splits_outside_quotes_only() {
+        assert_eq!(
+            and_clauses("activityDisplayName eq 'Search and replace' and activityDateTime ge 2026-01-01T00:00:00Z"),
+            vec!["activityDisplayName eq 'Search and replace'", "activityDateTime ge 2026-01-01T00:00:00Z"]
+        );
+        assert_eq!(
+            and_clauses("a eq 'it''s and so' and b"),
+            vec!["a eq 'it''s and so'", "b"]
+        );
+        assert_eq!(and_clauses("é and ü"), vec!["é", "ü"]);
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Days {
+            days: i64,
+        }
+        assert_eq!(parse_json::<Days>(br#"{"days": 30.0}"#).unwrap().days, 30);
+        assert_eq!(parse_json::<Days>(br#"{"days": -2e1}"#).unwrap().days, -20);
+        let GraphError::BadRequest(m) = parse_json::<Days>(br#"{"days": 30.5}"#).unwrap_err()
+        else {
+            panic!("a fraction is refused with 400")
+        };
+        assert!(m.contains("line 1 column"), "{m}");
+        assert!(parse_json::<Days>(br#"{"days": 1e300}"#).is_err());
+    }
 }

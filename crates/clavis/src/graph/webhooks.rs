@@ -34,7 +34,7 @@ pub struct CreateWebhook {
     /// `https://…`, or `http://` to localhost / 127.0.0.0/8 / [::1].
     pub url: String,
     /// Days before a secret's end to warn at (default `[30, 7, 1]`; each
-    /// 1–3650, at most 10 distinct).
+    /// 1–3650, at most 10 values; duplicates are merged).
     pub threshold_days: Option<Vec<i64>>,
     pub display_name: Option<String>,
 }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod introspect;
 pub mod metrics;
 pub mod oauth_response;
+pub mod openapi;
 pub mod tls;
 pub mod token;
 pub mod transport;
@@ -88,7 +89,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 /// The complete service.
 pub fn router(state: Arc<AppState>) -> Router {
     let (router, doc) = api(state.clone());
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::document(&doc));
     router
         .route(
             "/openapi.json",

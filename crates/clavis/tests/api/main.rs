@@ -40,6 +40,7 @@ mod sqlite {
     mod pkcs11_provider;
     mod policies;
     mod revocation;
+    mod schema_conformance;
     mod secrets;
     mod serve;
     mod signins;
@@ -69,6 +70,7 @@ mod postgres {
     mod policies;
     mod revocation;
     mod scale_out;
+    mod schema_conformance;
     mod secrets;
     mod signins;
     mod tenants;
