@@ -122,6 +122,24 @@ async fn list_all(app: &TestApp, first: &str, token: &str) -> (Vec<Value>, usize
     panic!("@odata.nextLink never ends, starting from {first}");
 }
 
+/// What callers wrote: the items without `lastUsedDateTime`, which the
+/// sign-in log fills in on its own a moment after a token is issued.
+fn written<T: serde::Serialize + ?Sized>(items: &T) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.remove("lastUsedDateTime");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(items).expect("JSON");
+    strip(&mut value);
+    value
+}
+
 fn ids(items: &[Value]) -> Vec<String> {
     items.iter().map(|i| s(&i["id"])).collect()
 }
@@ -582,7 +600,7 @@ async fn patch_changes_fields_and_enabled_roles_must_be_disabled_before_removal(
     assert_graph_error(status, &body, StatusCode::BAD_REQUEST, "Request_BadRequest");
     assert!(s(&body["error"]["message"]).contains("disabled"), "{body}");
     let (_, after) = app.get(&path, &admin).await;
-    assert_eq!(after, before);
+    assert_eq!(written(&after), written(&before));
 
     // Changing the value of an enabled role is refused too.
     let (status, body) = patch(
@@ -1463,7 +1481,7 @@ async fn no_management_role_is_refused_everywhere() {
     let results = probe(&app, &token, &fx).await;
     expect("no role", &results, &ALL_DENIED);
     let (after, _) = list_all(&app, "/v1.0/applications", &admin).await;
-    assert_eq!(after, before);
+    assert_eq!(written(&after), written(&before));
 }
 
 #[tokio::test]
@@ -1497,7 +1515,7 @@ async fn application_read_all_reads_but_never_writes() {
     assert!(!everything.contains(&fx.target.secret));
     assert!(!everything.contains("\"secretText\":\"clavis_"));
     let (after, _) = list_all(&app, "/v1.0/applications", &admin).await;
-    assert_eq!(after, before);
+    assert_eq!(written(&after), written(&before));
 }
 
 #[tokio::test]
@@ -1560,7 +1578,7 @@ async fn audit_log_read_all_reads_the_audit_log_only() {
         &denied_except(&[("read audit log", 200)]),
     );
     let (after, _) = list_all(&app, "/v1.0/applications", &admin).await;
-    assert_eq!(after, before);
+    assert_eq!(written(&after), written(&before));
 }
 
 #[tokio::test]
