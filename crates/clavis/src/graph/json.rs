@@ -180,12 +180,13 @@ pub fn quoted(s: &str) -> Option<String> {
     Some(inner.replace("''", "'"))
 }
 
-/// An optional JSON body: empty means the defaults; otherwise JSON only.
+/// An optional JSON body: empty (or JSON `null`, which the schema's
+/// optional body allows) means the defaults; otherwise JSON only.
 pub fn optional_json<T: Default + serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, GraphError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     let is_json = headers

@@ -278,6 +278,20 @@ async fn rewrap_is_for_the_installation_operator_and_env_keys_cannot_be_made() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // The optional body may be JSON null (the schema says so): the defaults.
+    let r = app
+        .http
+        .post(format!(
+            "{}/v1.0/policies/keyEncryptionKeys/rewrap",
+            app.base
+        ))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let (_, keks) = app.get("/v1.0/policies/keyEncryptionKeys", &admin).await;
     assert_eq!(keks["keys"].as_array().unwrap().len(), 1, "{keks}");
 }
