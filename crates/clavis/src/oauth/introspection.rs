@@ -135,20 +135,7 @@ pub async fn check(
         return Ok(Err(Inactive::BadSignature));
     };
     let now = issuer.clock.now().unix_timestamp();
-    let inactive = if claims.tid != tenant.id {
-        Some(Inactive::OtherTenant)
-    } else if claims.exp + expect.exp_leeway <= now {
-        Some(Inactive::Expired)
-    } else if claims.nbf - LEEWAY_SECS > now {
-        Some(Inactive::NotYetValid)
-    } else if claims.iss != format!("{}/{}/v2.0", issuer.base_url, tenant.id) {
-        Some(Inactive::OtherIssuer)
-    } else if expect.audience.is_some_and(|aud| aud != claims.aud) {
-        Some(Inactive::OtherAudience)
-    } else {
-        None
-    };
-    if let Some(why) = inactive {
+    if let Some(why) = claims_inactive(&claims, tenant.id, issuer.base_url, now, expect) {
         return Ok(Err(why));
     }
     // The application and the credential the token was issued for must
@@ -174,6 +161,31 @@ pub async fn check(
         }
     }
     Ok(Ok((claims, client)))
+}
+
+/// The checks of a verified token's claims that need neither store nor
+/// keys: its tenant, validity window (at unix time `now`), issuer (under
+/// `base_url`) and `expect`'s audience. `None` when they all pass.
+pub fn claims_inactive(
+    claims: &AccessTokenClaims,
+    tenant_id: Uuid,
+    base_url: &str,
+    now: i64,
+    expect: Expect,
+) -> Option<Inactive> {
+    if claims.tid != tenant_id {
+        Some(Inactive::OtherTenant)
+    } else if claims.exp + expect.exp_leeway <= now {
+        Some(Inactive::Expired)
+    } else if claims.nbf - LEEWAY_SECS > now {
+        Some(Inactive::NotYetValid)
+    } else if claims.iss != format!("{base_url}/{tenant_id}/v2.0") {
+        Some(Inactive::OtherIssuer)
+    } else if expect.audience.is_some_and(|aud| aud != claims.aud) {
+        Some(Inactive::OtherAudience)
+    } else {
+        None
+    }
 }
 
 /// The claims of `token` if it is active now (no leeway on `exp`); `None`
