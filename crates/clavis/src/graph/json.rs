@@ -47,9 +47,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
     if !text.trim_start().starts_with('{') {
         return Err(GraphError::bad("The request body must be a JSON object."));
     }
-    serde_json::from_str(text)
-        .map_err(|e| GraphError::bad(format!("The request body is not valid: {e}.")))
+    serde_json::from_str(text).map_err(|e| {
+        // serde quotes the offending field name or value in full: a 60 KiB
+        // unknown field would come back (and be logged) whole. Keep the
+        // start of the message, and the position.
+        let message = e.to_string();
+        let position = match e.line() {
+            0 => String::new(),
+            line => format!(" at line {line} column {}", e.column()),
+        };
+        let what = message.strip_suffix(&position).unwrap_or(&message);
+        let what = match what.char_indices().nth(MAX_SERDE_MESSAGE) {
+            Some((cut, _)) => format!("{}…", &what[..cut]),
+            None => what.to_owned(),
+        };
+        GraphError::bad(format!("The request body is not valid: {what}{position}."))
+    })
 }
+
+/// Characters of serde's message kept in a body error: room for a field
+/// name and the list of expected ones.
+const MAX_SERDE_MESSAGE: usize = 300;
 
 /// OData query options of a list call.
 #[derive(Debug, Default)]
@@ -119,4 +137,49 @@ pub fn quoted(s: &str) -> Option<String> {
         return None;
     }
     Some(inner.replace("''", "'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::applications::CreateApplication;
+    use crate::graph::compromise::ReportCompromisedPassword;
+
+    fn message(body: &str) -> String {
+        match parse_json::<CreateApplication>(body.as_bytes()) {
+            Err(GraphError::BadRequest(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_position() {
+        let m = message(r#"{"displayName":"a","colour":1}"#);
+        assert!(m.contains("unknown field `colour`"), "{m}");
+        assert!(m.contains("expected one of `displayName`, `identifierUris`, `appRoles`"));
+        assert!(m.ends_with("at line 1 column 27."), "{m}");
+        let m = message("{");
+        assert!(m.contains("EOF") && m.contains("line 1"), "{m}");
+    }
+
+    /// Found by `fuzz/run` (management_json): an unknown field name or a
+    /// string of the wrong type came back whole, up to the 64 KiB body limit.
+    #[test]
+    fn errors_do_not_quote_a_huge_field_or_value_whole() {
+        let huge = "x".repeat(60_000);
+        let m = message(&format!(r#"{{"{huge}":1}}"#));
+        assert!(m.len() < 1024, "{} bytes", m.len());
+        assert!(m.contains("unknown field `xxxx") && m.contains('…'), "{m}");
+        assert!(
+            m.ends_with(&format!("at line 1 column {}.", huge.len() + 3)),
+            "{m}"
+        );
+        let body = format!(
+            r#"{{"keyId":"00000000-0000-0000-0000-000000000000","rotateOtherSecrets":"{huge}"}}"#
+        );
+        match parse_json::<ReportCompromisedPassword>(body.as_bytes()) {
+            Err(GraphError::BadRequest(m)) => assert!(m.len() < 1024, "{} bytes", m.len()),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
 }
