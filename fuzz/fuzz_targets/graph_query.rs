@@ -1,13 +1,14 @@
 //! The management API's query strings (graph/json.rs, listing.rs,
 //! audit_logs.rs, webhooks.rs): OData options, `$filter` clauses and
 //! `$skiptoken`s never panic; a literal quoted as OData does reads back as
-//! itself; a skiptoken that parses re-formats (as the nextLink builder
+//! itself; errors stay short; a skiptoken that parses re-formats (as the nextLink builder
 //! writes it) to the same position; `encode_query` decodes back.
 #![no_main]
 
 use clavis::form::percent_decode;
 use clavis::fuzzing;
 use clavis::graph::encode_query;
+use clavis::graph::error::GraphError;
 use clavis::graph::json::{eq_clause, quoted, ListQuery};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    if let Ok(q) = ListQuery::parse(Some(text)) {
+    let parsed = ListQuery::parse(Some(text));
+    if let Err(GraphError::BadRequest(m)) = &parsed {
+        assert!(m.len() <= 1024, "error message of {} bytes", m.len());
+    }
+    if let Ok(q) = parsed {
         assert!((1..=999).contains(&q.page_size()));
         if let Some(filter) = &q.filter {
             for clause in filter.split(" and ") {

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::GraphError;
 use crate::app::AppState;
+use crate::oauth::error::shorten;
 
 /// A JSON body whose rejections are Graph errors.
 #[derive(Debug)]
@@ -87,7 +88,8 @@ impl ListQuery {
         for (name, value) in params {
             if !seen.insert(name.clone()) {
                 return Err(GraphError::bad(format!(
-                    "Query option '{name}' is given more than once."
+                    "Query option '{}' is given more than once.",
+                    shorten(&name)
                 )));
             }
             match name.as_str() {
@@ -109,8 +111,9 @@ impl ListQuery {
                 "$select" => {}
                 other => {
                     return Err(GraphError::bad(format!(
-                        "Query option '{other}' is not supported; use $top, $filter, $skiptoken or $select."
-                    )))
+                    "Query option '{}' is not supported; use $top, $filter, $skiptoken or $select.",
+                    shorten(other)
+                )))
                 }
             }
         }
@@ -160,6 +163,17 @@ mod tests {
         assert!(m.ends_with("at line 1 column 27."), "{m}");
         let m = message("{");
         assert!(m.contains("EOF") && m.contains("line 1"), "{m}");
+    }
+
+    /// Found with `fuzz/run` (after form_body's find): query option names
+    /// were quoted whole too.
+    #[test]
+    fn query_errors_quote_at_most_the_start_of_a_name() {
+        let name = "o".repeat(10_000);
+        match ListQuery::parse(Some(&format!("$top=1&{name}=1"))) {
+            Err(GraphError::BadRequest(m)) => assert!(m.len() < 400 && m.contains("'oooo"), "{m}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
     }
 
     /// Found by `fuzz/run` (management_json): an unknown field name or a
