@@ -1,8 +1,9 @@
 //! The management API's query strings (graph/json.rs, listing.rs,
 //! audit_logs.rs, webhooks.rs): OData options, `$filter` clauses and
-//! `$skiptoken`s never panic; a literal quoted as OData does reads back as
-//! itself; errors stay short; a skiptoken that parses re-formats (as the nextLink builder
-//! writes it) to the same position; `encode_query` decodes back.
+//! `$skiptoken`s never panic and their errors stay short; a literal quoted
+//! as OData does reads back as itself; a skiptoken that parses re-formats
+//! (as the nextLink builder writes it) to the same position; `encode_query`
+//! decodes back.
 #![no_main]
 
 use clavis::form::percent_decode;
