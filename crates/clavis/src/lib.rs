@@ -38,6 +38,9 @@ pub mod domain;
 pub mod expiry;
 /// Strict form decoding shared by the token endpoint and query strings.
 pub mod form;
+/// Entry points for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 /// Management API in Microsoft Graph shapes.
 pub mod graph;
 /// Router, protocol endpoints, health, OpenAPI, TLS.

@@ -81,7 +81,7 @@ pub struct RemovePassword {
     pub key_id: Uuid,
 }
 
-fn to_roles(dtos: Vec<AppRoleDto>) -> Vec<AppRole> {
+pub(crate) fn to_roles(dtos: Vec<AppRoleDto>) -> Vec<AppRole> {
     dtos.into_iter()
         .map(|r| AppRole {
             id: r.id,
@@ -349,7 +349,10 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn parse_time(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, GraphError> {
+pub(crate) fn parse_time(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<OffsetDateTime>, GraphError> {
     value
         .map(|v| {
             OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {

@@ -94,7 +94,7 @@ pub async fn directory_audits(
     }))
 }
 
-fn parse_skiptoken(token: &str) -> Result<(OffsetDateTime, Uuid), GraphError> {
+pub(crate) fn parse_skiptoken(token: &str) -> Result<(OffsetDateTime, Uuid), GraphError> {
     let bad = || GraphError::bad("$skiptoken is not valid; use the @odata.nextLink as given.");
     let (micros, id) = token.split_once('_').ok_or_else(bad)?;
     let micros: i128 = micros.parse().map_err(|_| bad())?;

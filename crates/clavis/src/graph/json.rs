@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::GraphError;
 use crate::app::AppState;
+use crate::oauth::error::shorten;
 
 /// A JSON body whose rejections are Graph errors.
 #[derive(Debug)]
@@ -61,7 +62,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GraphError> {
 }
 
 fn bad_body(e: &serde_json::Error) -> GraphError {
-    GraphError::bad(format!("The request body is not valid: {e}."))
+    // serde quotes the offending field name or value in full: a 60 KiB
+    // unknown field would come back (and be logged) whole. Keep the
+    // start of the message, and the position.
+    let message = e.to_string();
+    let position = match e.line() {
+        0 => String::new(),
+        line => format!(" at line {line} column {}", e.column()),
+    };
+    let what = message.strip_suffix(&position).unwrap_or(&message);
+    let what = match what.char_indices().nth(MAX_SERDE_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &what[..cut]),
+        None => what.to_owned(),
+    };
+    GraphError::bad(format!("The request body is not valid: {what}{position}."))
 }
 
 /// Rewrite every number with a zero fraction that fits an `i64` as that
@@ -87,6 +101,10 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
     }
 }
 
+/// Characters of serde's message kept in a body error: room for a field
+/// name and the list of expected ones.
+const MAX_SERDE_MESSAGE: usize = 300;
+
 /// OData query options of a list call.
 #[derive(Debug, Default)]
 pub struct ListQuery {
@@ -105,7 +123,8 @@ impl ListQuery {
         for (name, value) in params {
             if !seen.insert(name.clone()) {
                 return Err(GraphError::bad(format!(
-                    "Query option '{name}' is given more than once."
+                    "Query option '{}' is given more than once.",
+                    shorten(&name)
                 )));
             }
             match name.as_str() {
@@ -127,8 +146,9 @@ impl ListQuery {
                 "$select" => {}
                 other => {
                     return Err(GraphError::bad(format!(
-                        "Query option '{other}' is not supported; use $top, $filter, $skiptoken or $select."
-                    )))
+                    "Query option '{}' is not supported; use $top, $filter, $skiptoken or $select.",
+                    shorten(other)
+                )))
                 }
             }
         }
@@ -231,5 +251,57 @@ mod tests {
         };
         assert!(m.contains("line 1 column"), "{m}");
         assert!(parse_json::<Days>(br#"{"days": 1e300}"#).is_err());
+    }
+
+    use crate::graph::applications::CreateApplication;
+    use crate::graph::compromise::ReportCompromisedPassword;
+
+    fn message(body: &str) -> String {
+        match parse_json::<CreateApplication>(body.as_bytes()) {
+            Err(GraphError::BadRequest(m)) => m,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_position() {
+        let m = message(r#"{"displayName":"a","colour":1}"#);
+        assert!(m.contains("unknown field `colour`"), "{m}");
+        assert!(m.contains("expected one of `displayName`, `identifierUris`, `appRoles`"));
+        assert!(m.ends_with("at line 1 column 27."), "{m}");
+        let m = message("{");
+        assert!(m.contains("EOF") && m.contains("line 1"), "{m}");
+    }
+
+    /// Found with `fuzz/run` (after form_body's find): query option names
+    /// were quoted whole too.
+    #[test]
+    fn query_errors_quote_at_most_the_start_of_a_name() {
+        let name = "o".repeat(10_000);
+        match ListQuery::parse(Some(&format!("$top=1&{name}=1"))) {
+            Err(GraphError::BadRequest(m)) => assert!(m.len() < 400 && m.contains("'oooo"), "{m}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    /// Found by `fuzz/run` (management_json): an unknown field name or a
+    /// string of the wrong type came back whole, up to the 64 KiB body limit.
+    #[test]
+    fn errors_do_not_quote_a_huge_field_or_value_whole() {
+        let huge = "x".repeat(60_000);
+        let m = message(&format!(r#"{{"{huge}":1}}"#));
+        assert!(m.len() < 1024, "{} bytes", m.len());
+        assert!(m.contains("unknown field `xxxx") && m.contains('…'), "{m}");
+        assert!(
+            m.ends_with(&format!("at line 1 column {}.", huge.len() + 3)),
+            "{m}"
+        );
+        let body = format!(
+            r#"{{"keyId":"00000000-0000-0000-0000-000000000000","rotateOtherSecrets":"{huge}"}}"#
+        );
+        match parse_json::<ReportCompromisedPassword>(body.as_bytes()) {
+            Err(GraphError::BadRequest(m)) => assert!(m.len() < 1024, "{} bytes", m.len()),
+            other => panic!("expected a 400, got {other:?}"),
+        }
     }
 }

@@ -74,7 +74,7 @@ pub async fn applications(
 }
 
 /// `identifierUris/any(x:x eq '…')` or `servicePrincipalNames/any(x:x eq '…')`.
-fn uri_clause(filter: &str) -> Option<String> {
+pub(crate) fn uri_clause(filter: &str) -> Option<String> {
     let f = filter.trim();
     [
         "identifierUris/any(x:x eq ",

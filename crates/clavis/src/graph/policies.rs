@@ -132,7 +132,7 @@ pub async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn days_in_range(field: &str, days: i64) -> Result<i64, GraphError> {
+pub(crate) fn days_in_range(field: &str, days: i64) -> Result<i64, GraphError> {
     if (1..=MAX_DAYS).contains(&days) {
         Ok(days)
     } else {
@@ -142,7 +142,7 @@ fn days_in_range(field: &str, days: i64) -> Result<i64, GraphError> {
     }
 }
 
-fn secrets_in_range(most: i64) -> Result<i64, GraphError> {
+pub(crate) fn secrets_in_range(most: i64) -> Result<i64, GraphError> {
     if (1..=MAX_SECRETS_LIMIT).contains(&most) {
         Ok(most)
     } else {

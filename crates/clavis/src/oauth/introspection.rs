@@ -135,20 +135,7 @@ pub async fn check(
         return Ok(Err(Inactive::BadSignature));
     };
     let now = issuer.clock.now().unix_timestamp();
-    let inactive = if claims.tid != tenant.id {
-        Some(Inactive::OtherTenant)
-    } else if claims.exp + expect.exp_leeway <= now {
-        Some(Inactive::Expired)
-    } else if claims.nbf - LEEWAY_SECS > now {
-        Some(Inactive::NotYetValid)
-    } else if claims.iss != format!("{}/{}/v2.0", issuer.base_url, tenant.id) {
-        Some(Inactive::OtherIssuer)
-    } else if expect.audience.is_some_and(|aud| aud != claims.aud) {
-        Some(Inactive::OtherAudience)
-    } else {
-        None
-    };
-    if let Some(why) = inactive {
+    if let Some(why) = claims_inactive(&claims, tenant.id, issuer.base_url, now, expect) {
         return Ok(Err(why));
     }
     // The application and the credential the token was issued for must
@@ -174,6 +161,38 @@ pub async fn check(
         }
     }
     Ok(Ok((claims, client)))
+}
+
+/// The checks of a verified token's claims that need neither store nor
+/// keys: its tenant, validity window (at unix time `now`), issuer (under
+/// `base_url`) and `expect`'s audience. `None` when they all pass.
+pub fn claims_inactive(
+    claims: &AccessTokenClaims,
+    tenant_id: Uuid,
+    base_url: &str,
+    now: i64,
+    expect: Expect,
+) -> Option<Inactive> {
+    // In i128: `exp` and `nbf` are whatever the token says, and adding the
+    // leeway must not overflow.
+    let (exp, nbf, now) = (
+        i128::from(claims.exp),
+        i128::from(claims.nbf),
+        i128::from(now),
+    );
+    if claims.tid != tenant_id {
+        Some(Inactive::OtherTenant)
+    } else if exp + i128::from(expect.exp_leeway) <= now {
+        Some(Inactive::Expired)
+    } else if nbf - i128::from(LEEWAY_SECS) > now {
+        Some(Inactive::NotYetValid)
+    } else if claims.iss != format!("{base_url}/{tenant_id}/v2.0") {
+        Some(Inactive::OtherIssuer)
+    } else if expect.audience.is_some_and(|aud| aud != claims.aud) {
+        Some(Inactive::OtherAudience)
+    } else {
+        None
+    }
 }
 
 /// The claims of `token` if it is active now (no leeway on `exp`); `None`
@@ -233,5 +252,97 @@ pub fn describe(claims: AccessTokenClaims) -> Introspection {
             roles: claims.roles,
             credential_id: claims.credential_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    const BASE: &str = "https://clavis.example";
+
+    fn claims(tid: Uuid, nbf: i64, exp: i64) -> AccessTokenClaims {
+        let id = Uuid::from_u128(7);
+        AccessTokenClaims {
+            iss: format!("{BASE}/{tid}/v2.0"),
+            aud: id,
+            sub: id,
+            oid: id,
+            azp: id,
+            client_id: id,
+            azpacr: Cow::Borrowed("1"),
+            tid,
+            roles: vec![],
+            idtyp: Cow::Borrowed("app"),
+            iat: nbf,
+            nbf,
+            exp,
+            jti: id,
+            ver: Cow::Borrowed("2.0"),
+            credential_id: id,
+        }
+    }
+
+    #[test]
+    fn the_window_tenant_issuer_and_audience_are_checked() {
+        let tid = Uuid::from_u128(1);
+        let now = 1_800_000_000;
+        let ok = claims(tid, now - 10, now + 3600);
+        let leeway = Expect {
+            audience: None,
+            exp_leeway: LEEWAY_SECS,
+        };
+        assert_eq!(
+            claims_inactive(&ok, tid, BASE, now, Expect::default()),
+            None
+        );
+        let other = Uuid::from_u128(2);
+        let check = |c: &AccessTokenClaims, e| claims_inactive(c, tid, BASE, now, e);
+        assert_eq!(
+            claims_inactive(&ok, other, BASE, now, Expect::default()),
+            Some(Inactive::OtherTenant)
+        );
+        let expired = claims(tid, now - 3600, now - 30);
+        assert_eq!(check(&expired, Expect::default()), Some(Inactive::Expired));
+        assert_eq!(check(&expired, leeway), None);
+        let early = claims(tid, now + 61, now + 3600);
+        assert_eq!(check(&early, leeway), Some(Inactive::NotYetValid));
+        assert_eq!(check(&claims(tid, now + 60, now + 3600), leeway), None);
+        assert_eq!(
+            claims_inactive(&ok, tid, "https://other.example", now, leeway),
+            Some(Inactive::OtherIssuer)
+        );
+        let audience = Expect {
+            audience: Some(other),
+            exp_leeway: 0,
+        };
+        assert_eq!(check(&ok, audience), Some(Inactive::OtherAudience));
+    }
+
+    /// Found by `fuzz/run` (token_claims): `exp + leeway` and `nbf - 60`
+    /// overflowed (a panic with overflow checks) on extreme claims.
+    #[test]
+    fn extreme_exp_and_nbf_do_not_overflow() {
+        let tid = Uuid::from_u128(1);
+        let leeway = Expect {
+            audience: None,
+            exp_leeway: LEEWAY_SECS,
+        };
+        let far = claims(tid, i64::MIN, i64::MAX);
+        assert_eq!(claims_inactive(&far, tid, BASE, 0, leeway), None);
+        assert_eq!(claims_inactive(&far, tid, BASE, i64::MAX, leeway), None);
+        assert_eq!(claims_inactive(&far, tid, BASE, i64::MIN, leeway), None);
+        let never = claims(tid, i64::MAX, i64::MAX);
+        assert_eq!(
+            claims_inactive(&never, tid, BASE, 0, leeway),
+            Some(Inactive::NotYetValid)
+        );
+        let long_gone = claims(tid, i64::MIN, i64::MIN);
+        assert_eq!(
+            claims_inactive(&long_gone, tid, BASE, 0, leeway),
+            Some(Inactive::Expired)
+        );
     }
 }

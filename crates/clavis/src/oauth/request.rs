@@ -167,7 +167,7 @@ pub fn uses_basic(authorization: Option<&[u8]>) -> bool {
 /// Client id and secret from `Authorization: Basic ...`, each form-decoded
 /// (RFC 6749 §2.3.1: clients URL-encode them; curl does not, and a Clavis
 /// secret's alphabet makes both readings equal).
-fn parse_basic(header: &[u8]) -> Result<(String, ClientSecret), OAuthError> {
+pub(crate) fn parse_basic(header: &[u8]) -> Result<(String, ClientSecret), OAuthError> {
     let bad = |why: &str| OAuthError::malformed(format!("the Authorization header {why}."));
     let header = std::str::from_utf8(header).map_err(|_| bad("is not valid UTF-8"))?;
     let (scheme, value) = header

@@ -89,7 +89,7 @@ pub fn looks_like_secret(candidate: &str) -> bool {
 }
 
 /// Base62 of the CRC-32 of `body`, left-padded to six characters.
-fn checksum(body: &str) -> String {
+pub(crate) fn checksum(body: &str) -> String {
     let mut n = crc32fast::hash(body.as_bytes()) as u64;
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {

@@ -512,6 +512,52 @@ async fn an_unknown_tenant_is_not_echoed_in_full() {
     assert!(a.text.len() < 2048, "discovery: {} bytes", a.text.len());
 }
 
+/// Found by fuzzing (docs/security.md, "Fuzzing"): a long parameter name,
+/// JSON field name or JSON value came back whole in the error.
+#[tokio::test]
+async fn long_names_and_values_are_not_echoed_in_full() {
+    let app = spawn_app().await;
+    let http = client();
+    let name = "n".repeat(30_000);
+    let body = format!("{name}=%zz&grant_type=client_credentials").into_bytes();
+    let a = token_raw(&app, &http, "default", Some(FORM), None, body).await;
+    oauth_error("30 KB parameter name", &a, 400);
+    assert!(a.text.len() < 2048, "token: {} bytes", a.text.len());
+    assert!(a.text.contains("nnnn"), "{}", a.text);
+
+    let t = targets(&app).await;
+    let mut unknown = serde_json::Map::new();
+    unknown.insert(name.clone(), json!(1));
+    let policy = format!("{}/credentialPolicy", t.app_path);
+    run(
+        &app,
+        &t,
+        vec![
+            json_case(
+                "30 KB unknown field",
+                Method::POST,
+                "/v1.0/applications",
+                Value::Object(unknown),
+            ),
+            json_case(
+                "30 KB string for a number",
+                Method::PATCH,
+                &policy,
+                json!({ "maxSecretLifetimeDays": name }),
+            ),
+            case(
+                "30 KB query option",
+                Method::GET,
+                &format!("/v1.0/applications?{name}=1"),
+                None,
+                vec![],
+                400,
+            ),
+        ],
+    )
+    .await;
+}
+
 type TokenCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, u64);
 
 #[tokio::test]
