@@ -35,7 +35,7 @@ fn keys() -> &'static [Key] {
                 });
                 Key {
                     verifier: VerifyingKey::from_jwk(key.public_jwk()).expect("jwk"),
-                    token: jws::encode(&key, &claims),
+                    token: jws::encode(&key, &claims).expect("a software key signs"),
                 }
             })
             .collect()
