@@ -23,18 +23,8 @@ use super::secrets::{hex, walk};
 const MGMT: &str = "api://clavis/.default";
 
 fn clavis(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(args)
-        .env_remove("CLAVIS_DATA_DIR")
-        .env_remove("CLAVIS_DATABASE_URL")
-        .output()
-        .expect("clavis runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "clavis {args:?}: {text}");
+    let (ok, text) = super::helpers::run_clavis(args);
+    assert!(ok, "clavis {args:?}: {text}");
     text
 }
 
@@ -250,17 +240,17 @@ async fn no_secret_or_private_key_is_in_any_byte_clavis_writes() {
             kek.to_str().unwrap(),
         ]);
         assert!(out.contains("1 tenant(s)"), "{out}");
-        let again = Command::new(env!("CARGO_BIN_EXE_clavis"))
-            .args(["restore", "--from", &backup_arg, "--data-dir"])
-            .arg(scratch.path().join("other"))
-            .args(["--database-url", &fresh.url])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&again.stderr);
-        assert!(
-            !again.status.success() && text.contains("empty database"),
-            "{text}"
-        );
+        let other = scratch.path().join("other");
+        let (ok, text) = super::helpers::run_clavis(&[
+            "restore",
+            "--from",
+            &backup_arg,
+            "--data-dir",
+            other.to_str().unwrap(),
+            "--database-url",
+            &fresh.url,
+        ]);
+        assert!(!ok && text.contains("empty database"), "{text}");
         std::fs::copy(
             app.dir.path().join("bootstrap-admin.json"),
             target.path().join("bootstrap-admin.json"),

@@ -3,26 +3,10 @@
 //! the key-encryption key, serves tokens with the old secrets; the backup
 //! holds no secret value; nothing is ever overwritten.
 
-use std::process::Command;
-
 use clavis::Tls;
 
+use super::helpers::run_clavis as clavis;
 use super::helpers::{spawn_app, spawn_in};
-
-fn clavis(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(args)
-        .env_remove("CLAVIS_DATA_DIR")
-        .env_remove("CLAVIS_DATABASE_URL")
-        .output()
-        .expect("clavis runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_into_a_working_installation() {

@@ -432,3 +432,20 @@ pub fn shared_kek_dirs(n: usize) -> Vec<TempDir> {
         uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
     (0..n).map(|_| data_dir_with_kek(&kek)).collect()
 }
+
+/// Run the `clavis` binary with `args` (no data dir or database from the
+/// environment): whether it succeeded, and what it printed.
+pub fn run_clavis(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .args(args)
+        .env_remove("CLAVIS_DATA_DIR")
+        .env_remove("CLAVIS_DATABASE_URL")
+        .output()
+        .expect("clavis runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
