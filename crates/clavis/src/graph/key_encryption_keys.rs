@@ -142,7 +142,7 @@ fn view(
 /// The key provider, its keys and how many sealed records each wraps.
 #[utoipa::path(get, path = "/v1.0/policies/keyEncryptionKeys", tag = "policies", security(("bearer" = [])),
     responses((status = 200, body = KeyEncryptionKeys), (status = 401), (status = 403)))]
-pub async fn get(
+pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Json<KeyEncryptionKeys>, GraphError> {
@@ -162,7 +162,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/v1.0/policies/keyEncryptionKeys/rewrap", tag = "policies", security(("bearer" = [])),
     request_body(content = Option<RewrapRequest>, description = "optional"),
     responses((status = 200, body = RewrapResult), (status = 400), (status = 401), (status = 403), (status = 503)))]
-pub async fn rewrap(
+pub async fn rewrap_all_records(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,

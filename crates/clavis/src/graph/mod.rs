@@ -66,8 +66,8 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(signing_keys::list))
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(signing_keys::revoke))
-        .routes(routes!(key_encryption_keys::get))
-        .routes(routes!(key_encryption_keys::rewrap))
+        .routes(routes!(key_encryption_keys::show))
+        .routes(routes!(key_encryption_keys::rewrap_all_records))
 }
 
 /// An object id from the URL: a GUID, or a 400 saying so.
