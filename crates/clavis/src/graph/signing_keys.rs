@@ -280,6 +280,7 @@ pub async fn revoke(
     state.directory.commit(&mutations, &events).await?;
     state.keyring.invalidate();
     tracing::warn!(tenant = %caller.tenant.id, %kid, "signing key revoked");
+    state.key_provider.destroy_revoked(target.record);
 
     let mut revoked = target.record.clone();
     revoked.revoked_at = Some(now);

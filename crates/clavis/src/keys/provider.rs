@@ -356,6 +356,31 @@ impl KeyProvider {
     }
 }
 
+impl KeyProvider {
+    /// After an emergency removal: destroy the revoked key's private object
+    /// in the token, so no node (even one whose cache has not caught up)
+    /// can sign with it again. Software keys have nothing to destroy (their
+    /// sealed record stays for the audit trail). Errors are logged: the
+    /// revocation itself already stands.
+    pub fn destroy_revoked(&self, record: &SigningKeyRecord) {
+        let (Backend::Token { token, .. }, Some(id)) = (
+            &self.backend,
+            record.encrypted_private_key.strip_prefix(TOKEN_KEY_REF),
+        ) else {
+            return;
+        };
+        let Ok(key_id) = std::str::from_utf8(id) else {
+            return;
+        };
+        match token.destroy_signing_key(key_id) {
+            Ok(()) => tracing::warn!(kid = %record.kid, token = token.label(),
+                "revoked signing key destroyed in the token"),
+            Err(e) => tracing::error!(kid = %record.kid, error = %e,
+                "revoked signing key could not be destroyed in the token; it is no longer used or published"),
+        }
+    }
+}
+
 /// The KEK id of a token's AES wrapping key.
 fn token_kek_id(token: &str, wrapping_label: &str) -> String {
     format!("pkcs11:{token}/{wrapping_label}")

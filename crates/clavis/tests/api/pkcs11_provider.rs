@@ -119,6 +119,40 @@ async fn keys_live_in_the_token_and_a_token_that_loses_them_fails_closed_until_r
     let new_kid = header(&token)["kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, keys[0].kid);
 
+    // Revoking a key that the token still holds destroys it there: no
+    // node can sign with it again. (The admin's token was signed by the
+    // revoked key: a fresh one.)
+    let admin = app.admin_token().await;
+    let (status, rotated) = app
+        .post(
+            "/v1.0/policies/signingKeys/rotate",
+            &admin,
+            json!({"activateAfterMinutes": 60}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let pending = rotated["kid"].as_str().unwrap().to_owned();
+    let stored = store.signing_keys(tenant_id).await.unwrap();
+    let pending_id = stored
+        .iter()
+        .find(|k| k.kid == pending)
+        .and_then(|k| k.encrypted_private_key.strip_prefix(TOKEN_KEY_REF))
+        .map(|id| String::from_utf8(id.to_vec()).unwrap())
+        .unwrap();
+    assert!(hsm_token.key_attributes(&pending_id).is_ok());
+    let (status, _) = app
+        .post(
+            &format!("/v1.0/policies/signingKeys/{pending}/revoke"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        hsm_token.key_attributes(&pending_id).is_err(),
+        "the revoked key is gone from the token"
+    );
+
     // A restart on the same token opens the same store.
     let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
     let database = app.database.take();
