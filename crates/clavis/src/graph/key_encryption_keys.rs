@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::audit::Action;
 use crate::bootstrap::DEFAULT_TENANT;
 use crate::builtin::Role;
-use crate::keys::rewrap::{holder, rewrap_all, RewrapReport};
+use crate::keys::rewrap::{count_by_holder, rewrap_all, RewrapReport};
 
 /// One key-encryption key and its use.
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,10 +149,7 @@ pub async fn show(
     let refused = kek_action("Read key-encryption keys", "Read", String::new());
     let allowed = operator(&caller, "reading the key-encryption keys");
     Audited::check(&state, &caller, allowed, refused).await?;
-    let mut by_kek = std::collections::BTreeMap::new();
-    for record in state.directory.store().sealed_records().await? {
-        *by_kek.entry(holder(&record.sealed).to_owned()).or_default() += 1;
-    }
+    let by_kek = count_by_holder(state.directory.store().as_ref()).await?;
     Ok(Json(view(&state, &by_kek)))
 }
 

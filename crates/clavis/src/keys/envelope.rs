@@ -104,19 +104,23 @@ pub fn open(
     blob: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
     let parts = parse(blob).ok_or(ProviderError::Open)?;
-    let dek = data_key(provider, context, &parts)?;
-    dek.open(&data_aad(context), parts.data)
-        .map_err(|_| ProviderError::Open)
+    unwrap_and_open(provider, context, &parts).map(|(_, plaintext)| plaintext)
 }
 
-fn data_key(
+/// The record's data key, unwrapped by the provider, and its plaintext.
+type Opened = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+fn unwrap_and_open(
     provider: &KeyProvider,
     context: &str,
     parts: &Parts<'_>,
-) -> Result<AeadKey, ProviderError> {
+) -> Result<Opened, ProviderError> {
     let dek = provider.unwrap(parts.kek_id, &dek_aad(context), parts.wrapped)?;
-    let dek: &[u8; 32] = dek[..].try_into().map_err(|_| ProviderError::Open)?;
-    Ok(AeadKey::new(dek))
+    let key: &[u8; 32] = dek[..].try_into().map_err(|_| ProviderError::Open)?;
+    let plaintext = AeadKey::new(key)
+        .open(&data_aad(context), parts.data)
+        .map_err(|_| ProviderError::Open)?;
+    Ok((dek, plaintext))
 }
 
 /// The id of the KEK that wraps `blob`'s data key, if it is a sealed blob.
@@ -136,11 +140,7 @@ pub fn rewrap(
     if parts.kek_id == provider.active_kek_id() {
         return Ok(None);
     }
-    let dek = provider.unwrap(parts.kek_id, &dek_aad(context), parts.wrapped)?;
-    let key: &[u8; 32] = dek[..].try_into().map_err(|_| ProviderError::Open)?;
-    AeadKey::new(key)
-        .open(&data_aad(context), parts.data)
-        .map_err(|_| ProviderError::Open)?;
+    let (dek, _) = unwrap_and_open(provider, context, &parts)?;
     let (kek_id, wrapped) = provider.wrap(&dek_aad(context), &dek)?;
     assemble(&kek_id, &wrapped, parts.data).map(Some)
 }

@@ -169,22 +169,10 @@ impl KeyProvider {
         }
     }
 
-    fn keks(&self) -> Option<KekSet> {
-        match &self.backend {
-            Backend::Software { keks, .. } => {
-                Some(keks.read().unwrap_or_else(|e| e.into_inner()).clone())
-            }
-            Backend::Token { .. } => None,
-        }
-    }
-
     /// The id of the KEK that wraps new data keys.
     pub fn active_kek_id(&self) -> String {
         match &self.backend {
-            Backend::Software { .. } => self
-                .keks()
-                .map(|k| k.active().id().to_owned())
-                .unwrap_or_default(),
+            Backend::Software { keks, .. } => current(keks).active().id().to_owned(),
             Backend::Token {
                 token,
                 wrapping_label,
@@ -194,17 +182,17 @@ impl KeyProvider {
 
     /// Every configured KEK id, the active one first.
     pub fn kek_ids(&self) -> Vec<String> {
-        match self.keks() {
-            Some(keks) => keks.ids(),
-            None => vec![self.active_kek_id()],
+        match &self.backend {
+            Backend::Software { keks, .. } => current(keks).ids(),
+            Backend::Token { .. } => vec![self.active_kek_id()],
         }
     }
 
     /// Wrap a data key under the active KEK: its id and the wrapped bytes.
     pub fn wrap(&self, aad: &[u8], dek: &[u8]) -> Result<(String, Vec<u8>), ProviderError> {
         match &self.backend {
-            Backend::Software { .. } => {
-                let keks = self.keks().expect("software");
+            Backend::Software { keks, .. } => {
+                let keks = current(keks);
                 let active = keks.active();
                 Ok((active.id().to_owned(), active.wrap(aad, dek)))
             }
@@ -228,8 +216,8 @@ impl KeyProvider {
         wrapped: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
         match &self.backend {
-            Backend::Software { .. } => {
-                let keks = self.keks().expect("software");
+            Backend::Software { keks, .. } => {
+                let keks = current(keks);
                 let kek = keks
                     .get(kek_id)
                     .ok_or_else(|| ProviderError::UnknownKek(kek_id.to_owned()))?;
@@ -379,6 +367,12 @@ impl KeyProvider {
                 "revoked signing key could not be destroyed in the token; it is no longer used or published"),
         }
     }
+}
+
+/// A snapshot of a software provider's key set (a few `Arc`s), so no lock
+/// is held while sealing.
+fn current(keks: &RwLock<KekSet>) -> KekSet {
+    keks.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// The KEK id of a token's AES wrapping key.

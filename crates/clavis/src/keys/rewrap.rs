@@ -47,6 +47,15 @@ pub fn holder(stored: &[u8]) -> &str {
     }
 }
 
+/// How many stored values each [`holder`] protects.
+pub async fn count_by_holder(store: &dyn Store) -> Result<BTreeMap<String, usize>, StoreError> {
+    let mut counts = BTreeMap::new();
+    for record in store.sealed_records().await? {
+        *counts.entry(holder(&record.sealed).to_owned()).or_default() += 1;
+    }
+    Ok(counts)
+}
+
 /// Rewrap every sealed value not under the active KEK. `audit` makes the
 /// event committed with each record's change (kind, id, old KEK id).
 pub async fn rewrap_all(
@@ -105,12 +114,7 @@ pub async fn rewrap_all(
             break;
         }
     }
-    for record in store.sealed_records().await? {
-        *report
-            .by_kek
-            .entry(holder(&record.sealed).to_owned())
-            .or_default() += 1;
-    }
+    report.by_kek = count_by_holder(store).await?;
     tracing::info!(rewrapped = report.rewrapped, already_current = report.already_current,
         failed = report.failed.len(), active_kek = %provider.active_kek_id(), "rewrap finished");
     Ok(report)
