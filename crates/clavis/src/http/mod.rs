@@ -111,7 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(from_fn_with_state(state, transport::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(axum::middleware::from_fn(assign_request_id))
+        .layer(tower::util::MapRequestLayer::new(assign_request_id))
 }
 
 /// Middleware: every request gets an id of ours (`request-id`, in the
@@ -119,23 +119,24 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `trace_id`/`correlation_id` and the audit event's `correlationId`, so a
 /// caller cannot make its events collide with another's. The caller's own
 /// id (`client-request-id`, as MSAL sends, else its `request-id`) is kept
-/// apart as [`ClientRequestId`].
-async fn assign_request_id(
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// apart as [`ClientRequestId`]. (A plain function over the request: no
+/// boxing or task on the token path.)
+fn assign_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
     let headers = request.headers();
     let theirs = headers
         .get(&CLIENT_REQUEST_ID)
         .or_else(|| headers.get(&REQUEST_ID))
         .and_then(|v| client_request_id(v.as_bytes()));
-    request.extensions_mut().insert(ClientRequestId(theirs));
-    let ours = uuid::Uuid::new_v4().hyphenated().to_string();
+    if theirs.is_some() {
+        request.extensions_mut().insert(ClientRequestId(theirs));
+    }
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let ours = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
     request.headers_mut().insert(
         REQUEST_ID.clone(),
-        axum::http::HeaderValue::from_str(&ours).expect("a GUID is a header value"),
+        axum::http::HeaderValue::from_str(ours).expect("a GUID is a header value"),
     );
-    next.run(request).await
+    request
 }
 
 /// A caller-supplied request id as kept: its visible ASCII characters

@@ -9,11 +9,11 @@
 //! the application it aims at is over the limit, a wrong secret gets 429
 //! instead of 401, so it no longer hears whether the client id exists or
 //! which secret was wrong. It never refuses the right secret: the caller
-//! checks the secret first (one HMAC, about a microsecond) and consults the
-//! throttle only for a secret that matches none of the application's
-//! credentials, or an unknown client id. Whatever anyone else sends — from
-//! many addresses, from the same address, its /64 or NAT — a request with a
-//! valid credential is served.
+//! checks the secret first (one HMAC, a fraction of a microsecond) and
+//! consults the throttle only for a secret that matches none of the
+//! application's credentials, or an unknown client id. Whatever anyone else
+//! sends — from many addresses, from the same address, its /64 or NAT — a
+//! request with a valid credential is served.
 //!
 //! Failures are counted per tenant over a sliding minute, by two keys:
 //! - per source address (IPv6 grouped by a configurable prefix, /64 by
