@@ -224,8 +224,12 @@ pub struct AuditEvent {
     pub target_key_id: Option<Uuid>,
     pub result: AuditResult,
     pub result_reason: String,
-    /// Request id of the call, to tie the event to server logs.
+    /// Request id of the call, to tie the event to server logs (always one
+    /// Clavis generated).
     pub correlation_id: Uuid,
+    /// The caller's own id for the request (Graph's `clientRequestId`), as
+    /// the server sanitised it; `None` when it sent none.
+    pub client_request_id: Option<String>,
 }
 
 /// Which audit events a read returns (newest first).

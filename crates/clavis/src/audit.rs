@@ -15,8 +15,11 @@ pub struct Actor {
     /// Credential the actor authenticated with, when known.
     pub key_id: Option<Uuid>,
     pub client_ip: Option<String>,
-    /// Request id, to tie the event to server logs.
+    /// Request id, to tie the event to server logs: always Clavis's own.
     pub correlation_id: Uuid,
+    /// The caller's own id for the request (`client-request-id`), as sent,
+    /// sanitised (see [`crate::http::client_request_id`]).
+    pub client_request_id: Option<String>,
 }
 
 impl Actor {
@@ -29,6 +32,7 @@ impl Actor {
             key_id: None,
             client_ip: None,
             correlation_id: Uuid::new_v4(),
+            client_request_id: None,
         }
     }
 }
@@ -115,6 +119,7 @@ impl Actor {
             result,
             result_reason,
             correlation_id: self.correlation_id,
+            client_request_id: self.client_request_id.clone(),
         }
     }
 }

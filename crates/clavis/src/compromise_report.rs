@@ -1,7 +1,9 @@
 //! What a compromised client secret was used for, built from the sign-in
 //! log and the audit log: every token it minted (time, source address, user
-//! agent, resource), its first and last use, the application's failed
-//! token requests, and the management actions the application took.
+//! agent, resource) and every authentication with it at introspection or
+//! revocation (the same, with no resource), its first and last use, the
+//! application's failed client authentications, and the management actions
+//! the application took.
 //! [`gather`] reads the store; [`build`] is the pure part that shapes the
 //! report, tested on its own. Nothing here holds a secret value.
 
@@ -29,19 +31,22 @@ const PAGE: u32 = 1_000;
 #[serde(rename_all = "camelCase")]
 pub struct CompromiseReport {
     pub credential: CredentialSummary,
-    /// The first token the credential minted (`null`: it never minted one).
+    /// The credential's first successful sign-in (`null`: it was never used).
     pub first_used_date_time: Option<String>,
-    /// The last token the credential minted.
+    /// The credential's last successful sign-in.
     pub last_used_date_time: Option<String>,
-    /// Every token the credential minted (exact, even when the list is truncated).
+    /// Every successful sign-in with the credential (exact, even when the
+    /// list is truncated): the tokens it minted, and its authentications
+    /// at introspection or revocation (listed with `resource` null).
     pub tokens_issued_count: u64,
-    /// The tokens, newest first; at most 10,000 (then `truncated` is true).
+    /// Those sign-ins, newest first; at most 10,000 (then `truncated` is true).
     pub tokens_issued: Vec<TokenIssued>,
     /// True when `tokensIssued` lists only the newest 10,000.
     pub truncated: bool,
-    /// Source addresses the credential minted tokens from, most tokens first.
+    /// Source addresses the credential signed in from, most sign-ins first.
     pub distinct_client_ips: Vec<String>,
-    /// The application's refused token requests (wrong or expired secret, …).
+    /// The application's refused requests at the token, introspection and
+    /// revocation endpoints (wrong or expired secret, …).
     pub failed_attempts: FailedAttempts,
     /// Audit events where the application was the actor (with any of its
     /// credentials), newest first; at most 10,000.
@@ -62,7 +67,8 @@ pub struct CredentialSummary {
     pub created_date_time: String,
 }
 
-/// One token the credential minted.
+/// One token the credential minted (or, with `resource` null, one
+/// authentication with it at introspection or revocation).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenIssued {
@@ -74,7 +80,8 @@ pub struct TokenIssued {
     pub last_time: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    /// The resource's appId (the token's `aud`).
+    /// The resource's appId (the token's `aud`); `null`: no token was
+    /// minted (introspection or revocation).
     pub resource: Option<Uuid>,
     /// The resource's display name (`null` if it was deleted since).
     pub resource_display_name: Option<String>,
@@ -376,6 +383,7 @@ mod tests {
             result,
             result_reason: String::new(),
             correlation_id: Uuid::nil(),
+            client_request_id: None,
         }
     }
 

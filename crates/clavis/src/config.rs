@@ -123,6 +123,29 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Leading bits that make IPv6 addresses one source address for the
+    /// throttle (32–128): 64 is one subscriber's allocation, 48 a site, 128
+    /// each address alone. Use the same value on every node.
+    #[arg(long, env = "CLAVIS_THROTTLE_IPV6_PREFIX", default_value_t = crate::oauth::throttle::DEFAULT_IPV6_PREFIX,
+          value_parser = parse_ipv6_prefix)]
+    pub throttle_ipv6_prefix: u8,
+}
+
+/// `--throttle-ipv6-prefix`: a prefix length the throttle accepts.
+fn parse_ipv6_prefix(s: &str) -> Result<u8, String> {
+    let range = crate::oauth::throttle::IPV6_PREFIXES;
+    s.trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|p| range.contains(p))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not an IPv6 prefix length from {} to {}: write e.g. 64 (one \
+                 subscriber's /64), 48 (a site) or 128 (each address alone)",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 /// How the listener speaks.
@@ -228,6 +251,7 @@ impl Config {
             throttle: crate::oauth::throttle::Limits {
                 per_address: args.throttle_failures_per_address,
                 per_app: args.throttle_failures_per_app,
+                ipv6_prefix: args.throttle_ipv6_prefix,
             },
             signing_keys: crate::keys::lifecycle::Schedule {
                 rotate_after: (args.signing_key_rotation_days > 0)
@@ -319,5 +343,21 @@ mod tests {
         let err = Cli::try_parse_from(["clavis", "--trusted-proxy", "10.0.0.0/40"]).unwrap_err();
         assert!(err.to_string().contains("prefix length"), "{err}");
         assert!(Cli::try_parse_from(["clavis", "--request-timeout-seconds", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_throttle_ipv6_prefix_is_checked() {
+        let prefix = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["clavis"], args].concat())?;
+            Ok::<_, clap::Error>(Config::from_args(&cli.serve).throttle.ipv6_prefix)
+        };
+        assert_eq!(prefix(&[]).unwrap(), 64);
+        assert_eq!(prefix(&["--throttle-ipv6-prefix", "48"]).unwrap(), 48);
+        assert_eq!(prefix(&["--throttle-ipv6-prefix", "128"]).unwrap(), 128);
+        for bad in ["31", "129", "-1", "sixty-four", ""] {
+            let flag = format!("--throttle-ipv6-prefix={bad}");
+            let err = prefix(&[&flag]).unwrap_err();
+            assert!(err.to_string().contains("from 32 to 128"), "{bad}: {err}");
+        }
     }
 }

@@ -378,6 +378,7 @@ pub(crate) struct AuditRow {
     result: String,
     result_reason: String,
     correlation_id: PgUuid,
+    client_request_id: Option<String>,
 }
 
 impl AuditRow {
@@ -406,6 +407,7 @@ impl AuditRow {
             result,
             result_reason: self.result_reason,
             correlation_id: self.correlation_id.0,
+            client_request_id: self.client_request_id,
         })
     }
 }

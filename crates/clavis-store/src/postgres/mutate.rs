@@ -302,8 +302,9 @@ pub(crate) async fn insert_audit(
             "INSERT INTO audit_events (id, tenant_id, at, actor_app_id, actor_service_principal_id, \
              actor_display_name, actor_key_id, client_ip, activity, category, operation_type, \
              target_type, target_id, target_display_name, target_key_id, result, result_reason, \
-             correlation_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             correlation_id, client_request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19)",
         )
         .bind(id(event.id))
         .bind(id(event.tenant_id))
@@ -323,6 +324,7 @@ pub(crate) async fn insert_audit(
         .bind(event.result.as_str())
         .bind(&event.result_reason)
         .bind(id(event.correlation_id))
+        .bind(&event.client_request_id)
         .execute(&mut *conn)
         .await
         .map_err(|e| unique(e, |_| format!("audit event {} is already recorded", event.id)))?;

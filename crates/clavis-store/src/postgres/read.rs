@@ -210,8 +210,8 @@ pub(crate) async fn audit_events(
     let mut sql = QueryBuilder::<Postgres>::new(
         "SELECT id, tenant_id, at, actor_app_id, actor_service_principal_id, actor_display_name, \
          actor_key_id, client_ip, activity, category, operation_type, target_type, target_id, \
-         target_display_name, target_key_id, result, result_reason, correlation_id \
-         FROM audit_events WHERE tenant_id = ",
+         target_display_name, target_key_id, result, result_reason, correlation_id, \
+         client_request_id FROM audit_events WHERE tenant_id = ",
     );
     sql.push_bind(id(q.tenant_id));
     if let Some(since) = q.since {

@@ -255,6 +255,7 @@ pub(crate) struct AuditRow {
     result: String,
     result_reason: String,
     correlation_id: String,
+    client_request_id: Option<String>,
 }
 
 impl AuditRow {
@@ -286,6 +287,7 @@ impl AuditRow {
             result,
             result_reason: self.result_reason,
             correlation_id: parse_id("audit_events.correlation_id", &self.correlation_id)?,
+            client_request_id: self.client_request_id,
         })
     }
 }

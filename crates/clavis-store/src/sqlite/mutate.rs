@@ -302,7 +302,8 @@ pub(crate) async fn insert_audit(
             "INSERT INTO audit_events (id, tenant_id, at, actor_app_id, actor_service_principal_id, \
              actor_display_name, actor_key_id, client_ip, activity, category, operation_type, \
              target_type, target_id, target_display_name, target_key_id, result, result_reason, \
-             correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             correlation_id, client_request_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id(event.id))
         .bind(id(event.tenant_id))
@@ -322,6 +323,7 @@ pub(crate) async fn insert_audit(
         .bind(event.result.as_str())
         .bind(&event.result_reason)
         .bind(id(event.correlation_id))
+        .bind(&event.client_request_id)
         .execute(&mut *conn)
         .await
         .map_err(|e| unique(e, |_| format!("audit event {} is already recorded", event.id)))?;

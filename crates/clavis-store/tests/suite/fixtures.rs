@@ -124,6 +124,7 @@ pub fn event(tenant: &Tenant, activity: &str, target: &str, at: OffsetDateTime) 
         result: AuditResult::Success,
         result_reason: String::new(),
         correlation_id: Uuid::new_v4(),
+        client_request_id: Some("msal-7f3c".to_owned()),
     }
 }
 

@@ -268,6 +268,7 @@ pub async fn audit_round_trip(store: &dyn Store) {
     bare.actor_key_id = None;
     bare.client_ip = None;
     bare.target_key_id = None;
+    bare.client_request_id = None;
     bare.result = AuditResult::Failure;
     bare.result_reason = "Insufficient privileges".to_owned();
     store

@@ -34,6 +34,8 @@ pub struct Caller {
     pub roles: Vec<Role>,
     pub client_ip: Option<String>,
     pub request_id: Uuid,
+    /// The caller's own id for the request, if it sent one.
+    pub client_request_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +144,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             roles,
             client_ip,
             request_id: crate::http::request_id(&parts.headers),
+            client_request_id: parts
+                .extensions
+                .get::<crate::http::ClientRequestId>()
+                .and_then(|c| c.0.clone()),
         })
     }
 }
@@ -175,6 +181,7 @@ impl Caller {
             key_id: Some(self.key_id),
             client_ip: self.client_ip.clone(),
             correlation_id: self.request_id,
+            client_request_id: self.client_request_id.clone(),
         }
     }
 

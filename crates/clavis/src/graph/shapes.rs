@@ -196,6 +196,10 @@ pub struct DirectoryAuditDto {
     pub id: Uuid,
     pub category: String,
     pub correlation_id: Uuid,
+    /// The caller's own id for the request (its `client-request-id`
+    /// header, else its `request-id`), sanitised: visible ASCII, at most
+    /// 64 characters. `correlationId` is always Clavis's own.
+    pub client_request_id: Option<String>,
     pub result: &'static str,
     pub result_reason: String,
     pub activity_display_name: String,
@@ -226,6 +230,7 @@ impl From<&AuditEvent> for DirectoryAuditDto {
             id: e.id,
             category: e.category.clone(),
             correlation_id: e.correlation_id,
+            client_request_id: e.client_request_id.clone(),
             result: e.result.as_str(),
             result_reason: e.result_reason.clone(),
             activity_display_name: e.activity.clone(),

@@ -13,6 +13,7 @@ use axum::Json;
 use clavis_store::Mutation;
 
 use super::oauth_response::{failure, OAuthFailure};
+use super::sign_in::Attempt;
 use crate::app::AppState;
 use crate::audit::{Action, Actor};
 use crate::directory::Client;
@@ -37,6 +38,8 @@ pub struct TokenQueryForm {
 
 struct Authenticated {
     client: Arc<Client>,
+    /// The credential the caller authenticated with.
+    key_id: uuid::Uuid,
     tenant: Arc<clavis_store::Tenant>,
     token: String,
 }
@@ -49,6 +52,10 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// Read the form, authenticate the caller, return the token asked about.
+/// The client authentication is a sign-in like one at the token endpoint
+/// (success or failure, with its address and user agent): a secret tried
+/// here shows in the sign-in log, its `lastUsedDateTime` and the
+/// compromise report.
 async fn authenticate(
     state: &AppState,
     tenant: Result<Path<String>, PathRejection>,
@@ -75,26 +82,40 @@ async fn authenticate(
         .directory
         .tenant(&segment)
         .ok_or_else(|| fail(OAuthError::unknown_tenant(&segment)))?;
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| fail(OAuthError::too_large(state.max_body_bytes)))?;
+    let mut attempt = Attempt::new(headers, source, None, state.clock.now());
+    let refused = |attempt: &Attempt, error: OAuthError| {
+        state.sign_ins.record(attempt.failed(tenant.id, error.code));
+        fail(error)
+    };
+    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            return Err(refused(
+                &attempt,
+                OAuthError::too_large(state.max_body_bytes),
+            ))
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let form = request::parse_client_form(
+    let form = match request::parse_client_form(
         content_type,
         query,
         authorization,
         &body,
         &["token", "token_type_hint"],
-    )
-    .map_err(fail)?;
+    ) {
+        Ok(form) => form,
+        Err(e) => return Err(refused(&attempt, e)),
+    };
+    attempt = attempt.presenting(form.client_id.as_deref());
     if form.client_id.is_none() && form.client_secret.is_none() {
         // RFC 7662 §2.1 / RFC 7009 §2.1: the caller must authenticate.
-        return Err(fail(OAuthError::no_credential()));
+        return Err(refused(&attempt, OAuthError::no_credential()));
     }
     let issuer = state.issuer();
-    let (client, _) = client_auth::authenticate(
+    let (client, key_id) = match client_auth::authenticate(
         &issuer,
         &tenant,
         &segment,
@@ -103,30 +124,33 @@ async fn authenticate(
         source,
     )
     .await
-    .map_err(fail)?;
+    {
+        Ok(authenticated) => authenticated,
+        Err(e) => return Err(refused(&attempt, e)),
+    };
+    state
+        .sign_ins
+        .record(attempt.succeeded(tenant.id, key_id, None));
     let token = form
         .get("token")
         .ok_or_else(|| fail(OAuthError::missing("token")))?
         .to_owned();
     Ok(Authenticated {
         client,
+        key_id,
         tenant,
         token,
     })
 }
 
-/// The claims of the token the caller asks about, if it is active, and
-/// whether the caller may know about it (its holder, audience or an admin).
+/// The claims of the token the caller asks about, if it is active and the
+/// caller may know about it (its holder, audience or an admin).
 async fn examine(
     issuer: &Issuer<'_>,
     caller: &Authenticated,
-) -> Result<Option<(AccessTokenClaims, bool)>, OAuthError> {
-    let Some(claims) = introspection::active_claims(issuer, &caller.tenant, &caller.token).await?
-    else {
-        return Ok(None);
-    };
-    let visible = introspection::may_see(issuer, &caller.tenant, &caller.client, &claims).await?;
-    Ok(Some((claims, visible)))
+) -> Result<Option<AccessTokenClaims>, OAuthError> {
+    introspection::visible_active_claims(issuer, &caller.tenant, &caller.client, &caller.token)
+        .await
 }
 
 /// Is this access token active? (RFC 7662; the caller must authenticate.)
@@ -156,8 +180,8 @@ pub async fn introspect(
     let issuer = state.issuer();
     // A token the caller may not know about is, for it, not active (RFC 7662 §2.2).
     let answer = examine(&issuer, &caller).await.map(|found| match found {
-        Some((claims, true)) => introspection::describe(claims),
-        _ => Introspection::inactive(),
+        Some(claims) => introspection::describe(claims),
+        None => Introspection::inactive(),
     });
     match answer {
         Ok(answer) => no_store(Json(answer).into_response()),
@@ -170,8 +194,8 @@ pub async fn introspect(
     params(("tenant" = String, Path, description = "Tenant GUID or name")),
     request_body(content = TokenQueryForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Revoked, or the token was not valid anyway"),
-        (status = 400, description = "invalid_request, unauthorized_client (not the token's holder, audience or a tenant admin)"),
+        (status = 200, description = "Revoked; or the token was not valid anyway, or is not the caller's to revoke (not its holder, audience or a tenant admin): the same empty answer, so it tells nothing about another client's token"),
+        (status = 400, description = "invalid_request"),
         (status = 401, description = "invalid_client"),
         (status = 429, description = "temporarily_unavailable (90055): too many failed client authentications; see `Retry-After`"),
         (status = 503, description = "temporarily_unavailable")
@@ -181,6 +205,7 @@ pub async fn revoke(
     tenant: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     super::Source(source): super::Source,
+    client_request_id: super::ClientRequestId,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -191,11 +216,11 @@ pub async fn revoke(
     };
     let issuer = state.issuer();
     let outcome = async {
-        let claims = match examine(&issuer, &caller).await? {
-            // RFC 7009 §2.2: an invalid token is not an error.
-            None => return Ok(()),
-            Some((_, false)) => return Err(OAuthError::not_yours()),
-            Some((claims, true)) => claims,
+        // RFC 7009 §2.2: an invalid token is not an error. Nor is another
+        // client's token: it is left alone with the same answer, so that
+        // revocation cannot tell whether someone else's token is live.
+        let Some(claims) = examine(&issuer, &caller).await? else {
+            return Ok(());
         };
         let expires_at = time::OffsetDateTime::from_unix_timestamp(claims.exp)
             .unwrap_or_else(|_| state.clock.now());
@@ -203,9 +228,10 @@ pub async fn revoke(
             app_id: Some(caller.client.app.app_id),
             service_principal_id: Some(caller.client.app.service_principal_id),
             display_name: caller.client.app.display_name.clone(),
-            key_id: None,
-            client_ip: None,
+            key_id: Some(caller.key_id),
+            client_ip: source.map(|ip| ip.to_string()),
             correlation_id: super::request_id(&headers),
+            client_request_id: client_request_id.0,
         };
         let event = actor.succeeded(
             caller.tenant.id,

@@ -7,6 +7,8 @@ pub mod introspect;
 pub mod metrics;
 pub mod oauth_response;
 pub mod openapi;
+/// The sign-in log entry of a client authentication (token, introspection, revocation).
+pub mod sign_in;
 pub mod tls;
 pub mod token;
 pub mod transport;
@@ -18,7 +20,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +30,10 @@ use crate::app::AppState;
 
 /// Header carrying the request id (also Entra's `trace_id` and Graph's `request-id`).
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+/// Header carrying the caller's own id for a request (what MSAL sends).
+pub static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+/// Longest caller-supplied request id kept (a GUID is 36, a W3C `traceparent` 55).
+pub const MAX_CLIENT_REQUEST_ID: usize = 64;
 
 /// The OpenAPI document's top level; the paths come from the routes.
 #[derive(OpenApi)]
@@ -105,7 +111,65 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(from_fn_with_state(state, transport::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(assign_request_id))
+}
+
+/// Middleware: every request gets an id of ours (`request-id`, in the
+/// response too), whatever the caller sent: it becomes the error's
+/// `trace_id`/`correlation_id` and the audit event's `correlationId`, so a
+/// caller cannot make its events collide with another's. The caller's own
+/// id (`client-request-id`, as MSAL sends, else its `request-id`) is kept
+/// apart as [`ClientRequestId`]. (A plain function over the request: no
+/// boxing or task on the token path.)
+fn assign_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let headers = request.headers();
+    let theirs = headers
+        .get(&CLIENT_REQUEST_ID)
+        .or_else(|| headers.get(&REQUEST_ID))
+        .and_then(|v| client_request_id(v.as_bytes()));
+    if theirs.is_some() {
+        request.extensions_mut().insert(ClientRequestId(theirs));
+    }
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let ours = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    request.headers_mut().insert(
+        REQUEST_ID.clone(),
+        axum::http::HeaderValue::from_str(ours).expect("a GUID is a header value"),
+    );
+    request
+}
+
+/// A caller-supplied request id as kept: its visible ASCII characters
+/// (no spaces, controls or bytes beyond ASCII, so it cannot forge log
+/// lines), at most [`MAX_CLIENT_REQUEST_ID`] of them; `None` if nothing is left.
+pub fn client_request_id(raw: &[u8]) -> Option<String> {
+    let kept: String = raw
+        .iter()
+        .filter(|b| b.is_ascii_graphic())
+        .take(MAX_CLIENT_REQUEST_ID)
+        .map(|b| char::from(*b))
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// The caller's own id for this request, if it sent one (see
+/// [`client_request_id`]); an extractor that never rejects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientRequestId(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientRequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientRequestId>()
+            .cloned()
+            .unwrap_or_default())
+    }
 }
 
 /// The span of a request: method, path and request id. Never the query
@@ -162,7 +226,7 @@ async fn method_not_allowed(
         .into_response()
 }
 
-/// The request id Tower assigned to this request (or a new one).
+/// The id [`assign_request_id`] gave this request (or a new one).
 pub fn request_id(headers: &axum::http::HeaderMap) -> uuid::Uuid {
     headers
         .get(&REQUEST_ID)

@@ -88,29 +88,13 @@ pub async fn token(
         Err(e) => return fail(e),
     };
     // For the sign-in log: who asked, from where.
-    let presented = parsed
-        .client_id
-        .as_deref()
-        .and_then(|c| uuid::Uuid::try_parse(c).ok());
-    let now = state.clock.now();
     let source = super::source_ip(&parts.extensions);
-    let sign_in = |result, tenant_id, key_id, resource, error_code| clavis_store::SignIn {
-        id: uuid::Uuid::new_v4(),
-        tenant_id,
-        at: now,
-        last_at: now,
-        count: 1,
-        app_id: presented,
-        key_id,
-        resource,
-        client_ip: source.map(|ip| ip.to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
-        result,
-        error_code,
-    };
+    let attempt = super::sign_in::Attempt::new(
+        headers,
+        source,
+        parsed.client_id.as_deref(),
+        state.clock.now(),
+    );
     let issuer = state.issuer();
     match client_credentials::grant(&issuer, &tenant, parsed, source).await {
         Ok((response, issued)) => {
@@ -120,12 +104,10 @@ pub async fn token(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(client = %issued.client_app_id, credential = %issued.credential_id,
                 resource = %issued.resource_app_id, "token issued");
-            state.sign_ins.record(sign_in(
-                clavis_store::AuditResult::Success,
+            state.sign_ins.record(attempt.succeeded(
                 issued.tenant_id,
-                Some(issued.credential_id),
+                issued.credential_id,
                 Some(issued.resource_app_id),
-                None,
             ));
             let mut response = json_response(&response);
             let headers = response.headers_mut();
@@ -135,13 +117,7 @@ pub async fn token(
         }
         Err(e) => {
             if let Some(t) = state.directory.tenant(&tenant) {
-                state.sign_ins.record(sign_in(
-                    clavis_store::AuditResult::Failure,
-                    t.id,
-                    None,
-                    None,
-                    Some(e.code),
-                ));
+                state.sign_ins.record(attempt.failed(t.id, e.code));
             }
             fail(e)
         }

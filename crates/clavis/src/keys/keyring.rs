@@ -255,6 +255,7 @@ impl Keyring {
             result: AuditResult::Success,
             result_reason: String::new(),
             correlation_id: Uuid::new_v4(),
+            client_request_id: None,
         };
         self.store
             .commit(

@@ -115,7 +115,7 @@ pub async fn grant(
         iat,
         nbf: iat,
         exp: iat + lifetime,
-        jti: Uuid::new_v4(),
+        jti: super::claims::token_id(now),
         ver: Cow::Borrowed("2.0"),
         credential_id,
     };

@@ -10,8 +10,6 @@ pub enum OAuthErrorKind {
     InvalidClient,
     /// 400: the grant type is not supported.
     UnsupportedGrantType,
-    /// 400: this client may not do that with this token.
-    UnauthorizedClient,
     /// 400: the scope is malformed or names no resource.
     InvalidScope,
     /// 400: the resource named in the scope does not exist (Entra's `invalid_resource`).
@@ -39,7 +37,6 @@ impl OAuthErrorKind {
             }
             Self::InvalidClient => "invalid_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::UnauthorizedClient => "unauthorized_client",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidResource => "invalid_resource",
             Self::InvalidTenant => "invalid_tenant",
@@ -270,16 +267,6 @@ impl OAuthError {
         )
     }
 
-    /// RFC 7009 §2.1: the token was not issued to the client revoking it.
-    pub fn not_yours() -> Self {
-        Self::new(
-            OAuthErrorKind::UnauthorizedClient,
-            700005,
-            "The token was not issued to this client: only its holder, its audience or a tenant \
-             admin (Application.ReadWrite.All) may revoke it.",
-        )
-    }
-
     /// The store is down: never guess, ask the client to retry.
     pub fn unavailable() -> Self {
         Self::new(
@@ -312,8 +299,10 @@ impl OAuthError {
         )
     }
 
-    /// AADSTS90055 (Entra's throttling code) with HTTP 429: too many failed
-    /// client authentications from this address or for this application.
+    /// AADSTS90055 (Entra's throttling code) with HTTP 429: this client
+    /// authentication failed (a wrong secret or an unknown client id; a
+    /// secret that matches is never throttled), and its address or
+    /// application has had too many failures to be told which.
     pub fn throttled(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after),
@@ -322,7 +311,9 @@ impl OAuthError {
                 90055,
                 format!(
                     "Too many failed client authentications from this address or for this \
-                     application. Retry after {retry_after} seconds, and check the client secret."
+                     application, and this one failed too (its details are withheld while the \
+                     limit holds). Check the client id and secret: a valid secret is always \
+                     served. Retry after {retry_after} seconds for the detailed error."
                 ),
             )
         }

@@ -107,17 +107,34 @@ pub struct Expect {
 }
 
 /// Check a token Clavis issued, the one set of rules for introspection,
-/// revocation and the management API: signed by one of the tenant's keys,
-/// in its validity window, from this issuer (and `expect`'s audience), its
-/// application and credential still there, and not revoked one by one or
-/// with all of its application's tokens. `Ok(Err(why))` for an inactive
-/// token; `Err` only when the store or keys cannot answer.
+/// revocation and the management API: [`verify`] then [`still_active`].
+/// `Ok(Err(why))` for an inactive token; `Err` only when the store or keys
+/// cannot answer.
 pub async fn check(
     issuer: &Issuer<'_>,
     tenant: &Tenant,
     token: &str,
     expect: Expect,
 ) -> Result<Result<(AccessTokenClaims, Arc<Client>), Inactive>, OAuthError> {
+    let claims = match verify(issuer, tenant, token, expect).await? {
+        Ok(claims) => claims,
+        Err(why) => return Ok(Err(why)),
+    };
+    Ok(still_active(issuer, tenant, &claims)
+        .await?
+        .map(|client| (claims, client)))
+}
+
+/// What a token says about itself, checked without the store: signed by
+/// one of the tenant's keys, in its validity window, from this issuer (and
+/// `expect`'s audience). The same work for any token of the tenant,
+/// whether it was revoked since or not.
+pub async fn verify(
+    issuer: &Issuer<'_>,
+    tenant: &Tenant,
+    token: &str,
+    expect: Expect,
+) -> Result<Result<AccessTokenClaims, Inactive>, OAuthError> {
     if token.len() > MAX_TOKEN_LEN {
         return Ok(Err(Inactive::TooLong));
     }
@@ -138,6 +155,18 @@ pub async fn check(
     if let Some(why) = claims_inactive(&claims, tenant.id, issuer.base_url, now, expect) {
         return Ok(Err(why));
     }
+    Ok(Ok(claims))
+}
+
+/// Whether a [`verify`]d token still stands: its application and the
+/// credential it was issued for still there, and not revoked one by one or
+/// with all of its application's tokens (precise to the millisecond, see
+/// [`AccessTokenClaims::issued_by`]).
+pub async fn still_active(
+    issuer: &Issuer<'_>,
+    tenant: &Tenant,
+    claims: &AccessTokenClaims,
+) -> Result<Result<Arc<Client>, Inactive>, OAuthError> {
     // The application and the credential the token was issued for must
     // still exist: removing a secret or deleting an app ends its tokens.
     let Some(client) = issuer.directory.client(tenant.id, claims.azp).await? else {
@@ -156,11 +185,11 @@ pub async fn check(
         return Ok(Err(Inactive::Revoked));
     }
     if let Some(until) = store.tokens_revoked_until(tenant.id, client.app.id).await? {
-        if claims.iat <= until.unix_timestamp() {
+        if claims.issued_by(until) {
             return Ok(Err(Inactive::ApplicationRevoked));
         }
     }
-    Ok(Ok((claims, client)))
+    Ok(Ok(client))
 }
 
 /// The checks of a verified token's claims that need neither store nor
@@ -195,17 +224,27 @@ pub fn claims_inactive(
     }
 }
 
-/// The claims of `token` if it is active now (no leeway on `exp`); `None`
-/// for anything else.
-pub async fn active_claims(
+/// The claims of `token` if it is active now (no leeway on `exp`) and
+/// `caller` may know about it ([`may_see`]); `None` for anything else.
+/// Whether the caller may see it is decided before the store is asked
+/// whether it was revoked: for a token that is not the caller's business,
+/// a live one and a revoked one cost the same work and get the same answer.
+pub async fn visible_active_claims(
     issuer: &Issuer<'_>,
     tenant: &Tenant,
+    caller: &Client,
     token: &str,
 ) -> Result<Option<AccessTokenClaims>, OAuthError> {
-    Ok(check(issuer, tenant, token, Expect::default())
+    let Ok(claims) = verify(issuer, tenant, token, Expect::default()).await? else {
+        return Ok(None);
+    };
+    if !may_see(issuer, tenant, caller, &claims).await? {
+        return Ok(None);
+    }
+    Ok(still_active(issuer, tenant, &claims)
         .await?
         .ok()
-        .map(|(claims, _)| claims))
+        .map(|_| claims))
 }
 
 /// May `caller` learn about (or revoke) this token? Its holder, its

@@ -1,18 +1,29 @@
 //! Throttling of failed client authentication (what Entra does with 429 and
-//! `Retry-After`): failures are counted per source address and per
-//! application within a tenant, over a sliding minute; a key over its limit
-//! is refused *before* the presented secret is hashed. Pure logic and state:
-//! no HTTP, no database (`crate::throttle_sync` shares the counts between
-//! nodes).
+//! `Retry-After`). Pure logic and state: no HTTP, no database
+//! (`crate::throttle_sync` shares the counts between nodes).
 //!
-//! - Per address (IPv6 grouped by /64): stops one attacker, whatever it aims at.
-//! - Per application: stops a distributed flood of wrong secrets, except for
-//!   addresses that recently got a token for that application ("known good"
-//!   addresses, from this node's successes and from the shared sign-in log):
-//!   the real holder of the secret keeps getting tokens. No lockout outlives
-//!   the flood: counts age out within two minutes.
-//! - Memory is bounded: at most [`MAX_KEYS`] counted keys (oldest dropped
-//!   first) and [`KNOWN_GOOD_PER_APP`] addresses per application.
+//! **What it is for.** Client secrets carry 256 random bits: no rate of
+//! guessing gets anywhere near one, so throttling does not exist to
+//! guess-proof them. It bounds what a flood of wrong secrets costs Clavis
+//! (log rows, storage, work) and what the flood learns: once its address or
+//! the application it aims at is over the limit, a wrong secret gets 429
+//! instead of 401, so it no longer hears whether the client id exists or
+//! which secret was wrong. It never refuses the right secret: the caller
+//! checks the secret first (one HMAC, a fraction of a microsecond) and
+//! consults the throttle only for a secret that matches none of the
+//! application's credentials, or an unknown client id. Whatever anyone else
+//! sends — from many addresses, from the same address, its /64 or NAT — a
+//! request with a valid credential is served.
+//!
+//! Failures are counted per tenant over a sliding minute, by two keys:
+//! - per source address (IPv6 grouped by a configurable prefix, /64 by
+//!   default): one attacker, whatever it aims at;
+//! - per application: a distributed flood against one application (unknown
+//!   client ids have no application: only their address counts).
+//!
+//! A failure answered 429 is counted too, so a flood that keeps going stays
+//! refused; counts age out within two minutes of the last failure. Memory is
+//! bounded: at most [`MAX_KEYS`] keys (oldest dropped first).
 //!
 //! Counting is a sliding-window estimate over fixed minutes (the previous
 //! minute's count weighted by how much of it still lies within the last 60
@@ -22,8 +33,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use clavis_store::AuthFailureCount;
 use time::OffsetDateTime;
@@ -31,18 +42,21 @@ use uuid::Uuid;
 
 /// Most keys counted at once; the oldest go first beyond it.
 pub const MAX_KEYS: usize = 100_000;
-/// Most known-good addresses kept per application.
-pub const KNOWN_GOOD_PER_APP: usize = 16;
-/// How long a success makes an address known good for its application.
-pub const KNOWN_GOOD_FOR: i64 = 600;
-/// Most applications with known-good addresses kept at once.
-const MAX_KNOWN_GOOD_APPS: usize = 100_000;
+/// The IPv6 grouping prefix by default: one subscriber's allocation.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// The IPv6 grouping prefixes accepted: from a large site (/32) down to
+/// one address (/128).
+pub const IPV6_PREFIXES: std::ops::RangeInclusive<u8> = 32..=128;
 
-/// Failures allowed per minute; 0 turns a limit off.
+/// Failures allowed per minute (0 turns a limit off), and how IPv6
+/// addresses are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub per_address: u32,
     pub per_app: u32,
+    /// IPv6 addresses sharing this many leading bits count as one address
+    /// (in [`IPV6_PREFIXES`]; other values are clamped into it).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for Limits {
@@ -50,6 +64,7 @@ impl Default for Limits {
         Self {
             per_address: 20,
             per_app: 60,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
     }
 }
@@ -57,19 +72,20 @@ impl Default for Limits {
 /// What failures are counted under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// A source address in a tenant (IPv6 grouped by /64, see [`group`]).
+    /// A source address in a tenant (IPv6 grouped, see [`group`]).
     Address(Uuid, IpAddr),
     /// An application (by appId) in a tenant.
     App(Uuid, Uuid),
 }
 
-/// The address a limit applies to: IPv4 as is, IPv6 by its /64 (one
-/// subscriber's allocation), IPv4-mapped IPv6 as IPv4.
-pub fn group(ip: IpAddr) -> IpAddr {
+/// The address a limit applies to: IPv4 as is, IPv6 by its first
+/// `ipv6_prefix` bits (IPv4-mapped IPv6 as IPv4).
+pub fn group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(bits))
+            let prefix = ipv6_prefix.clamp(*IPV6_PREFIXES.start(), *IPV6_PREFIXES.end());
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
         }
         v4 => v4,
     }
@@ -85,6 +101,8 @@ impl fmt::Display for Key {
     }
 }
 
+/// The stored form read back, addresses as written (a node groups them
+/// with its own prefix when it takes them in).
 impl FromStr for Key {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
@@ -92,13 +110,15 @@ impl FromStr for Key {
         let (tenant, tail) = rest.split_once(':').ok_or(())?;
         let tenant = Uuid::try_parse(tenant).map_err(|_| ())?;
         match kind {
-            "addr" => Ok(Key::Address(tenant, group(tail.parse().map_err(|_| ())?))),
+            "addr" => Ok(Key::Address(
+                tenant,
+                tail.parse::<IpAddr>().map_err(|_| ())?.to_canonical(),
+            )),
             "app" => Ok(Key::App(tenant, Uuid::try_parse(tail).map_err(|_| ())?)),
             _ => Err(()),
         }
     }
 }
-
 /// One minute's count of one key.
 #[derive(Debug, Default, Clone, Copy)]
 struct Window {
@@ -226,10 +246,7 @@ impl Counters {
     }
 }
 
-/// Grouped addresses with their latest success (unix seconds), newest first.
-type KnownGood = Vec<(IpAddr, i64)>;
-
-/// Why a request is refused, and for how long.
+/// Why a failure is answered 429, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     /// Seconds until the limit lifts if the failures stop (`Retry-After`).
@@ -241,12 +258,8 @@ pub struct Throttled {
 pub struct Throttle {
     limits: Limits,
     counters: Mutex<Counters>,
-    /// Per (tenant, app): grouped addresses with their latest success.
-    known_good: RwLock<HashMap<(Uuid, Uuid), KnownGood>>,
-    /// Requests refused by the throttle (for `/metrics`).
+    /// Failures answered 429 (for `/metrics`).
     pub throttled: AtomicU64,
-    /// Keys counted (so a request skips the lock while nothing fails).
-    tracked: AtomicUsize,
 }
 
 fn seconds(at: OffsetDateTime) -> f64 {
@@ -263,9 +276,7 @@ impl Throttle {
         Self {
             limits,
             counters: Mutex::default(),
-            known_good: RwLock::default(),
             throttled: AtomicU64::new(0),
-            tracked: AtomicUsize::new(0),
         }
     }
 
@@ -274,34 +285,57 @@ impl Throttle {
         self.limits.per_address > 0 || self.limits.per_app > 0
     }
 
-    /// Check a request before anything is looked up or hashed: refused if
-    /// its address is over the limit, or if `app` is over its limit and the
-    /// address is not known good for it.
-    pub fn check(
+    /// The key `key` is counted under here (addresses grouped by this
+    /// node's prefix).
+    fn normalise(&self, key: Key) -> Key {
+        match key {
+            Key::Address(t, ip) => Key::Address(t, group(ip, self.limits.ipv6_prefix)),
+            app => app,
+        }
+    }
+
+    /// A client authentication failed: a secret that matches none of the
+    /// application's credentials, or an unknown client id (`app`: `None`,
+    /// which only its address pays for). Counts it, and says whether it is
+    /// to be answered 429 instead of its error: when its address or its
+    /// application was already over the limit. Never call this for a secret
+    /// that matched a credential: the right secret is always served.
+    pub fn failed(
         &self,
         tenant: Uuid,
         ip: Option<IpAddr>,
         app: Option<Uuid>,
         now: OffsetDateTime,
     ) -> Result<(), Throttled> {
-        if !self.enabled() || self.tracked.load(Ordering::Relaxed) == 0 {
+        if !self.enabled() {
             return Ok(());
         }
-        let at = seconds(now);
-        let ip = ip.map(group);
-        let refused = {
-            let counters = lock(&self.counters);
-            let over = |key, limit| counters.entries.get(&key)?.over(limit, at);
-            let by_address =
-                ip.and_then(|ip| over(Key::Address(tenant, ip), self.limits.per_address));
-            by_address.or_else(|| {
-                let app = app?;
-                let retry = over(Key::App(tenant, app), self.limits.per_app)?;
-                let good = ip.is_some_and(|ip| self.known_good(tenant, app, ip, now));
-                (!good).then_some(retry)
-            })
-        };
-        match refused {
+        let (at, minute) = (seconds(now), minute_of(now));
+        let keys = [
+            ip.filter(|_| self.limits.per_address > 0).map(|ip| {
+                (
+                    self.normalise(Key::Address(tenant, ip)),
+                    self.limits.per_address,
+                )
+            }),
+            app.filter(|_| self.limits.per_app > 0)
+                .map(|app| (Key::App(tenant, app), self.limits.per_app)),
+        ];
+        let mut retry_after = None;
+        let mut counters = lock(&self.counters);
+        for (key, limit) in keys.into_iter().flatten() {
+            let entry = counters.entry(key, minute);
+            // Over the limit with the failures before this one? Then wait
+            // until it lifts with this one counted too.
+            let was_over = entry.estimate(at) >= f64::from(limit);
+            entry.cur.local += 1;
+            entry.cur.pending += 1;
+            if was_over {
+                retry_after = retry_after.max(entry.over(limit, at));
+            }
+        }
+        drop(counters);
+        match retry_after {
             None => Ok(()),
             Some(retry_after) => {
                 self.throttled.fetch_add(1, Ordering::Relaxed);
@@ -312,99 +346,11 @@ impl Throttle {
         }
     }
 
-    /// Count a failed client authentication (`app`: `None` when the
-    /// application does not exist, which only its address pays for).
-    pub fn failed(&self, tenant: Uuid, ip: Option<IpAddr>, app: Option<Uuid>, now: OffsetDateTime) {
-        if !self.enabled() {
-            return;
-        }
-        let minute = minute_of(now);
-        let mut counters = lock(&self.counters);
-        let keys = [
-            ip.filter(|_| self.limits.per_address > 0)
-                .map(|ip| Key::Address(tenant, group(ip))),
-            app.filter(|_| self.limits.per_app > 0)
-                .map(|app| Key::App(tenant, app)),
-        ];
-        for key in keys.into_iter().flatten() {
-            let entry = counters.entry(key, minute);
-            entry.cur.local += 1;
-            entry.cur.pending += 1;
-        }
-        self.tracked
-            .store(counters.entries.len(), Ordering::Relaxed);
-    }
-
-    /// Remember that `ip` got a token for `app` (cheap: a read lock when
-    /// the address was seen in the last minute).
-    pub fn succeeded(&self, tenant: Uuid, app: Uuid, ip: Option<IpAddr>, now: OffsetDateTime) {
-        let (Some(ip), true) = (ip, self.limits.per_app > 0) else {
-            return;
-        };
-        let ip = group(ip);
-        let now_s = now.unix_timestamp();
-        let fresh = read(&self.known_good)
-            .get(&(tenant, app))
-            .is_some_and(|v| v.iter().any(|(a, t)| *a == ip && now_s - *t < 60));
-        if !fresh {
-            self.remember_good(tenant, app, &[(ip, now_s)], now_s);
-        }
-    }
-
-    /// Add known-good addresses of `app` with when they last succeeded
-    /// (unix seconds), keeping the most recent ones.
-    pub fn remember_good(&self, tenant: Uuid, app: Uuid, seen: &[(IpAddr, i64)], now_s: i64) {
-        let mut map = write(&self.known_good);
-        if map.len() >= MAX_KNOWN_GOOD_APPS && !map.contains_key(&(tenant, app)) {
-            map.retain(|_, v| v.iter().any(|(_, t)| now_s - *t < KNOWN_GOOD_FOR));
-            if map.len() >= MAX_KNOWN_GOOD_APPS {
-                return;
-            }
-        }
-        let list = map.entry((tenant, app)).or_default();
-        for &(ip, at) in seen {
-            let ip = group(ip);
-            match list.iter_mut().find(|(a, _)| *a == ip) {
-                Some(slot) => slot.1 = slot.1.max(at),
-                None => list.push((ip, at)),
-            }
-        }
-        list.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
-        list.truncate(KNOWN_GOOD_PER_APP);
-    }
-
-    fn known_good(&self, tenant: Uuid, app: Uuid, ip: IpAddr, now: OffsetDateTime) -> bool {
-        let now_s = now.unix_timestamp();
-        read(&self.known_good).get(&(tenant, app)).is_some_and(|v| {
-            v.iter()
-                .any(|(a, t)| *a == ip && now_s - *t < KNOWN_GOOD_FOR)
-        })
-    }
-
-    /// Applications over their limit now (whose known-good addresses are
-    /// worth loading from the shared sign-in log).
-    pub fn throttled_apps(&self, now: OffsetDateTime) -> Vec<(Uuid, Uuid)> {
-        if self.limits.per_app == 0 {
-            return Vec::new();
-        }
-        let at = seconds(now);
-        lock(&self.counters)
-            .entries
-            .iter()
-            .filter_map(|(k, e)| match k {
-                Key::App(t, a) => e.over(self.limits.per_app, at).map(|_| (*t, *a)),
-                Key::Address(..) => None,
-            })
-            .collect()
-    }
-
     /// The failures not yet shared, to add to the store; drops idle keys.
     pub fn take_pending(&self, now: OffsetDateTime) -> Vec<AuthFailureCount> {
         let minute = minute_of(now);
         let mut counters = lock(&self.counters);
         counters.sweep(minute);
-        self.tracked
-            .store(counters.entries.len(), Ordering::Relaxed);
         let mut out = Vec::new();
         for (key, e) in counters.entries.iter_mut() {
             for (w, window) in [(e.minute - 1, &mut e.prev), (e.minute, &mut e.cur)] {
@@ -430,13 +376,11 @@ impl Throttle {
             let Ok(key) = c.key.parse::<Key>() else {
                 continue;
             };
-            if let Some(window) = window_of(counters.entry(key, minute), c.window) {
+            if let Some(window) = window_of(counters.entry(self.normalise(key), minute), c.window) {
                 window.pending += c.count;
                 window.shared = window.shared.saturating_sub(c.count);
             }
         }
-        self.tracked
-            .store(counters.entries.len(), Ordering::Relaxed);
     }
 
     /// Smallest shared total worth reading back: a quarter of the lowest
@@ -458,12 +402,10 @@ impl Throttle {
             let Ok(key) = c.key.parse::<Key>() else {
                 continue;
             };
-            if let Some(window) = window_of(counters.entry(key, minute), c.window) {
+            if let Some(window) = window_of(counters.entry(self.normalise(key), minute), c.window) {
                 window.shared = window.shared.max(c.count);
             }
         }
-        self.tracked
-            .store(counters.entries.len(), Ordering::Relaxed);
     }
 }
 
@@ -480,14 +422,6 @@ fn window_of(entry: &mut Entry, minute: i64) -> Option<&mut Window> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub type SecretHash = [u8; 32];
 #[derive(Clone)]
 pub struct SecretHasher {
     key: hmac::Key,
-    /// Hashes computed (for `/metrics`, and to prove throttled requests
-    /// cost none).
+    /// Hashes computed (for `/metrics`: one per secret checked, throttled
+    /// or not, since the secret is always checked first).
     computed: Arc<AtomicU64>,
 }
 

@@ -879,7 +879,9 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             .expect("json");
         for e in page["value"].as_array().expect("events") {
             if e["result"] == "failure" {
-                failed.insert(s(&e["correlationId"]));
+                // The caller's `request-id` comes back as clientRequestId
+                // (the correlationId is always the server's own).
+                failed.insert(s(&e["clientRequestId"]));
             }
         }
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
@@ -902,7 +904,7 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             if e.result == clavis_store::AuditResult::Failure
                 && tenant.id.to_string() != app.tenant_id
             {
-                failed.insert(e.correlation_id.to_string());
+                failed.extend(e.client_request_id);
             }
         }
     }

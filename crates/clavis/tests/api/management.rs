@@ -2258,3 +2258,68 @@ async fn every_spelling_of_an_app_id_or_uri_names_the_same_resource() {
         assert_eq!(claims(&token)["aud"], api["appId"], "{resource}");
     }
 }
+
+/// The audit log's `correlationId` is always the server's own id for the
+/// request (the `request-id` it answers with), whatever the caller sent;
+/// the caller's own id (`client-request-id`, as MSAL sends, else its
+/// `request-id`) is kept apart as `clientRequestId`, sanitised and capped.
+#[tokio::test]
+async fn a_caller_s_request_id_is_kept_apart_from_the_correlation_id() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let theirs = Uuid::new_v4().to_string();
+    let junk = reqwest::header::HeaderValue::from_bytes(
+        format!("msal trace\u{fc}-42;{}", "x".repeat(200)).as_bytes(),
+    )
+    .unwrap();
+    let cases: [(&str, Vec<(&str, reqwest::header::HeaderValue)>); 4] = [
+        (
+            "request-id only",
+            vec![("request-id", theirs.parse().unwrap())],
+        ),
+        (
+            "client-request-id first",
+            vec![
+                ("client-request-id", "msal-1".parse().unwrap()),
+                ("request-id", theirs.parse().unwrap()),
+            ],
+        ),
+        ("junk", vec![("client-request-id", junk)]),
+        ("none", vec![]),
+    ];
+    let mut answered = Vec::new();
+    for (name, headers) in cases {
+        let mut request = app
+            .http
+            .post(format!("{}/v1.0/applications", app.base))
+            .bearer_auth(&admin)
+            .json(&json!({"displayName": name}));
+        for (header, value) in headers {
+            request = request.header(header, value);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{name}");
+        let ours = r.headers()["request-id"].to_str().unwrap().to_owned();
+        assert!(
+            Uuid::try_parse(&ours).is_ok() && ours != theirs,
+            "{name}: {ours}"
+        );
+        let id = s(&r.json::<Value>().await.unwrap()["id"]);
+        answered.push((name, id, ours));
+    }
+    let (events, _) = list_all(&app, "/v1.0/auditLogs/directoryAudits", &admin).await;
+    let expected = [
+        json!(theirs),
+        json!("msal-1"),
+        json!(format!("msaltrace-42;{}", "x".repeat(64 - 13))),
+        Value::Null,
+    ];
+    for ((name, id, ours), client_request_id) in answered.iter().zip(expected) {
+        let event = find(&events, "Add application", id, "success");
+        assert_eq!(event["correlationId"], json!(ours), "{name}: {event}");
+        assert_eq!(
+            event["clientRequestId"], client_request_id,
+            "{name}: {event}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! revoked, or all of its application's tokens are; only its holder, its
 //! audience or a tenant admin may ask about it or revoke it.
 
+use clavis::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -161,10 +162,10 @@ async fn a_revoked_token_is_inactive_and_only_its_own() {
         .app
         .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
         .await;
-    // A stranger may not revoke it.
+    // A stranger may not revoke it: its attempt leaves the token alone,
+    // with the answer garbage gets (see `revoke_answers_alike...`).
     let (status, body) = revoke(&w.app, &w.stranger, &first).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"], "unauthorized_client");
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         introspect(&w.app, &w.client, &first).await.1["active"],
         true
@@ -264,8 +265,9 @@ async fn revoking_all_of_an_applications_tokens() {
     let (status, body) = w.app.get("/v1.0/applications", &management).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
-    // Tokens issued afterwards work.
-    w.app.clock.advance(time::Duration::seconds(1));
+    // Tokens issued afterwards work (a millisecond later is enough: see
+    // `a_token_issued_right_after_a_revocation_works`).
+    w.app.clock.advance(time::Duration::milliseconds(1));
     let new = w
         .app
         .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
@@ -336,4 +338,197 @@ async fn bad_requests_get_oauth_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Status, headers (but the per-request id and the date) and body of a
+/// revocation as `caller`.
+async fn revoke_raw(
+    app: &TestApp,
+    caller: &Registered,
+    token: &str,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let r = app
+        .http
+        .post(format!("{}/default/oauth2/v2.0/revoke", app.base))
+        .basic_auth(&caller.app_id, Some(&caller.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let mut headers: Vec<(String, String)> = r
+        .headers()
+        .iter()
+        .filter(|(name, _)| !["request-id", "date"].contains(&name.as_str()))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn revoke_answers_alike_for_another_client_s_live_token_and_for_garbage() {
+    let w = world().await;
+    let live = w
+        .app
+        .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
+        .await;
+    let revoked = w
+        .app
+        .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
+        .await;
+    assert_eq!(revoke(&w.app, &w.client, &revoked).await.0, StatusCode::OK);
+    // A stranger tries: another client's live token, a revoked one, a
+    // forged one (a live token with its signature broken), garbage.
+    let mut forged = live.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let answers = [
+        revoke_raw(&w.app, &w.stranger, &live).await,
+        revoke_raw(&w.app, &w.stranger, &revoked).await,
+        revoke_raw(&w.app, &w.stranger, &forged).await,
+        revoke_raw(&w.app, &w.stranger, "garbage").await,
+    ];
+    assert_eq!(answers[0].0, StatusCode::OK, "{:?}", answers[0]);
+    for other in &answers[1..] {
+        assert_eq!(other, &answers[0], "the answers differ");
+    }
+    // The holder's own revocation of garbage reads the same too.
+    assert_eq!(revoke_raw(&w.app, &w.client, "garbage").await, answers[0]);
+    // And the live token was left alone.
+    assert_eq!(introspect(&w.app, &w.client, &live).await.1["active"], true);
+}
+
+/// `revokeTokens` (and the compromise response) cut off at the instant of
+/// the revocation, to the millisecond: a token issued in the same second
+/// but before it is inactive, one issued after it active. Tie rule: a token
+/// issued in the very millisecond of the revocation counts as before it.
+#[tokio::test]
+async fn a_token_issued_right_after_a_revocation_works() {
+    let w = world().await;
+    let ms = time::Duration::milliseconds;
+    // Stand at a whole second plus 100 ms.
+    let now = w.app.clock.now();
+    w.app.clock.advance(
+        time::Duration::seconds(1) - time::Duration::nanoseconds(now.nanosecond().into()) + ms(100),
+    );
+    let second = w.app.clock.now().unix_timestamp();
+    let token = || {
+        w.app
+            .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
+    };
+    let before = token().await;
+    w.app.clock.advance(ms(200));
+    let revoke_all = || async {
+        let (status, body) = w
+            .app
+            .post(
+                &format!("/v1.0/applications/{}/revokeTokens", w.client.id),
+                &w.admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    };
+    revoke_all().await;
+    // Issued at the revocation's very instant, and later within its
+    // millisecond: inactive (the tie rule).
+    let same_instant = token().await;
+    w.app.clock.advance(time::Duration::microseconds(999));
+    let same_millisecond = token().await;
+    // A millisecond after, and later in the same second: active.
+    w.app.clock.advance(time::Duration::microseconds(1));
+    let next_millisecond = token().await;
+    w.app.clock.advance(ms(500));
+    let later = token().await;
+    assert_eq!(w.app.clock.now().unix_timestamp(), second, "one second");
+    for (name, token, active) in [
+        ("before", &before, false),
+        ("same instant", &same_instant, false),
+        ("same millisecond", &same_millisecond, false),
+        ("next millisecond", &next_millisecond, true),
+        ("later", &later, true),
+    ] {
+        let (_, body) = introspect(&w.app, &w.api, token).await;
+        assert_eq!(body["active"], active, "{name}: {body}");
+        assert_eq!(body.get("iat").is_some(), active, "{name}");
+    }
+    // The compromise response's revocation of all tokens cuts off the
+    // same way (tokens of the application's other secret, which stays).
+    let other = w.app.add_secret(&w.admin, &w.client.id).await;
+    let other = other["secretText"].as_str().unwrap().to_owned();
+    let token = || {
+        w.app
+            .token(&w.client.app_id, &other, "api://orders/.default")
+    };
+    w.app.clock.advance(ms(1));
+    let before = token().await;
+    w.app.clock.advance(ms(1));
+    let (status, body) = w
+        .app
+        .post(
+            &format!(
+                "/v1.0/applications/{}/reportCompromisedPassword",
+                w.client.id
+            ),
+            &w.admin,
+            json!({"keyId": w.client.key_id, "revokeAllTokens": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    w.app.clock.advance(ms(1));
+    let after = token().await;
+    assert_eq!(introspect(&w.app, &w.api, &before).await.1["active"], false);
+    assert_eq!(introspect(&w.app, &w.api, &after).await.1["active"], true);
+}
+
+/// The revocation's audit event says who revoked, with which credential,
+/// from where, and the caller's own request id beside the server's.
+#[tokio::test]
+async fn the_revocation_audit_event_names_the_caller_s_address_and_key() {
+    let w = world().await;
+    let token = w
+        .app
+        .token(&w.client.app_id, &w.client.secret, "api://orders/.default")
+        .await;
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/default/oauth2/v2.0/revoke", w.app.base))
+        .header("client-request-id", "revoker-7")
+        .form(&[
+            ("token", token.as_str()),
+            ("client_id", w.client.app_id.as_str()),
+            ("client_secret", w.client.secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ours = r.headers()["request-id"].to_str().unwrap().to_owned();
+    let (_, audit) = w
+        .app
+        .get("/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName%20eq%20'Revoke%20access%20token'", &w.admin)
+        .await;
+    let event = &audit["value"][0];
+    let detail = |key: &str| {
+        event["additionalDetails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["key"] == key)
+            .map(|d| d["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(detail("ClientIpAddress"), "127.0.0.9", "{event}");
+    assert_eq!(
+        detail("ActorCredentialKeyId"),
+        json!(w.client.key_id),
+        "{event}"
+    );
+    assert_eq!(event["initiatedBy"]["app"]["ipAddress"], "127.0.0.9");
+    assert_eq!(event["correlationId"], json!(ours), "{event}");
+    assert_eq!(event["clientRequestId"], "revoker-7", "{event}");
 }

@@ -3,7 +3,7 @@
 //! AuditLog.Read.All, filtered by application, credential and outcome.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::helpers::spawn_app;
 
@@ -112,4 +112,105 @@ async fn tokens_and_refusals_are_logged_and_filterable() {
         app.get("/v1.0/auditLogs/signIns", &token).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+/// Authenticating at `/introspect` or `/revoke` is a sign-in like one at the
+/// token endpoint: a success names the credential (and moves its
+/// `lastUsedDateTime`, and the compromise report sees it), a failure is
+/// logged with its code. A stolen secret cannot be tried there unseen.
+#[tokio::test]
+async fn introspection_and_revocation_are_sign_ins() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let client = app.register_client(&admin, "prober").await;
+    let last_used = |admin: String| {
+        let (app, id) = (&app, client.id.clone());
+        async move {
+            let (status, body) = app.get(&format!("/v1.0/applications/{id}"), &admin).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["passwordCredentials"][0]["lastUsedDateTime"].clone()
+        }
+    };
+    assert!(last_used(admin.clone()).await.is_null(), "never used yet");
+
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 5]))
+        .user_agent("probe/1.0")
+        .build()
+        .unwrap();
+    let call = |endpoint: &str, secret: &str| {
+        http.post(format!("{}/default/oauth2/v2.0/{endpoint}", app.base))
+            .form(&[
+                ("client_id", client.app_id.as_str()),
+                ("client_secret", secret),
+                ("token", "not-a-token"),
+            ])
+            .send()
+    };
+    let wrong = format!("{}x", client.secret);
+    assert_eq!(
+        call("introspect", &client.secret).await.unwrap().status(),
+        200
+    );
+    assert_eq!(call("revoke", &client.secret).await.unwrap().status(), 200);
+    assert_eq!(call("introspect", &wrong).await.unwrap().status(), 401);
+    assert_eq!(call("revoke", &wrong).await.unwrap().status(), 401);
+    app.state.sign_ins.flush().await;
+
+    let (status, all) = app
+        .get(
+            &format!(
+                "/v1.0/auditLogs/signIns?$filter=appId%20eq%20'{}'",
+                client.app_id
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let rows = all["value"].as_array().unwrap();
+    let total = |ok: bool| -> u64 {
+        rows.iter()
+            .filter(|r| (r["status"]["errorCode"] == 0) == ok)
+            .map(|r| r["requestCount"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((total(true), total(false)), (2, 2), "{all}");
+    for row in rows {
+        assert_eq!(row["ipAddress"], "127.0.0.5", "{row}");
+        assert_eq!(row["userAgent"], "probe/1.0", "{row}");
+        // No token was minted: no resource.
+        assert!(row["resourceId"].is_null(), "{row}");
+        if row["status"]["errorCode"] == 0 {
+            assert_eq!(row["servicePrincipalCredentialKeyId"], client.key_id);
+        } else {
+            assert_eq!(row["status"]["errorCode"], 7000215);
+        }
+    }
+    // The credential was used.
+    let used = last_used(admin.clone()).await;
+    assert_eq!(
+        used,
+        json!(clavis::graph::shapes::rfc3339(clavis::clock::Clock::now(
+            &app.clock
+        ))),
+        "lastUsedDateTime"
+    );
+    // The compromise report sees the uses and where they came from.
+    let (status, body) = app
+        .post(
+            &format!("/v1.0/applications/{}/reportCompromisedPassword", client.id),
+            &admin,
+            json!({"keyId": client.key_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = &body["report"];
+    assert_eq!(report["lastUsedDateTime"], used, "{report}");
+    assert_eq!(
+        report["distinctClientIps"],
+        json!(["127.0.0.5"]),
+        "{report}"
+    );
+    assert_eq!(report["failedAttempts"]["count"], 2, "{report}");
+    assert!(!body.to_string().contains(&client.secret));
 }
