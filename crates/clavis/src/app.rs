@@ -141,6 +141,7 @@ impl App {
             kek.clone(),
             clock.clone(),
             config.expiry_check_interval,
+            config.allow_internal_webhooks,
         );
         let keyring = Keyring::new(store, kek.clone(), clock.clone(), config.token_lifetime)
             .with_schedule(config.signing_keys);

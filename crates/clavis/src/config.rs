@@ -123,6 +123,12 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Let webhooks point at internal addresses: this machine, private and
+    /// link-local networks (incl. 169.254.169.254), carrier-grade NAT.
+    /// Off by default: a caller of the management API could otherwise make
+    /// Clavis call internal services.
+    #[arg(long, env = "CLAVIS_ALLOW_INTERNAL_WEBHOOKS")]
+    pub allow_internal_webhooks: bool,
 }
 
 /// How the listener speaks.
@@ -178,6 +184,8 @@ pub struct Config {
     /// Longest wait for a handshake, a request's headers, or the next
     /// request on an idle connection.
     pub header_read_timeout: std::time::Duration,
+    /// Whether webhooks may point at internal addresses.
+    pub allow_internal_webhooks: bool,
 }
 
 impl Config {
@@ -237,6 +245,7 @@ impl Config {
             trusted_proxies: args.trusted_proxies.clone(),
             request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
             header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
+            allow_internal_webhooks: args.allow_internal_webhooks,
         }
     }
 
@@ -259,6 +268,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
+            allow_internal_webhooks: false,
         }
     }
 

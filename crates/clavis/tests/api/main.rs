@@ -48,6 +48,7 @@ mod sqlite {
     mod throttle;
     mod token;
     mod transport;
+    mod webhook_egress;
 }
 
 #[path = "."]
@@ -77,4 +78,5 @@ mod postgres {
     mod throttle;
     mod throttle_nodes;
     mod token;
+    mod webhook_egress;
 }
