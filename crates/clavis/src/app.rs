@@ -47,6 +47,8 @@ pub struct AppState {
     pub throttle: crate::oauth::throttle::Throttle,
     /// Trusted proxies, security headers and the request time limit.
     pub transport: crate::http::transport::Transport,
+    /// Serialises changes that may remove the last administrator.
+    pub last_admin: crate::graph::last_admin::Guard,
 }
 
 impl AppState {
@@ -168,6 +170,7 @@ impl App {
                 hsts: tls.is_some(),
                 request_timeout: config.request_timeout,
             },
+            last_admin: Default::default(),
         });
         Ok(App {
             listener,

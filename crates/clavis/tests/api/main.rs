@@ -36,9 +36,11 @@ mod sqlite {
     mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
+    mod last_admin;
     mod management;
     mod pkcs11_provider;
     mod policies;
+    mod recovery;
     mod revocation;
     mod schema_conformance;
     mod secrets;
@@ -66,9 +68,11 @@ mod postgres {
     mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
+    mod last_admin;
     mod management;
     mod pkcs11_provider;
     mod policies;
+    mod recovery;
     mod revocation;
     mod scale_out;
     mod schema_conformance;
