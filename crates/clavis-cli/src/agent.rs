@@ -82,11 +82,13 @@ pub struct AgentArgs {
         env = "CLAVIS_AGENT_PID",
         value_name = "PID",
         group = "target",
-        requires = "signal"
+        requires = "signal",
+        value_parser = notify::parse_pid
     )]
     pid: Option<u32>,
 
-    /// A file holding the process id to signal (read at each signal).
+    /// A file holding the process id to signal (read at each signal; 0, 1,
+    /// negative ids and the agent's own are refused).
     #[arg(
         long,
         env = "CLAVIS_AGENT_PID_FILE",

@@ -19,10 +19,13 @@ pub enum WebhookCommand {
     ///
     /// Clavis POSTs `secret.expiring` when a secret crosses a threshold and
     /// `secret.expired` when it ends, signed with the secret
-    /// (`Clavis-Signature` header). URL must be https://, or http:// to
-    /// localhost for development.
+    /// (`Clavis-Signature` header). URL must be https:// to a public
+    /// address; internal ones (localhost, private and link-local networks)
+    /// and http://localhost need a server started with
+    /// --allow-internal-webhooks.
     Add {
-        /// Where to POST the warnings: https://…, or http://localhost… for development.
+        /// Where to POST the warnings: https://… (http://localhost… for
+        /// development, on a server with --allow-internal-webhooks).
         url: String,
         /// Days before a secret's end to warn at, comma-separated.
         #[arg(

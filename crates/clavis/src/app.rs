@@ -47,6 +47,8 @@ pub struct AppState {
     pub throttle: crate::oauth::throttle::Throttle,
     /// Trusted proxies, security headers and the request time limit.
     pub transport: crate::http::transport::Transport,
+    /// Serialises changes that may remove the last administrator.
+    pub last_admin: crate::graph::last_admin::Guard,
 }
 
 impl AppState {
@@ -141,6 +143,7 @@ impl App {
             kek.clone(),
             clock.clone(),
             config.expiry_check_interval,
+            config.allow_internal_webhooks,
         );
         let keyring = Keyring::new(store, kek.clone(), clock.clone(), config.token_lifetime)
             .with_schedule(config.signing_keys);
@@ -167,6 +170,7 @@ impl App {
                 hsts: tls.is_some(),
                 request_timeout: config.request_timeout,
             },
+            last_admin: Default::default(),
         });
         Ok(App {
             listener,

@@ -248,16 +248,7 @@ pub async fn bootstrap_if_empty(
     // Write the file before committing (a failed commit removes it), rename
     // after: a crash never leaves an admin whose secret nobody has.
     let file = data_dir.join(BOOTSTRAP_FILE);
-    let staging = data_dir.join(format!("{BOOTSTRAP_FILE}.new"));
-    let _ = std::fs::remove_file(&staging);
-    {
-        let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&contents)?);
-        drop(contents);
-        let mut f = create_private(&staging)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
+    let staging = stage_file(data_dir, contents)?;
     match directory.commit(&plan.mutations, &plan.audit).await {
         Ok(()) => {}
         // Another node sharing the database bootstrapped first (the tenant
@@ -277,6 +268,21 @@ pub async fn bootstrap_if_empty(
         file,
         tenant_id: plan.tenant.id,
     }))
+}
+
+/// Write `contents` (which hold a secret) to `{BOOTSTRAP_FILE}.new` in
+/// `data_dir`, private (0600) and durable, for a rename over the bootstrap
+/// file once the secret it holds is committed. Returns its path.
+pub fn stage_file(data_dir: &Path, contents: serde_json::Value) -> anyhow::Result<PathBuf> {
+    let staging = data_dir.join(format!("{BOOTSTRAP_FILE}.new"));
+    let _ = std::fs::remove_file(&staging);
+    let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&contents)?);
+    drop(contents);
+    let mut f = create_private(&staging)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(staging)
 }
 
 /// Give every tenant's management API application the management roles it

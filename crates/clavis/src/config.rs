@@ -129,6 +129,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_THROTTLE_IPV6_PREFIX", default_value_t = crate::oauth::throttle::DEFAULT_IPV6_PREFIX,
           value_parser = parse_ipv6_prefix)]
     pub throttle_ipv6_prefix: u8,
+    /// Let webhooks point at internal addresses: this machine, private and
+    /// link-local networks (incl. 169.254.169.254), carrier-grade NAT.
+    /// Off by default: a caller of the management API could otherwise make
+    /// Clavis call internal services.
+    #[arg(long, env = "CLAVIS_ALLOW_INTERNAL_WEBHOOKS")]
+    pub allow_internal_webhooks: bool,
 }
 
 /// `--throttle-ipv6-prefix`: a prefix length the throttle accepts.
@@ -168,6 +174,35 @@ pub const PKCS11_PIN_ENV: &str = "CLAVIS_PKCS11_PIN";
 /// they open records not yet rewrapped under `CLAVIS_KEK`.
 pub const KEK_PREVIOUS_ENV: &str = "CLAVIS_KEK_PREVIOUS";
 
+/// Where the key-encryption keys come from, from the `--key-provider` flags
+/// (shared by `clavis serve` and `clavis admin recover`); secrets from the
+/// environment.
+pub fn kek_source(
+    provider: &str,
+    pkcs11_module: &std::path::Path,
+    pkcs11_token_label: &str,
+    pkcs11_wrapping_key_label: &str,
+) -> crate::keys::KekSource {
+    match provider {
+        "env" => crate::keys::KekSource::Env {
+            var: KEK_ENV.into(),
+            value: std::env::var(KEK_ENV).ok().map(zeroize::Zeroizing::new),
+            previous: std::env::var(KEK_PREVIOUS_ENV)
+                .ok()
+                .map(zeroize::Zeroizing::new),
+        },
+        "pkcs11" => crate::keys::KekSource::Pkcs11(crate::keys::kek::Pkcs11Config {
+            module: pkcs11_module.to_path_buf(),
+            token_label: pkcs11_token_label.to_owned(),
+            pin: std::env::var(PKCS11_PIN_ENV)
+                .ok()
+                .map(zeroize::Zeroizing::new),
+            wrapping_label: pkcs11_wrapping_key_label.to_owned(),
+        }),
+        _ => crate::keys::KekSource::File,
+    }
+}
+
 /// Resolved settings for one server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -201,6 +236,8 @@ pub struct Config {
     /// Longest wait for a handshake, a request's headers, or the next
     /// request on an idle connection.
     pub header_read_timeout: std::time::Duration,
+    /// Whether webhooks may point at internal addresses.
+    pub allow_internal_webhooks: bool,
 }
 
 impl Config {
@@ -227,24 +264,12 @@ impl Config {
             tls,
             token_lifetime: Duration::seconds(args.token_lifetime),
             max_body_bytes: 64 * 1024,
-            kek: match args.key_provider.as_str() {
-                "env" => crate::keys::KekSource::Env {
-                    var: KEK_ENV.into(),
-                    value: std::env::var(KEK_ENV).ok().map(zeroize::Zeroizing::new),
-                    previous: std::env::var(KEK_PREVIOUS_ENV)
-                        .ok()
-                        .map(zeroize::Zeroizing::new),
-                },
-                "pkcs11" => crate::keys::KekSource::Pkcs11(crate::keys::kek::Pkcs11Config {
-                    module: args.pkcs11_module.clone(),
-                    token_label: args.pkcs11_token_label.clone(),
-                    pin: std::env::var(PKCS11_PIN_ENV)
-                        .ok()
-                        .map(zeroize::Zeroizing::new),
-                    wrapping_label: args.pkcs11_wrapping_key_label.clone(),
-                }),
-                _ => crate::keys::KekSource::File,
-            },
+            kek: kek_source(
+                &args.key_provider,
+                &args.pkcs11_module,
+                &args.pkcs11_token_label,
+                &args.pkcs11_wrapping_key_label,
+            ),
             sign_in_log: args.sign_in_log == "on",
             sign_in_retention: Duration::days(args.sign_in_retention_days),
             expiry_check_interval: Some(std::time::Duration::from_secs(args.expiry_check_interval)),
@@ -261,6 +286,7 @@ impl Config {
             trusted_proxies: args.trusted_proxies.clone(),
             request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
             header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
+            allow_internal_webhooks: args.allow_internal_webhooks,
         }
     }
 
@@ -283,6 +309,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
+            allow_internal_webhooks: false,
         }
     }
 

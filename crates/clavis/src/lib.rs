@@ -50,6 +50,9 @@ pub mod http;
 pub mod keys;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;
+/// `clavis admin recover`: the break-glass way back in for an operator
+/// holding the data directory and key.
+pub mod recovery;
 /// Client secret format and keyed hash.
 pub mod secret;
 /// The sign-in log, batched off the token path.

@@ -58,8 +58,22 @@ enum Top {
         #[arg(long)]
         kek_file: Option<std::path::PathBuf>,
     },
+    /// Operator commands run on the server itself (offline).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     #[command(flatten)]
     Client(clavis_cli::Command),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Break glass: when nobody can manage a tenant any more, give its
+    /// bootstrap admin a new secret (recreating it, and granting
+    /// Application.ReadWrite.All and AuditLog.Read.All, if needed) and write
+    /// it to {data-dir}/bootstrap-admin.json (mode 0600), as on first start.
+    /// Needs the data directory and its key-encryption key; refuses while
+    /// `clavis serve` runs on that data directory. Audited.
+    Recover(clavis::recovery::RecoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +152,11 @@ async fn main() -> ExitCode {
                 )
             },
         ),
+        Top::Admin(AdminCommand::Recover(args)) => {
+            report(clavis::recovery::recover(&args, &SystemClock).await, |r| {
+                r.to_string()
+            })
+        }
         Top::Client(cmd) => ExitCode::from(clavis_cli::run(cmd).await.clamp(0, 255) as u8),
     }
 }

@@ -149,15 +149,31 @@ impl CredentialsFile {
         format!(".{}.tmp-", self.name)
     }
 
-    /// Take the lock, or say which other agent holds it.
+    /// Take the lock, or say which other agent holds it. The lock file is
+    /// never reached through a symbolic link: one planted in its place
+    /// (pointing at a file the agent's user may write) is refused instead of
+    /// being followed and created or opened.
     pub fn lock(&self) -> Result<Lock, Error> {
         let path = self.dir.join(format!(".{}.lock", self.name));
-        let file = private_options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_error("create", &path, &e))?;
+        let mut options = private_options();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let file = options.open(&path).map_err(|e| {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return Error::new(format!(
+                    "{} is a symbolic link, not the agent's lock file; refusing to follow it",
+                    path.display()
+                ))
+                .hint(format!(
+                    "remove it (`rm {}`) and find out who planted it: a link there could make the \
+                     agent create or change another file",
+                    path.display()
+                ));
+            }
+            io_error("create", &path, &e)
+        })?;
         match file.try_lock() {
             Ok(()) => Ok(Lock(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(format!(
@@ -427,6 +443,33 @@ mod tests {
         let shown = format!("{:?}", sample());
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    /// Found in a review: the lock file was opened through a planted link,
+    /// creating (as the agent's user) whatever file the link named.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_in_place_of_the_lock_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = CredentialsFile::new(&dir.path().join("creds.json")).unwrap();
+        let target = dir.path().join("elsewhere");
+        let lock = dir.path().join(".creds.json.lock");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        let err = file.lock().unwrap_err();
+        assert!(
+            err.reason().contains("is a symbolic link"),
+            "{}",
+            err.reason()
+        );
+        assert!(err.hint_text().unwrap().contains("rm "));
+        assert!(!target.exists(), "the link's target was not created");
+        // To an existing file too: it is not opened.
+        std::fs::write(&target, "keep").unwrap();
+        assert!(file.lock().is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        // Once the link is gone, the agent takes its lock.
+        std::fs::remove_file(&lock).unwrap();
+        assert!(file.lock().is_ok());
     }
 
     #[test]

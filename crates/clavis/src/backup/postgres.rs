@@ -4,25 +4,102 @@
 //! transaction), and `pg_restore --single-transaction` puts it into an empty
 //! database or nothing at all. The archive holds what the store holds —
 //! secrets only as keyed hashes, keys only sealed — and is written 0600.
-//! A password in the URL is passed to the tools in `PGPASSWORD`, never on
-//! their command line (where `ps` would show it).
+//!
+//! The database URL is the one `clavis serve` takes (sqlx's syntax, e.g.
+//! `?options[statement_timeout]=5s`, which libpq does not read), so it is
+//! never handed to the tools: its parts go to them in libpq's environment
+//! variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`,
+//! `PGSSLMODE`, `PGOPTIONS`, ...), and their command lines (which `ps`
+//! shows to every user) carry no password.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
+use zeroize::Zeroizing;
 
 use crate::keys::kek::create_private;
 
-/// A URL without its password, and the password.
-fn split_password(database_url: &str) -> anyhow::Result<(String, Option<String>)> {
-    let mut url = reqwest::Url::parse(database_url)
+/// libpq's settings for `database_url`, as environment variables, from the
+/// URL's parts and from the query parameters sqlx reads; `options[NAME]=V`
+/// becomes `-c NAME=V` in `PGOPTIONS`. Parameters only sqlx knows
+/// (`statement-cache-capacity`) are left out, as are unknown ones (which
+/// the server ignores too).
+fn libpq_env(database_url: &str) -> anyhow::Result<Vec<(&'static str, Zeroizing<String>)>> {
+    let url = reqwest::Url::parse(database_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"))
         .context("--database-url is not a valid postgres:// URL")?;
-    let password = url.password().map(percent_decode);
-    if password.is_some() {
-        let _ = url.set_password(None);
+    let mut env: Vec<(&'static str, Zeroizing<String>)> = Vec::new();
+    let mut set = |name: &'static str, value: String| {
+        env.retain(|(n, _)| *n != name);
+        env.push((name, Zeroizing::new(value)));
+    };
+    if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
+        let host = percent_decode(host);
+        set(
+            "PGHOST",
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        );
     }
-    Ok((url.to_string(), password))
+    if let Some(port) = url.port() {
+        set("PGPORT", port.to_string());
+    }
+    if !url.username().is_empty() {
+        set("PGUSER", percent_decode(url.username()));
+    }
+    if let Some(password) = url.password() {
+        set("PGPASSWORD", percent_decode(password));
+    }
+    let database = url.path().trim_start_matches('/');
+    if !database.is_empty() {
+        set("PGDATABASE", percent_decode(database));
+    }
+    let mut options = Vec::new();
+    for (key, value) in url.query_pairs() {
+        let value = value.into_owned();
+        match &*key {
+            "sslmode" | "ssl-mode" => set("PGSSLMODE", value),
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" => set("PGSSLROOTCERT", value),
+            "sslcert" | "ssl-cert" => set("PGSSLCERT", value),
+            "sslkey" | "ssl-key" => set("PGSSLKEY", value),
+            "host" => set("PGHOST", value),
+            "hostaddr" => set("PGHOSTADDR", value),
+            "port" => set("PGPORT", value),
+            "dbname" => set("PGDATABASE", value),
+            "user" => set("PGUSER", value),
+            "password" => set("PGPASSWORD", value),
+            "application_name" => set("PGAPPNAME", value),
+            "options" => options.push(value),
+            k if k.starts_with("options[") && k.ends_with(']') => {
+                let name = &k["options[".len()..k.len() - 1];
+                options.push(format!(
+                    "-c {}={}",
+                    escape_option(name),
+                    escape_option(&value)
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !options.is_empty() {
+        set("PGOPTIONS", options.join(" "));
+    }
+    Ok(env)
+}
+
+/// A word of `PGOPTIONS`: spaces and backslashes escaped with a backslash.
+fn escape_option(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\' || c.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn percent_decode(text: &str) -> String {
@@ -31,8 +108,9 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
                 i += 3;
                 continue;
             }
@@ -43,13 +121,14 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn tool(name: &str, database_url: &str) -> anyhow::Result<(Command, String)> {
-    let (url, password) = split_password(database_url)?;
+/// `name` with libpq's settings for `database_url` in its environment and
+/// nothing of the URL on its command line.
+fn tool(name: &str, database_url: &str) -> anyhow::Result<Command> {
     let mut command = Command::new(name);
-    if let Some(password) = password {
-        command.env("PGPASSWORD", password);
+    for (var, value) in libpq_env(database_url)? {
+        command.env(var, value.as_str());
     }
-    Ok((command, url))
+    Ok(command)
 }
 
 fn run(mut command: Command, name: &str) -> anyhow::Result<String> {
@@ -91,11 +170,9 @@ pub fn backup(database_url: &str, to: &Path) -> anyhow::Result<String> {
         )
     })?;
     let result = (|| {
-        let (mut dump, url) = tool("pg_dump", database_url)?;
+        let mut dump = tool("pg_dump", database_url)?;
         dump.args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
-            .arg(to)
-            .arg("--dbname")
-            .arg(&url);
+            .arg(to);
         run(dump, "pg_dump")?;
         std::fs::File::open(to)?.sync_all()?;
         let tables = tables_in(to)?;
@@ -126,7 +203,9 @@ pub async fn restore(from: &Path, database_url: &str) -> anyhow::Result<String> 
             "the database at --database-url already holds {existing} table(s): restore into a new, empty database (CREATE DATABASE ...)"
         );
     }
-    let (mut restore, url) = tool("pg_restore", database_url)?;
+    let mut restore = tool("pg_restore", database_url)?;
+    // pg_restore writes a script instead of restoring unless --dbname is
+    // given: name the database from the environment (no secret in it).
     restore
         .args([
             "--single-transaction",
@@ -135,7 +214,7 @@ pub async fn restore(from: &Path, database_url: &str) -> anyhow::Result<String> 
             "--no-privileges",
             "--dbname",
         ])
-        .arg(&url)
+        .arg(database_conninfo(database_url)?)
         .arg(from);
     run(restore, "pg_restore")?;
     // Opening it runs Clavis's checks and any newer migrations.
@@ -144,20 +223,111 @@ pub async fn restore(from: &Path, database_url: &str) -> anyhow::Result<String> 
     Ok(format!("{tables} table(s), {tenants} tenant(s)"))
 }
 
+/// `dbname='…'` for `--dbname` (a libpq connection string holding only the
+/// database name, from `PGDATABASE`, else the user name as libpq defaults).
+fn database_conninfo(database_url: &str) -> anyhow::Result<String> {
+    let env = libpq_env(database_url)?;
+    let get = |name| {
+        env.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let name = get("PGDATABASE")
+        .or_else(|| get("PGUSER"))
+        .unwrap_or_else(|| "postgres".into());
+    Ok(format!(
+        "dbname='{}'",
+        name.replace('\\', "\\\\").replace('\'', "\\'")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env_of(url: &str) -> Vec<(String, String)> {
+        libpq_env(url)
+            .unwrap()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_string()))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    /// Found in a review: the URL went to pg_dump's command line, where a
+    /// `?password=` showed in `ps`, and sqlx's `options[statement_timeout]`
+    /// (which the README documents) made libpq refuse the URL.
     #[test]
-    fn the_password_leaves_the_url_for_the_environment() {
-        let (url, password) =
-            split_password("postgres://clavis:p%40ss%2Fw@db:5432/clavis?sslmode=require").unwrap();
-        assert_eq!(url, "postgres://clavis@db:5432/clavis?sslmode=require");
-        assert_eq!(password.as_deref(), Some("p@ss/w"));
-        let (url, password) = split_password("postgres://postgres@127.0.0.1/x").unwrap();
-        assert_eq!(url, "postgres://postgres@127.0.0.1/x");
-        assert_eq!(password, None);
+    fn the_url_becomes_libpq_environment_variables() {
+        assert_eq!(
+            env_of(
+                "postgres://clavis:p%40ss%2Fw@db.example:5433/clavis?sslmode=require\
+                 &options[statement_timeout]=5s&application_name=clavis%20backup"
+            ),
+            pairs(&[
+                ("PGHOST", "db.example"),
+                ("PGPORT", "5433"),
+                ("PGUSER", "clavis"),
+                ("PGPASSWORD", "p@ss/w"),
+                ("PGDATABASE", "clavis"),
+                ("PGSSLMODE", "require"),
+                ("PGAPPNAME", "clavis backup"),
+                ("PGOPTIONS", "-c statement_timeout=5s"),
+            ])
+        );
+        assert_eq!(
+            env_of("postgresql://[::1]/x?password=s3cret&user=u&statement-cache-capacity=9&options=-c%20a%3Db&options[search_path]=a%20b"),
+            pairs(&[
+                ("PGHOST", "::1"),
+                ("PGDATABASE", "x"),
+                ("PGPASSWORD", "s3cret"),
+                ("PGUSER", "u"),
+                ("PGOPTIONS", "-c a=b -c search_path=a\\ b"),
+            ])
+        );
+        assert_eq!(
+            env_of("postgres://%2Fvar%2Frun%2Fpostgresql/x"),
+            pairs(&[("PGHOST", "/var/run/postgresql"), ("PGDATABASE", "x")])
+        );
         assert_eq!(percent_decode("a%2"), "a%2");
-        assert!(split_password("not a url").is_err());
+        assert_eq!(percent_decode("%aé%41"), "%aéA");
+        assert!(libpq_env("not a url").is_err());
+        assert!(libpq_env("mysql://h/x").is_err());
+    }
+
+    #[test]
+    fn no_part_of_the_url_is_on_the_command_line() {
+        let url = "postgres://clavis:hunter2@db:5432/clavis?password=hunter3&sslmode=require";
+        let command = tool("pg_dump", url).unwrap();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.is_empty(), "{args:?}");
+        let envs: Vec<(String, String)> = command
+            .get_envs()
+            .map(|(n, v)| {
+                (
+                    n.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(
+            envs.contains(&("PGPASSWORD".into(), "hunter3".into())),
+            "{envs:?}"
+        );
+        assert_eq!(database_conninfo(url).unwrap(), "dbname='clavis'");
+        assert_eq!(
+            database_conninfo("postgres://u@h/it's").unwrap(),
+            "dbname='it\\'s'"
+        );
+        assert_eq!(database_conninfo("postgres://u@h").unwrap(), "dbname='u'");
     }
 }

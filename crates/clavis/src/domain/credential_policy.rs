@@ -110,9 +110,11 @@ impl EffectivePolicy {
         let max = self.max_lifetime_secs;
         let max_lifetime = Duration::seconds(max.value);
         if let Some(end) = end {
-            if end - start.unwrap_or(now) > max_lifetime {
+            // Counted from now, whenever the secret starts (a later start
+            // does not buy a later end).
+            if end - now > max_lifetime + secret_lifetime::CLOCK_SKEW {
                 return Err(format!(
-                    "endDateTime is too far in the future: the {} credential policy allows client secrets to live at most {} days (maxSecretLifetimeDays). Choose an earlier endDateTime.",
+                    "endDateTime is too far in the future: the {} credential policy allows client secrets to live at most {} days from now (maxSecretLifetimeDays). Choose an earlier endDateTime.",
                     max.source.as_str(),
                     max_lifetime.whole_days(),
                 ));
@@ -230,6 +232,19 @@ mod tests {
         assert!(policy
             .admit(&app(0), NOW, None, Some(NOW + Duration::days(900)))
             .is_ok());
+    }
+
+    #[test]
+    fn a_later_start_does_not_buy_a_later_end() {
+        let policy = EffectivePolicy::of(&tenant(), &CredentialPolicy::default());
+        let start = NOW + Duration::days(700);
+        let err = policy
+            .admit(&app(0), NOW, Some(start), Some(start + Duration::days(730)))
+            .unwrap_err();
+        assert!(err.contains("730 days from now"), "{err}");
+        assert!(err.contains("tenant credential policy"), "{err}");
+        let (_, end) = policy.admit(&app(0), NOW, Some(start), None).unwrap();
+        assert_eq!(end, NOW + Duration::days(730));
     }
 
     #[test]

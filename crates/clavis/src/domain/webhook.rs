@@ -1,8 +1,11 @@
 //! Rules for expiry-warning webhooks: where they may point (`https://`
-//! anywhere, `http://` only to this machine) and at which thresholds they
-//! fire. Plain functions, no HTTP or SQL.
+//! anywhere, `http://` only to this machine; never to an internal address
+//! unless the operator allows it), at which thresholds they fire, and what
+//! a reader may see of the URL. Plain functions, no HTTP or SQL.
 
 use std::net::IpAddr;
+
+use super::internal_address;
 
 /// Thresholds when a subscription names none: 30, 7 and 1 days before the end.
 pub const DEFAULT_THRESHOLDS: [u32; 3] = [30, 7, 1];
@@ -73,6 +76,49 @@ pub fn url(text: &str) -> Result<String, String> {
                 .into(),
         ),
         _ => Err("url must be an https:// URL.".into()),
+    }
+}
+
+/// How a refused internal target is explained (never quoting the URL).
+pub const INTERNAL_REFUSED: &str = "url points at an internal address (this machine, a private or \
+     link-local network such as the cloud metadata service 169.254.169.254, carrier-grade NAT, \
+     multicast or unspecified): Clavis does not send webhooks there unless the server runs with \
+     --allow-internal-webhooks (CLAVIS_ALLOW_INTERNAL_WEBHOOKS=true). Use a public https:// URL.";
+
+/// Whether the target of `url` (already accepted by [`url()`]) may be used
+/// when `allow_internal` is off: refused when its host is an internal IP
+/// literal or names this machine (`localhost`). Hosts given by name are
+/// checked again on the resolved address at each delivery.
+pub fn target(url: &str, allow_internal: bool) -> Result<(), String> {
+    if allow_internal {
+        return Ok(());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| "url is not a valid absolute URL.")?;
+    let host = parsed.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let internal = match bare.parse::<IpAddr>() {
+        Ok(ip) => internal_address::is_internal(ip),
+        Err(_) => host.is_empty() || internal_address::is_local_name(host),
+    };
+    if internal {
+        Err(INTERNAL_REFUSED.into())
+    } else {
+        Ok(())
+    }
+}
+
+/// What a reader (`Application.Read.All`) sees of a stored URL: its scheme,
+/// host and port, never its path or query (which often carry a token).
+pub fn reader_view(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or_default();
+            match parsed.port() {
+                Some(port) => format!("{}://{host}:{port}", parsed.scheme()),
+                None => format!("{}://{host}", parsed.scheme()),
+            }
+        }
+        Err(_) => String::new(),
     }
 }
 
@@ -283,6 +329,58 @@ mod tests {
         assert!(url(&format!("{longest}0")).is_err());
         let err = url("https://user:tok3n@example.com/").unwrap_err();
         assert!(!err.contains("tok3n"));
+    }
+
+    #[test]
+    fn internal_targets_are_refused_unless_allowed() {
+        for internal in [
+            "http://localhost:9000/hook",
+            "http://LOCALHOST./hook",
+            "http://127.0.0.1:1/",
+            "http://[::1]:8080/x",
+            "https://localhost/x",
+            "https://api.localhost/x",
+            "https://10.0.0.1:8443/",
+            "https://172.16.5.4/",
+            "https://192.168.0.10/",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://224.0.0.1/",
+            "https://255.255.255.255/",
+        ] {
+            assert!(url(internal).is_ok(), "{internal} is well formed");
+            let err = target(internal, false).unwrap_err();
+            assert!(err.contains("--allow-internal-webhooks"), "{err}");
+            assert!(
+                target(internal, true).is_ok(),
+                "{internal} allowed by the flag"
+            );
+        }
+        for public in [
+            "https://hooks.example.com/clavis?x=1",
+            "https://93.184.216.34/",
+            "https://localhost.example.com/",
+        ] {
+            assert!(target(public, false).is_ok(), "{public}");
+        }
+    }
+
+    #[test]
+    fn readers_see_scheme_host_and_port_only() {
+        assert_eq!(
+            reader_view("https://hooks.example.com/clavis/t0ken?sig=s3cret"),
+            "https://hooks.example.com"
+        );
+        assert_eq!(
+            reader_view("https://hooks.example.com:8443?sig=s3cret"),
+            "https://hooks.example.com:8443"
+        );
+        assert_eq!(reader_view("http://[::1]:9/x"), "http://[::1]:9");
+        assert_eq!(
+            reader_view("https://hooks.example.com:443/x"),
+            "https://hooks.example.com"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration as StdDuration;
 use clavis_store::{DeliveryAttempt, DeliveryStatus, DueDelivery};
 use time::{Duration, OffsetDateTime};
 
+use super::egress::{Egress, Failure};
 use super::signature::WebhookSecret;
 use crate::keys::KeyProvider;
 
@@ -26,15 +27,10 @@ pub fn seal_context(subscription: uuid::Uuid) -> String {
 }
 
 /// The HTTP client for webhooks: no redirects (a receiver cannot bounce
-/// the signed body elsewhere), 10 s per attempt.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .user_agent(concat!("Clavis-Webhook/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a client with static settings builds")
+/// the signed body elsewhere), 10 s per attempt, and internal targets only
+/// when `allow_internal` (see [`super::egress`]).
+pub fn client(allow_internal: bool) -> Egress {
+    Egress::new(TIMEOUT, allow_internal)
 }
 
 /// Wait before the attempt after `failed` failed attempts.
@@ -45,7 +41,7 @@ pub fn backoff(failed: u32) -> Duration {
 
 /// Make one attempt of `due` at `now`, and say how it ended.
 pub async fn attempt(
-    http: &reqwest::Client,
+    http: &Egress,
     kek: &KeyProvider,
     due: &DueDelivery,
     now: OffsetDateTime,
@@ -53,10 +49,14 @@ pub async fn attempt(
     let attempt = due.delivery.attempts + 1;
     let sent = send(http, kek, due, now).await;
     let (http_status, error) = match sent {
-        Ok(status) => (Some(status), None),
-        Err(why) => (None, Some(why)),
+        Ok(status) if (200..300).contains(&status) => (Some(status), None),
+        Ok(status) => (Some(status), Some(format!("HTTP {status}"))),
+        Err(why) => {
+            tracing::info!(delivery = %due.delivery.id, attempt, detail = %why.detail, "webhook delivery got no answer");
+            (None, Some(why.shown.to_owned()))
+        }
     };
-    let delivered = http_status.is_some_and(|s| (200..300).contains(&s));
+    let delivered = error.is_none();
     let (status, next_attempt_at) = if delivered {
         (DeliveryStatus::Delivered, None)
     } else if attempt >= MAX_ATTEMPTS {
@@ -75,52 +75,31 @@ pub async fn attempt(
 }
 
 /// POST the body; the HTTP status, or why there is none (no secret, no URL
-/// in the text: a webhook URL may carry a token).
+/// and no network details in the text: a webhook URL may carry a token, and
+/// the delivery log is read through the API).
 async fn send(
-    http: &reqwest::Client,
+    http: &Egress,
     kek: &KeyProvider,
     due: &DueDelivery,
     now: OffsetDateTime,
-) -> Result<u16, String> {
+) -> Result<u16, Failure> {
     let d = &due.delivery;
     let secret = kek
         .open(&seal_context(d.subscription_id), &due.sealed_secret)
         .ok()
         .and_then(|bytes| WebhookSecret::from_bytes(&bytes))
-        .ok_or_else(|| {
-            "the signing secret cannot be opened: is this node using the database's kek.key?"
-                .to_owned()
+        .ok_or_else(|| Failure {
+            shown:
+                "the signing secret cannot be opened: is this node using the database's kek.key?",
+            detail: String::new(),
         })?;
     let signature = secret.header(now.unix_timestamp(), &d.payload);
-    let response = http
-        .post(&due.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("Clavis-Signature", signature)
-        .header("Clavis-Delivery", d.id.to_string())
-        .body(d.payload.clone())
-        .send()
-        .await
-        .map_err(describe)?;
-    Ok(response.status().as_u16())
-}
-
-fn describe(err: reqwest::Error) -> String {
-    let what = if err.is_timeout() {
-        "timed out after 10 s"
-    } else if err.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let mut text = what.to_owned();
-    let err = err.without_url();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text.chars().take(500).collect()
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("clavis-signature", signature),
+        ("clavis-delivery", d.id.to_string()),
+    ];
+    http.post(&due.url, &headers, d.payload.clone()).await
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! - [`plan`]: which notices a credential calls for, and the payload (pure).
 //! - [`signature`]: signing secrets and the `Clavis-Signature` header.
 //! - [`delivery`]: one HTTP attempt and the backoff that follows a failure.
+//! - [`egress`]: where a delivery may connect (no internal addresses unless
+//!   allowed) and the fixed texts a failed attempt shows.
 //!
 //! Everything goes through the store, so a restart or another node picks
 //! up where this one left off: notices are rows with a uniqueness key (the
@@ -16,6 +18,7 @@
 //! while a node sends them.
 
 pub mod delivery;
+pub mod egress;
 pub mod plan;
 pub mod signature;
 
@@ -62,7 +65,7 @@ pub struct ExpiryNotifier {
     store: Arc<dyn Store>,
     kek: Arc<KeyProvider>,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    http: egress::Egress,
     /// How often the background task runs; `None`: never (tests call
     /// [`run_once`](Self::run_once) themselves).
     pub check_interval: Option<std::time::Duration>,
@@ -74,14 +77,21 @@ impl ExpiryNotifier {
         kek: Arc<KeyProvider>,
         clock: Arc<dyn Clock>,
         check_interval: Option<std::time::Duration>,
+        allow_internal_targets: bool,
     ) -> Self {
         Self {
             store,
             kek,
             clock,
-            http: delivery::client(),
+            http: delivery::client(allow_internal_targets),
             check_interval,
         }
+    }
+
+    /// Whether webhooks may point at internal addresses
+    /// (`--allow-internal-webhooks`).
+    pub fn allows_internal_targets(&self) -> bool {
+        self.http.allows_internal()
     }
 
     /// Seal a new subscription's signing secret for the store: the

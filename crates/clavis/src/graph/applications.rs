@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::caller::Caller;
 use super::error::GraphError;
 use super::json::{GraphJson, ListQuery};
+use super::last_admin::{self, Loss};
 use super::shapes::{AppRoleDto, ApplicationDto, Collection, PasswordCredentialDto, ShownOnce};
 use super::{commit, listing, object_id, Audited};
 use crate::app::AppState;
@@ -313,6 +314,8 @@ pub async fn update(
 }
 
 /// Delete an application, its service principal, secrets and role grants.
+/// Refused (400) when it is the tenant's last administrator
+/// (`graph::last_admin`).
 #[utoipa::path(delete, path = "/v1.0/applications/{id}", tag = "applications", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Application object id")),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
@@ -332,11 +335,10 @@ pub async fn delete(
     )
     .await?;
     refuse_builtin(&app)?;
-    let event = Audited::success(
-        &state,
-        &caller,
-        app_action("Delete application", "Delete", &app),
-    );
+    let action = app_action("Delete application", "Delete", &app);
+    let _held = state.last_admin.hold().await;
+    last_admin::check(&state, &caller, Loss::Application(&app), &action).await?;
+    let event = Audited::success(&state, &caller, action);
     commit(
         &state,
         vec![Mutation::DeleteApplication {
@@ -442,7 +444,9 @@ pub async fn add_password(
     Ok(response)
 }
 
-/// Remove a client secret; it stops working at once.
+/// Remove a client secret; it stops working at once. Refused (400) when it
+/// is the last valid secret of the caller's own application, or the last of
+/// the tenant's last administrator (`graph::last_admin`).
 #[utoipa::path(post, path = "/v1.0/applications/{id}/removePassword", tag = "applications", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Application object id")),
     request_body = RemovePassword,
@@ -475,6 +479,12 @@ pub async fn remove_password(
             body.key_id
         )));
     }
+    let _held = state.last_admin.hold().await;
+    let loss = Loss::Secret {
+        app: &app,
+        key_id: body.key_id,
+    };
+    last_admin::check(&state, &caller, loss, &action).await?;
     let event = Audited::success(&state, &caller, action);
     commit(
         &state,

@@ -2,7 +2,9 @@
 //! ([`applications`], [`service_principals`], [`audit_logs`], [`webhooks`],
 //! [`signing_keys`], and [`compromise`] for a leaked secret), the caller's
 //! identity and roles ([`caller`]), the error format ([`error`]), strict
-//! bodies and query options ([`json`]) and the representations ([`shapes`]).
+//! bodies and query options ([`json`]), the representations ([`shapes`]),
+//! and the rule that the last administrator cannot lock everyone out
+//! ([`last_admin`]).
 
 pub mod applications;
 pub mod audit_logs;
@@ -11,6 +13,7 @@ pub mod compromise;
 pub mod error;
 pub mod json;
 pub mod key_encryption_keys;
+pub mod last_admin;
 pub mod listing;
 pub mod policies;
 pub mod service_principals;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::caller::Caller;
 use super::error::GraphError;
 use super::json::{GraphJson, ListQuery};
+use super::last_admin::{self, Loss};
 use super::shapes::{AppRoleAssignmentDto, Collection, ServicePrincipalDto};
 use super::{commit, listing, object_id, Audited};
 use crate::app::AppState;
@@ -212,7 +213,8 @@ pub async fn assigned_to(
     }))
 }
 
-/// Revoke a role grant of this resource.
+/// Revoke a role grant of this resource. Refused (400) when it is the
+/// tenant's last live `Application.ReadWrite.All` (`graph::last_admin`).
 #[utoipa::path(delete, path = "/v1.0/servicePrincipals/{id}/appRoleAssignedTo/{assignment_id}", tag = "servicePrincipals",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Resource service principal object id"),
@@ -246,16 +248,16 @@ pub async fn unassign(
         target_key_id: None,
     };
     Audited::check(&state, &caller, caller.can_write(&resource), action.clone()).await?;
-    let exists = state
+    let _held = state.last_admin.hold().await;
+    let grant = state
         .directory
         .store()
         .role_assignments_to(caller.tenant.id, resource.service_principal_id)
         .await?
-        .iter()
-        .any(|a| a.id == assignment_id);
-    if !exists {
-        return Err(GraphError::not_found("appRoleAssignment", assignment_id));
-    }
+        .into_iter()
+        .find(|a| a.id == assignment_id)
+        .ok_or_else(|| GraphError::not_found("appRoleAssignment", assignment_id))?;
+    last_admin::check(&state, &caller, Loss::Grant(&grant), &action).await?;
     let event = Audited::success(&state, &caller, action);
     commit(
         &state,

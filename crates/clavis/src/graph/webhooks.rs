@@ -31,7 +31,10 @@ use crate::expiry::WebhookSecret;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// `https://…`, or `http://` to localhost / 127.0.0.0/8 / [::1].
+    /// `https://…` to a public address (internal addresses — this
+    /// machine, private and link-local networks, carrier-grade NAT — only
+    /// when the server runs with `--allow-internal-webhooks`, which also
+    /// admits `http://` to localhost / 127.0.0.0/8 / [::1]).
     pub url: String,
     /// Days before a secret's end to warn at (default `[30, 7, 1]`; each
     /// 1–3650, at most 10 values; duplicates are merged).
@@ -45,6 +48,9 @@ pub struct CreateWebhook {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookDto {
     pub id: Uuid,
+    /// The whole URL for callers with Application.ReadWrite.All; only its
+    /// scheme, host and port for readers (a path or query often carries a
+    /// token).
     pub url: String,
     pub threshold_days: Vec<u32>,
     pub display_name: String,
@@ -54,6 +60,18 @@ pub struct WebhookDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub signing_secret: Option<WebhookSecret>,
+}
+
+impl WebhookDto {
+    /// The subscription as `caller` may see it: readers get the URL's
+    /// scheme, host and port only.
+    fn for_caller(w: &WebhookSubscription, caller: &Caller) -> Self {
+        let mut dto = Self::from(w);
+        if may_write(caller).is_err() {
+            dto.url = webhook::reader_view(&w.url);
+        }
+        dto
+    }
 }
 
 impl From<&WebhookSubscription> for WebhookDto {
@@ -173,6 +191,8 @@ pub async fn create(
     let refused = action("Add", Uuid::nil(), "");
     Audited::check(&state, &caller, may_write(&caller), refused).await?;
     let url = webhook::url(&body.url).map_err(GraphError::BadRequest)?;
+    webhook::target(&url, state.expiry.allows_internal_targets())
+        .map_err(GraphError::BadRequest)?;
     let threshold_days =
         webhook::thresholds(body.threshold_days.as_deref()).map_err(GraphError::BadRequest)?;
     let display_name =
@@ -209,7 +229,10 @@ pub async fn list(
     let subs = state.directory.store().webhooks(caller.tenant.id).await?;
     Ok(Json(Collection {
         context: format!("{}/v1.0/$metadata#webhooks", state.base_url),
-        value: subs.iter().map(WebhookDto::from).collect(),
+        value: subs
+            .iter()
+            .map(|w| WebhookDto::for_caller(w, &caller))
+            .collect(),
         next_link: None,
     }))
 }
@@ -225,7 +248,7 @@ pub async fn get(
 ) -> Result<Json<WebhookDto>, GraphError> {
     may_read(&caller)?;
     let sub = load(&state, &caller, object_id(id)?).await?;
-    Ok(Json(WebhookDto::from(&sub)))
+    Ok(Json(WebhookDto::for_caller(&sub, &caller)))
 }
 
 /// Delete a webhook subscription and its delivery log; pending deliveries

@@ -97,7 +97,7 @@ async fn no_secret_or_private_key_is_in_any_byte_clavis_writes() {
         .post(
             "/v1.0/webhooks",
             &admin,
-            json!({"url": "http://127.0.0.1:9/hook", "displayName": "proof"}),
+            json!({"url": "https://hooks.example.com/proof", "displayName": "proof"}),
         )
         .await;
     assert_eq!(status, 201, "{hook}");

@@ -391,7 +391,7 @@ async fn setup(app: &TestApp) -> Setup {
         "POST",
         "/v1.0/webhooks",
         &tenant2,
-        Some(json!({"url": "http://127.0.0.1:9/theirs", "displayName": "theirs"})),
+        Some(json!({"url": "https://hooks.example.com/theirs", "displayName": "theirs"})),
     )
     .await;
     theirs.insert(s(&their_hook["id"]));
@@ -464,7 +464,7 @@ async fn setup(app: &TestApp) -> Setup {
         "POST",
         "/v1.0/webhooks",
         &admin,
-        Some(json!({"url": "http://127.0.0.1:9/ours", "displayName": "ours"})),
+        Some(json!({"url": "https://hooks.example.com/ours", "displayName": "ours"})),
     )
     .await;
     let webhook = s(&hook["id"]);
@@ -556,7 +556,7 @@ fn body(method: &str, path: &str, t: &Target) -> Option<Value> {
         ("PATCH", "/v1.0/policies/tenantPolicy") => json!({"passwordCredentialsAllowed": true}),
         ("POST", "/v1.0/policies/signingKeys/rotate") => json!({"activateAfterMinutes": 60}),
         ("POST", "/v1.0/webhooks") => {
-            json!({"url": "http://127.0.0.1:9/matrix", "displayName": "matrix"})
+            json!({"url": "https://hooks.example.com/matrix", "displayName": "matrix"})
         }
         _ => return None,
     })
@@ -682,7 +682,7 @@ async fn every_route_answers_every_caller_as_the_table_says() {
                     "POST",
                     "/v1.0/webhooks",
                     &setup.admin,
-                    Some(json!({"url": "http://127.0.0.1:9/fresh", "displayName": "fresh"})),
+                    Some(json!({"url": "https://hooks.example.com/fresh", "displayName": "fresh"})),
                 )
                 .await;
                 s(&hook["id"])

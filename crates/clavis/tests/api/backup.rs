@@ -122,3 +122,124 @@ async fn bad_sources_and_targets_get_clear_errors() {
     assert!(!ok && text.contains("not a usable backup"), "{text}");
     assert!(!scratch.path().join("new").join("clavis.db").exists());
 }
+
+/// Found in a review (issue 12, item 9): `clavis backup` on PostgreSQL gave
+/// pg_dump the database URL, so the `?options[statement_timeout]=…` URL the
+/// README documents failed (libpq does not read it) and a `?password=` was
+/// on pg_dump's command line for `ps` to show. A `pg_dump` first on the
+/// `PATH` records its command line and environment, then runs the real one.
+#[tokio::test]
+async fn a_postgresql_backup_takes_the_server_s_url_and_keeps_the_password_off_the_command_line() {
+    let db = super::helpers::TestDatabase::create().await;
+    let url = format!(
+        "{}?options[statement_timeout]=5s&password=canary-pw-5150",
+        db.url
+    );
+    let data = tempfile::tempdir().unwrap();
+    let app = super::helpers::spawn_tuned(data, Tls::Off, |c| c.database_url = url.clone()).await;
+    let admin = app.admin_token().await;
+    let client = app.register_client(&admin, "kept").await;
+
+    let real = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("pg_dump"))
+                .find(|p| p.is_file())
+        })
+        .expect("pg_dump on the PATH");
+    let bin = tempfile::tempdir().unwrap();
+    let record = bin.path().join("record");
+    let wrapper = bin.path().join("pg_dump");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{{ printf 'arg %s\\n' \"$@\"; echo \"PGPASSWORD=$PGPASSWORD\"; \
+             echo \"PGOPTIONS=$PGOPTIONS\"; echo \"PGDATABASE=$PGDATABASE\"; }} > '{}'\n\
+             exec '{}' \"$@\"\n",
+            record.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("clavis.pgdump");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .args([
+            "backup",
+            "--database-url",
+            &url,
+            "--to",
+            file.to_str().unwrap(),
+        ])
+        .env("PATH", &path)
+        .env_remove("CLAVIS_DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGOPTIONS")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let recorded = std::fs::read_to_string(&record).expect("the wrapper ran");
+    let args: Vec<&str> = recorded.lines().filter(|l| l.starts_with("arg ")).collect();
+    for arg in &args {
+        assert!(
+            !arg.contains("canary-pw-5150")
+                && !arg.contains("postgres")
+                && !arg.contains("options["),
+            "nothing of the URL on the command line: {args:?}"
+        );
+    }
+    assert!(
+        recorded.contains("PGPASSWORD=canary-pw-5150\n"),
+        "{recorded}"
+    );
+    assert!(
+        recorded.contains("PGOPTIONS=-c statement_timeout=5s\n"),
+        "{recorded}"
+    );
+    assert!(
+        recorded.contains(&format!("PGDATABASE={}\n", db.name)),
+        "{recorded}"
+    );
+
+    // The archive restores through a URL of the same kind.
+    let target_db = super::helpers::TestDatabase::create().await;
+    let target_url = format!("{}?options[statement_timeout]=5s&password=x", target_db.url);
+    let target = tempfile::tempdir().unwrap();
+    let (ok, text) = clavis(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        target.path().to_str().unwrap(),
+        "--database-url",
+        &target_url,
+        "--kek-file",
+        app.dir.path().join("kek.key").to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    std::fs::copy(
+        app.dir.path().join("bootstrap-admin.json"),
+        target.path().join("bootstrap-admin.json"),
+    )
+    .unwrap();
+    drop(app);
+    let restored = super::helpers::spawn_tuned(target, Tls::Off, |c| {
+        c.database_url = target_url.clone();
+    })
+    .await;
+    restored
+        .token(&client.app_id, &client.secret, "api://clavis/.default")
+        .await;
+}

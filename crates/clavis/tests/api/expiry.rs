@@ -19,6 +19,16 @@ use time::Duration;
 
 use super::helpers::{spawn_app, spawn_tuned, TestApp};
 
+/// A server that may send webhooks to internal addresses
+/// (`--allow-internal-webhooks`): the receivers of these tests listen on
+/// 127.0.0.1. Without the flag such targets are refused (`webhook_egress.rs`).
+pub(super) async fn spawn_allowing_internal() -> TestApp {
+    spawn_tuned(tempfile::tempdir().unwrap(), Tls::Off, |config| {
+        config.allow_internal_webhooks = true;
+    })
+    .await
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub(super) struct Got {
@@ -157,7 +167,7 @@ pub(super) async fn expired_events(app: &TestApp, token: &str) -> Vec<Value> {
 
 #[tokio::test]
 pub(super) async fn one_signed_warning_per_threshold_then_one_expiry_with_one_audit_event() {
-    let app = spawn_app().await;
+    let app = spawn_allowing_internal().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
     let hook = subscribe(&app, &admin, &rx.url, json!({})).await;
@@ -271,7 +281,7 @@ pub(super) async fn one_signed_warning_per_threshold_then_one_expiry_with_one_au
 
 #[tokio::test]
 pub(super) async fn a_secret_created_late_gets_only_its_most_urgent_warning() {
-    let app = spawn_app().await;
+    let app = spawn_allowing_internal().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
     subscribe(&app, &admin, &rx.url, json!({"thresholdDays": [1, 30, 7]})).await;
@@ -284,7 +294,7 @@ pub(super) async fn a_secret_created_late_gets_only_its_most_urgent_warning() {
 
 #[tokio::test]
 pub(super) async fn failures_are_retried_with_backoff_until_delivered_or_failed() {
-    let app = spawn_app().await;
+    let app = spawn_allowing_internal().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
     let flaky = subscribe(&app, &admin, &rx.url, json!({})).await;
@@ -354,7 +364,7 @@ pub(super) async fn failures_are_retried_with_backoff_until_delivered_or_failed(
 
 #[tokio::test]
 pub(super) async fn a_secret_removed_before_its_end_never_warns() {
-    let app = spawn_app().await;
+    let app = spawn_allowing_internal().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
     subscribe(&app, &admin, &rx.url, json!({})).await;
@@ -556,7 +566,7 @@ pub(super) async fn webhook_requests_are_checked_and_audited() {
 #[tokio::test]
 pub(super) async fn the_signing_secret_is_shown_once_and_stored_only_sealed() {
     let logs = crate::logs::captured();
-    let app = spawn_app().await;
+    let app = spawn_allowing_internal().await;
     let rx = Receiver::start().await;
     let admin = app.admin_token().await;
     let hook = subscribe(&app, &admin, &rx.url, json!({})).await;
@@ -613,6 +623,7 @@ pub(super) async fn the_background_task_checks_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_tuned(dir, Tls::Off, |config| {
         config.expiry_check_interval = Some(std::time::Duration::from_millis(50));
+        config.allow_internal_webhooks = true;
     })
     .await;
     let rx = Receiver::start().await;

@@ -24,7 +24,11 @@ async fn clavis_cli(config: &std::path::Path, args: &[&str]) -> (i32, String, St
 
 #[tokio::test]
 async fn the_cli_adds_lists_shows_deliveries_and_removes_webhooks() {
-    let app = super::helpers::spawn_with(Tls::LocalCa).await;
+    // The receiver listens on 127.0.0.1: an internal target.
+    let app = super::helpers::spawn_tuned(tempfile::tempdir().unwrap(), Tls::LocalCa, |c| {
+        c.allow_internal_webhooks = true;
+    })
+    .await;
     let config = tempfile::tempdir().unwrap();
     let cfg = config.path();
     let data = app.data_dir();

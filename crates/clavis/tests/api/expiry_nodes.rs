@@ -19,6 +19,8 @@ async fn two_nodes_on_one_database_send_each_notice_once() {
     for dir in [dir_a, dir_b] {
         let mut config = Config::for_tests(dir.path().to_path_buf(), Tls::Off);
         config.database_url = db.url.clone();
+        // The receiver listens on 127.0.0.1: an internal target.
+        config.allow_internal_webhooks = true;
         let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
         let base = app.base_url().to_owned();
         let state = app.state().clone();

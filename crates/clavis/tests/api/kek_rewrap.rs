@@ -69,7 +69,7 @@ async fn rewrap_under_a_new_key_while_serving_loses_nothing_and_the_old_key_can_
         .post(
             "/v1.0/webhooks",
             &admin,
-            json!({"url": "http://127.0.0.1:9/hook", "displayName": "ops"}),
+            json!({"url": "https://hooks.example.com/ops", "displayName": "ops"}),
         )
         .await;
     assert_eq!(status, 201);
@@ -255,7 +255,7 @@ async fn a_record_under_a_key_the_server_lacks_fails_closed_and_is_left_unchange
         .post(
             "/v1.0/webhooks",
             &admin,
-            json!({"url": "http://127.0.0.1:9/hook", "displayName": "ops"}),
+            json!({"url": "https://hooks.example.com/ops", "displayName": "ops"}),
         )
         .await;
     assert_eq!(status, 201);

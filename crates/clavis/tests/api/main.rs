@@ -36,9 +36,11 @@ mod sqlite {
     mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
+    mod last_admin;
     mod management;
     mod pkcs11_provider;
     mod policies;
+    mod recovery;
     mod revocation;
     mod schema_conformance;
     mod secrets;
@@ -48,6 +50,7 @@ mod sqlite {
     mod throttle;
     mod token;
     mod transport;
+    mod webhook_egress;
 }
 
 #[path = "."]
@@ -65,9 +68,11 @@ mod postgres {
     mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
+    mod last_admin;
     mod management;
     mod pkcs11_provider;
     mod policies;
+    mod recovery;
     mod revocation;
     mod scale_out;
     mod schema_conformance;
@@ -77,4 +82,5 @@ mod postgres {
     mod throttle;
     mod throttle_nodes;
     mod token;
+    mod webhook_egress;
 }

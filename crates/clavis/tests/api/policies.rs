@@ -347,3 +347,70 @@ async fn sign_ins_past_retention_are_deleted() {
     let (_, left) = app.get("/v1.0/auditLogs/signIns", &admin).await;
     assert_eq!(count(&left), 1, "{left}");
 }
+
+/// Found in a review (issue 12, item 9): a secret could start up to the
+/// longest lifetime in the future and then live that long again. Its end is
+/// now capped at now + the longest lifetime, by the tenant's rule and by an
+/// application's exception alike.
+#[tokio::test]
+async fn a_secret_starting_later_still_ends_within_the_longest_lifetime() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let created = app
+        .create_app(&admin, json!({"displayName": "later"}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let now = app.state.clock.now();
+    let at = |d: OffsetDateTime| d.format(&Rfc3339).unwrap();
+    let start = now + Duration::days(700);
+
+    let (status, body) = add(
+        &app,
+        &admin,
+        id,
+        json!({"startDateTime": at(start), "endDateTime": at(start + Duration::days(730))}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(message(&body).contains("730 days from now"), "{body}");
+
+    let (status, body) = add(&app, &admin, id, json!({"startDateTime": at(start)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let close = |a: OffsetDateTime, b: OffsetDateTime| (a - b).abs() < Duration::seconds(1);
+    assert!(close(end_of(&body), now + Duration::days(730)), "{body}");
+
+    let (status, body) = add(
+        &app,
+        &admin,
+        id,
+        json!({"startDateTime": at(now + Duration::days(730))}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // An application's own longest lifetime counts from now too.
+    let (status, body) = patch(
+        &app,
+        &format!("/v1.0/applications/{id}/credentialPolicy"),
+        &admin,
+        json!({"maxSecretLifetimeDays": 30, "defaultSecretLifetimeDays": 30}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let start = now + Duration::days(20);
+    let (status, body) = add(
+        &app,
+        &admin,
+        id,
+        json!({"startDateTime": at(start), "endDateTime": at(start + Duration::days(30))}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        message(&body).contains("application credential policy"),
+        "{body}"
+    );
+    let (status, body) = add(&app, &admin, id, json!({"startDateTime": at(start)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(close(end_of(&body), now + Duration::days(30)), "{body}");
+}
