@@ -36,6 +36,7 @@ mod sqlite {
     mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
+    mod log_budgets;
     mod management;
     mod pkcs11_provider;
     mod policies;
@@ -65,6 +66,7 @@ mod postgres {
     mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
+    mod log_budgets;
     mod management;
     mod pkcs11_provider;
     mod policies;
