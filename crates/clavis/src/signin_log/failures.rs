@@ -2,8 +2,9 @@
 //! into one entry per bucket — tenant, minute, source address, client id
 //! presented (unknown ones, AADSTS700016, pooled into one bucket per
 //! address) and error code — whatever user agent each one sent (the entry
-//! keeps the latest, cut to 128 characters). Throttled requests (AADSTS90055)
-//! are pooled too: their client id was never looked up. An entry's id is derived from
+//! keeps the latest, cut to 128 characters). Other refusals keep the
+//! client id presented (a throttled request's, AADSTS90055, was not looked
+//! up: random ones are bounded by the budget below, not pooled). An entry's id is derived from
 //! its bucket, so every batch of this node and every other node sharing the
 //! database adds to the same stored row.
 //!
@@ -22,10 +23,9 @@ use clavis_store::{AuditResult, SignIn};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Refusals whose client id presented is not known to name an application,
-/// pooled into one bucket per address: AADSTS700016 (no such application)
-/// and AADSTS90055 (throttled before the client was looked up).
-const UNVERIFIED_CLIENT: [u32; 2] = [700_016, 90_055];
+/// AADSTS700016 (no such application): the client id presented names
+/// nothing, so it is not worth a bucket of its own.
+const UNKNOWN_CLIENT: u32 = 700_016;
 /// How much of a user agent a failure entry keeps.
 const USER_AGENT_CHARS: usize = 128;
 
@@ -60,7 +60,7 @@ impl FailureBudget {
             }
             let minute = minute_of(s.at);
             newest = newest.max(Some(minute));
-            if s.error_code.is_some_and(|c| UNVERIFIED_CLIENT.contains(&c)) {
+            if s.error_code == Some(UNKNOWN_CLIENT) {
                 s.app_id = None;
             }
             if let Some(agent) = &mut s.user_agent {
