@@ -249,3 +249,45 @@ impl LogCounters {
         line(format!("clavis_audit_refusals_not_itemised_total {audit}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_name_every_log_budget_and_deletion() {
+        let counters = LogCounters::default();
+        counters.sign_in_rows.store(12, Ordering::Relaxed);
+        counters
+            .audit_tenants_over_budget
+            .store(1, Ordering::Relaxed);
+        counters
+            .sign_ins_deleted_for_budget
+            .store(3, Ordering::Relaxed);
+        let mut out = String::new();
+        counters.render(&mut out, &Budgets::default(), (7, 2));
+        for line in [
+            "clavis_log_rows{log=\"sign_ins\"} 12",
+            "clavis_log_rows{log=\"audit\"} 0",
+            "clavis_log_rows_budget{log=\"sign_ins\"} 1000000",
+            "clavis_log_over_budget{log=\"audit\"} 1",
+            "clavis_log_deleted_total{log=\"sign_ins\",reason=\"budget\"} 3",
+            "clavis_log_deleted_total{log=\"revoked_tokens\",reason=\"expired\"} 0",
+            "clavis_sign_in_failures_not_itemised_total 7",
+            "clavis_audit_refusals_not_itemised_total 2",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{line} missing from:\n{out}"
+            );
+        }
+        // Every sample has its HELP and TYPE.
+        for name in out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap_or_default())
+        {
+            assert!(out.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+    }
+}
