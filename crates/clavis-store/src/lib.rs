@@ -299,8 +299,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Append sign-ins to the sign-in log and move each credential's
     /// `last_used_at` forward to its latest success (never back; a credential
-    /// removed meanwhile is skipped). Not a change: caches stay, the change
-    /// feed does not move (this runs for every token).
+    /// removed meanwhile is skipped). A failure whose id is already stored
+    /// (as a failure) is added to that row instead: its `count` grows,
+    /// `at` keeps the earliest, `last_at` the latest and `user_agent` the
+    /// newest (ids within one call must differ). Not a change: caches stay,
+    /// the change feed does not move (this runs for every token).
     async fn record_sign_ins(&self, sign_ins: &[SignIn]) -> StoreResult<()>;
 
     /// Sign-ins of a tenant, newest first.
@@ -385,6 +388,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A subscription's delivery log, newest first.
     async fn webhook_deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<WebhookDelivery>>;
+
+    // ---- Retention and size budgets of the logs (issue 12, item 3).
+
+    /// Delete a tenant's audit events older than `before` (the audit
+    /// retention period); returns how many went.
+    async fn purge_audit_events(&self, tenant_id: Uuid, before: OffsetDateTime)
+        -> StoreResult<u64>;
+
+    /// Delete a tenant's oldest sign-in rows (by `(at, id)`) so that at most
+    /// `keep` remain; returns how many went.
+    async fn trim_sign_ins(&self, tenant_id: Uuid, keep: u64) -> StoreResult<u64>;
+
+    /// How many rows a tenant's sign-in log and audit log hold (counts
+    /// through an index: for a periodic task, not for every request).
+    async fn log_rows(&self, tenant_id: Uuid) -> StoreResult<LogRows>;
+
+    /// Delete the tokens revoked one by one that expired before `before`
+    /// (every tenant's): past its expiry a token is inactive without help.
+    /// Returns how many went.
+    async fn purge_revoked_tokens(&self, before: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme

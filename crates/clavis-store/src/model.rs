@@ -253,6 +253,14 @@ pub struct AuditQuery {
 
 /// One token request, successful or refused (the sign-in log), or several
 /// identical ones merged (`count`, from `at` to `last_at`).
+///
+/// Failures are aggregated by the server: every failure of one bucket
+/// (tenant, minute, source address, client id presented, error code) carries
+/// the same id, and [`Store::record_sign_ins`](crate::Store::record_sign_ins)
+/// adds it to the stored row of that id. A failure without an error code
+/// (and without address or client) stands for the refusals of that tenant
+/// and minute that were counted but not itemised (its per-minute budget of
+/// entries was full).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignIn {
     pub id: Uuid,
@@ -309,4 +317,13 @@ pub struct AuthFailureCount {
     /// Minutes since the Unix epoch.
     pub window: i64,
     pub count: u64,
+}
+
+/// How many rows a tenant's logs hold (what the retention task measures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogRows {
+    /// Rows of the sign-in log (an aggregated row counts once).
+    pub sign_ins: u64,
+    /// Audit events.
+    pub audit_events: u64,
 }

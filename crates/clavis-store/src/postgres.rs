@@ -27,6 +27,7 @@ mod expiry;
 mod feed;
 mod mutate;
 mod read;
+mod retention;
 mod sign_ins;
 
 use std::str::FromStr;
@@ -527,5 +528,25 @@ impl Store for PostgresStore {
         query: &crate::DeliveryQuery,
     ) -> StoreResult<Vec<crate::WebhookDelivery>> {
         expiry::deliveries(&self.pool, query).await
+    }
+
+    async fn purge_audit_events(
+        &self,
+        tenant_id: Uuid,
+        before: time::OffsetDateTime,
+    ) -> StoreResult<u64> {
+        retention::purge_audit_events(&self.pool, tenant_id, before).await
+    }
+
+    async fn trim_sign_ins(&self, tenant_id: Uuid, keep: u64) -> StoreResult<u64> {
+        sign_ins::trim(&self.pool, tenant_id, keep).await
+    }
+
+    async fn log_rows(&self, tenant_id: Uuid) -> StoreResult<crate::LogRows> {
+        retention::log_rows(&self.pool, tenant_id).await
+    }
+
+    async fn purge_revoked_tokens(&self, before: time::OffsetDateTime) -> StoreResult<u64> {
+        retention::purge_revoked_tokens(&self.pool, before).await
     }
 }

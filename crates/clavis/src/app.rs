@@ -49,6 +49,10 @@ pub struct AppState {
     pub transport: crate::http::transport::Transport,
     /// Serialises changes that may remove the last administrator.
     pub last_admin: crate::graph::last_admin::Guard,
+    /// What the sign-in and audit logs may hold.
+    pub log_budgets: crate::log_retention::Budgets,
+    /// Refused management calls of callers without a role, past the budget.
+    pub refusals: crate::audit_refusals::RefusalBudget,
 }
 
 impl AppState {
@@ -158,7 +162,10 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             counters: Default::default(),
             sign_ins: if config.sign_in_log {
-                crate::signin_log::SignInLog::start(directory_store)
+                crate::signin_log::SignInLog::start(
+                    directory_store,
+                    config.log_budgets.sign_in_failure_entries_per_minute,
+                )
             } else {
                 crate::signin_log::SignInLog::off()
             },
@@ -171,6 +178,8 @@ impl App {
                 request_timeout: config.request_timeout,
             },
             last_admin: Default::default(),
+            log_budgets: config.log_budgets,
+            refusals: Default::default(),
         });
         Ok(App {
             listener,
@@ -208,7 +217,7 @@ impl App {
         tokio::spawn(crate::directory::Directory::follow(Arc::downgrade(
             &self.state,
         )));
-        tokio::spawn(crate::signin_log::keep_retention(Arc::downgrade(
+        tokio::spawn(crate::log_retention::keep_within_budgets(Arc::downgrade(
             &self.state,
         )));
         tokio::spawn(crate::throttle_sync::follow(Arc::downgrade(&self.state)));
@@ -264,6 +273,8 @@ impl App {
         }
         // Requests have finished: write the sign-ins still queued.
         state.sign_ins.flush().await;
+        let store = state.directory.store().as_ref();
+        state.refusals.flush(store, state.clock.now()).await;
         Ok(())
     }
 }

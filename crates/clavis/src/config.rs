@@ -135,6 +135,27 @@ pub struct ServeArgs {
     /// Clavis call internal services.
     #[arg(long, env = "CLAVIS_ALLOW_INTERNAL_WEBHOOKS")]
     pub allow_internal_webhooks: bool,
+    /// Failure entries each tenant may add to the sign-in log per minute
+    /// (on each node); further refusals are counted in one "not itemised"
+    /// entry per tenant and minute.
+    #[arg(long, env = "CLAVIS_SIGN_IN_FAILURE_ENTRIES_PER_MINUTE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub sign_in_failure_entries_per_minute: u32,
+    /// Most rows each tenant's sign-in log keeps; past it the oldest are
+    /// deleted (checked every ten minutes).
+    #[arg(long, env = "CLAVIS_SIGN_IN_LOG_MAX_ROWS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub sign_in_log_max_rows: u64,
+    /// Days the audit log keeps each event; older ones are deleted.
+    #[arg(long, env = "CLAVIS_AUDIT_RETENTION_DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(i64).range(30..=36_500))]
+    pub audit_retention_days: i64,
+    /// Audit events per tenant past which Clavis logs an error and raises
+    /// `clavis_log_over_budget{log="audit"}`; it never deletes an event
+    /// younger than --audit-retention-days to stay within it.
+    #[arg(long, env = "CLAVIS_AUDIT_LOG_MAX_ROWS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub audit_log_max_rows: u64,
 }
 
 /// `--throttle-ipv6-prefix`: a prefix length the throttle accepts.
@@ -238,6 +259,8 @@ pub struct Config {
     pub header_read_timeout: std::time::Duration,
     /// Whether webhooks may point at internal addresses.
     pub allow_internal_webhooks: bool,
+    /// What the sign-in and audit logs may hold.
+    pub log_budgets: crate::log_retention::Budgets,
 }
 
 impl Config {
@@ -287,6 +310,12 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
             header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
             allow_internal_webhooks: args.allow_internal_webhooks,
+            log_budgets: crate::log_retention::Budgets {
+                sign_in_failure_entries_per_minute: args.sign_in_failure_entries_per_minute,
+                sign_in_max_rows: args.sign_in_log_max_rows,
+                audit_retention: Duration::days(args.audit_retention_days),
+                audit_max_rows: args.audit_log_max_rows,
+            },
         }
     }
 
@@ -310,6 +339,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
             allow_internal_webhooks: false,
+            log_budgets: Default::default(),
         }
     }
 
@@ -386,5 +416,34 @@ mod tests {
             let err = prefix(&[&flag]).unwrap_err();
             assert!(err.to_string().contains("from 32 to 128"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn log_budget_flags_parse() {
+        let defaults = Config::from_args(&Cli::try_parse_from(["clavis"]).unwrap().serve);
+        assert_eq!(
+            defaults.log_budgets,
+            crate::log_retention::Budgets::default()
+        );
+        let cli = Cli::try_parse_from([
+            "clavis",
+            "--sign-in-failure-entries-per-minute",
+            "5",
+            "--sign-in-log-max-rows",
+            "20000",
+            "--audit-retention-days",
+            "730",
+            "--audit-log-max-rows",
+            "50000",
+        ])
+        .unwrap();
+        let budgets = Config::from_args(&cli.serve).log_budgets;
+        assert_eq!(budgets.sign_in_failure_entries_per_minute, 5);
+        assert_eq!(budgets.sign_in_max_rows, 20_000);
+        assert_eq!(budgets.audit_retention, Duration::days(730));
+        assert_eq!(budgets.audit_max_rows, 50_000);
+        // An audit log kept less than a month, or a budget of a handful of rows, is a mistake.
+        assert!(Cli::try_parse_from(["clavis", "--audit-retention-days", "7"]).is_err());
+        assert!(Cli::try_parse_from(["clavis", "--sign-in-log-max-rows", "10"]).is_err());
     }
 }

@@ -14,6 +14,9 @@
 pub mod app;
 /// Audit events: who did what to which object, with which outcome.
 pub mod audit;
+/// Refused management calls by callers without a role: itemised within a
+/// budget, the rest summarised (so they cannot grow the audit log unbounded).
+pub mod audit_refusals;
 /// `clavis backup` / `clavis restore`: consistent SQLite snapshots, restored
 /// into a fresh data directory.
 pub mod backup;
@@ -48,6 +51,9 @@ pub mod http;
 /// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation,
 /// PKCS#11 tokens (HSMs).
 pub mod keys;
+/// Retention and size budgets of the sign-in log, the audit log and the
+/// revoked tokens, applied every ten minutes.
+pub mod log_retention;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;
 /// `clavis admin recover`: the break-glass way back in for an operator

@@ -1,18 +1,21 @@
 //! The sign-in log, written off the token path: the endpoint pushes each
 //! sign-in onto a shared buffer (a short lock, never a wait, no task woken),
 //! and one task writes the buffer to the store in batches — every second, or
-//! as soon as 10,000 are waiting. Identical requests in one batch (same
-//! tenant, client, secret, resource, address, user agent and outcome) become
-//! one entry with their count, first and last time: under load the store
-//! writes a handful of rows a second, not thousands, which is what keeps the
-//! log's cost to a few percent of the token path. What a crash can lose is what was buffered
-//! since the last write: at most one second of sign-ins. If the store falls
-//! behind and 50,000 are waiting, further sign-ins are counted as dropped
-//! rather than slowing tokens down. `--sign-in-log off` turns it off (no
-//! sign-ins, no last-used times).
+//! as soon as 10,000 are waiting. Identical successful requests in one batch
+//! (same tenant, client, secret, resource, address, user agent) become one
+//! entry with their count, first and last time: under load the store writes
+//! a handful of rows a second, not thousands, which is what keeps the log's
+//! cost to a few percent of the token path. Failures are aggregated per
+//! minute across batches and nodes, and each tenant's itemised failures are
+//! capped per minute ([`failures`]). What a crash can lose is what was
+//! buffered since the last write: at most one second of sign-ins. If the
+//! store falls behind and 50,000 are waiting, further sign-ins are counted as
+//! dropped rather than slowing tokens down. `--sign-in-log off` turns it off
+//! (no sign-ins, no last-used times).
 //!
-//! Retention: every hour each node deletes sign-ins older than
-//! `--sign-in-retention-days` (30 by default).
+//! Retention and size budget: see [`crate::log_retention`].
+
+mod failures;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,8 @@ use clavis_store::{AuditResult, SignIn, Store};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
+
+use self::failures::FailureBudget;
 
 const QUEUE: usize = 50_000;
 const BATCH: usize = 10_000;
@@ -45,6 +50,9 @@ pub struct SignInLog {
     flushes: mpsc::Sender<oneshot::Sender<()>>,
     /// Sign-ins lost to a full buffer (exported in /metrics).
     pub dropped: Arc<AtomicU64>,
+    /// Failures counted in an overflow entry rather than itemised (the
+    /// tenant's per-minute budget was full; exported in /metrics).
+    pub not_itemised: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -54,12 +62,15 @@ impl std::fmt::Debug for Buffer {
 }
 
 impl SignInLog {
-    /// Start the writer task for `store`.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Start the writer task for `store`, itemising at most
+    /// `failure_entries_per_minute` failure entries per tenant and minute.
+    pub fn start(store: Arc<dyn Store>, failure_entries_per_minute: u32) -> Self {
         let buffer = Arc::new(Buffer::default());
         let (flushes, mut flush_rx) = mpsc::channel::<oneshot::Sender<()>>(16);
         let dropped = Arc::new(AtomicU64::new(0));
+        let not_itemised = Arc::new(AtomicU64::new(0));
         let writer = (buffer.clone(), dropped.clone());
+        let mut budget = FailureBudget::new(failure_entries_per_minute, not_itemised.clone());
         tokio::spawn(async move {
             let (buffer, dropped) = writer;
             // What a failed write left, tried again first.
@@ -72,7 +83,7 @@ impl SignInLog {
                     request = flush_rx.recv() => match request {
                         Some(ack) => flushed = Some(ack),
                         None => {
-                            take(&buffer, &mut batch);
+                            take(&buffer, &mut batch, &mut budget);
                             write(store.as_ref(), &mut batch, &dropped).await;
                             return;
                         }
@@ -80,7 +91,7 @@ impl SignInLog {
                     _ = buffer.full.notified() => {}
                     _ = tick.tick() => {}
                 }
-                take(&buffer, &mut batch);
+                take(&buffer, &mut batch, &mut budget);
                 write(store.as_ref(), &mut batch, &dropped).await;
                 if let Some(ack) = flushed {
                     let _ = ack.send(());
@@ -91,6 +102,7 @@ impl SignInLog {
             buffer: Some(buffer),
             flushes,
             dropped,
+            not_itemised,
         }
     }
 
@@ -101,6 +113,7 @@ impl SignInLog {
             buffer: None,
             flushes,
             dropped: Arc::default(),
+            not_itemised: Arc::default(),
         }
     }
 
@@ -131,8 +144,9 @@ impl SignInLog {
     }
 }
 
-/// Move what is waiting behind what a failed write left.
-fn take(buffer: &Buffer, batch: &mut Vec<SignIn>) {
+/// Move what is waiting behind what a failed write left, give failures
+/// their buckets, and merge.
+fn take(buffer: &Buffer, batch: &mut Vec<SignIn>, budget: &mut FailureBudget) {
     let mut waiting = buffer.waiting.lock().unwrap_or_else(|e| e.into_inner());
     if batch.is_empty() {
         std::mem::swap(batch, &mut waiting);
@@ -141,61 +155,98 @@ fn take(buffer: &Buffer, batch: &mut Vec<SignIn>) {
         batch.append(&mut waiting);
     }
     drop(waiting);
+    budget.assign(batch);
     merge(batch);
 }
 
-/// What makes two sign-ins the same request.
-type Sameness<'a> = (
-    Uuid,
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<&'a str>,
-    Option<&'a str>,
-    bool,
-    Option<u32>,
-);
+/// What makes two sign-ins one entry: a failure's bucket (its id, given by
+/// [`FailureBudget::assign`]), or everything about a success.
+#[derive(PartialEq, Eq, Hash)]
+enum Sameness<'a> {
+    Failure(Uuid),
+    Success(
+        Uuid,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<&'a str>,
+        Option<&'a str>,
+    ),
+}
 
 fn sameness(s: &SignIn) -> Sameness<'_> {
-    (
+    if s.result == AuditResult::Failure {
+        return Sameness::Failure(s.id);
+    }
+    Sameness::Success(
         s.tenant_id,
         s.app_id,
         s.key_id,
         s.resource,
         s.client_ip.as_deref(),
         s.user_agent.as_deref(),
-        s.result == AuditResult::Success,
-        s.error_code,
     )
 }
 
-/// Merge identical requests into one entry each (the first one's id, the
-/// sum of the counts, the first `at` and the last `last_at`), in the order
-/// each first appeared.
+/// What merged entries add up to: the sum of the counts, the first `at`,
+/// the last `last_at`, and (failures) the user agent of the latest.
+struct Total {
+    count: u32,
+    at: OffsetDateTime,
+    last_at: OffsetDateTime,
+    latest: usize,
+}
+
+/// Merge the entries that are the same into one each (the first one's id
+/// and fields, the sum of the counts, the first `at` and the last
+/// `last_at`; a failure keeps the latest user agent), in the order each
+/// first appeared.
 fn merge(batch: &mut Vec<SignIn>) {
     if batch.len() < 2 {
         return;
     }
     let items = std::mem::take(batch);
-    let mut totals: Vec<Option<(u32, OffsetDateTime, OffsetDateTime)>> = vec![None; items.len()];
+    let mut totals: Vec<Option<Total>> = (0..items.len()).map(|_| None).collect();
     {
         let mut first_of: HashMap<Sameness<'_>, usize> = HashMap::new();
         for (i, s) in items.iter().enumerate() {
             let first = *first_of.entry(sameness(s)).or_insert(i);
-            let total = totals[first].get_or_insert((0, s.at, s.last_at));
-            total.0 = total.0.saturating_add(s.count.max(1));
-            total.1 = total.1.min(s.at);
-            total.2 = total.2.max(s.last_at);
+            let total = totals[first].get_or_insert(Total {
+                count: 0,
+                at: s.at,
+                last_at: s.last_at,
+                latest: i,
+            });
+            total.count = total.count.saturating_add(s.count.max(1));
+            total.at = total.at.min(s.at);
+            if s.last_at >= total.last_at {
+                total.last_at = s.last_at;
+                total.latest = i;
+            }
         }
     }
-    batch.extend(items.into_iter().zip(totals).filter_map(|(s, total)| {
-        total.map(|(count, at, last_at)| SignIn {
-            count,
-            at,
-            last_at,
-            ..s
-        })
-    }));
+    let agents: Vec<Option<String>> = totals
+        .iter()
+        .map(|t| t.as_ref().and_then(|t| items[t.latest].user_agent.clone()))
+        .collect();
+    batch.extend(
+        items
+            .into_iter()
+            .zip(totals.into_iter().zip(agents))
+            .filter_map(|(s, (total, agent))| {
+                total.map(|t| SignIn {
+                    count: t.count,
+                    at: t.at,
+                    last_at: t.last_at,
+                    user_agent: if s.result == AuditResult::Failure {
+                        agent
+                    } else {
+                        s.user_agent
+                    },
+                    ..s
+                })
+            }),
+    );
 }
 
 async fn write(store: &dyn Store, batch: &mut Vec<SignIn>, dropped: &AtomicU64) {
@@ -216,9 +267,6 @@ async fn write(store: &dyn Store, batch: &mut Vec<SignIn>, dropped: &AtomicU64) 
     }
 }
 
-/// How often old sign-ins are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
-
 /// Delete every tenant's sign-ins that are older than the retention period
 /// (by the server's clock); returns how many went.
 pub async fn purge_expired(state: &crate::app::AppState) -> clavis_store::StoreResult<u64> {
@@ -229,21 +277,6 @@ pub async fn purge_expired(state: &crate::app::AppState) -> clavis_store::StoreR
         gone += store.purge_sign_ins(tenant.id, cutoff).await?;
     }
     Ok(gone)
-}
-
-/// Purge old sign-ins now and every hour, for as long as the server runs.
-pub async fn keep_retention(state: std::sync::Weak<crate::app::AppState>) {
-    let mut tick = tokio::time::interval(PURGE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(state) = state.upgrade() else { return };
-        match purge_expired(&state).await {
-            Ok(0) => {}
-            Ok(gone) => tracing::info!(gone, "deleted sign-ins past their retention period"),
-            Err(e) => tracing::warn!(error = %e, "could not delete old sign-ins; will retry"),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -284,6 +317,9 @@ mod tests {
             sign_in(6, "10.0.0.1", false),
         ];
         let first_id = batch[0].id;
+        let mut budget = FailureBudget::new(100, Arc::default());
+        budget.assign(&mut batch);
+        batch[5].user_agent = Some("later/1".into());
         merge(&mut batch);
         assert_eq!(batch.len(), 3);
         let a = &batch[0];
@@ -293,6 +329,11 @@ mod tests {
         assert_eq!(batch[1].client_ip.as_deref(), Some("10.0.0.2"));
         assert_eq!(batch[1].count, 1);
         assert_eq!((batch[2].count, batch[2].error_code), (2, Some(7000215)));
+        assert_eq!(
+            batch[2].user_agent.as_deref(),
+            Some("later/1"),
+            "a failure keeps the latest user agent"
+        );
         // Merging merged entries adds their counts.
         let mut again = vec![batch[0].clone(), batch[0].clone()];
         merge(&mut again);

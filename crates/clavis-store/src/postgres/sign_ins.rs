@@ -3,7 +3,7 @@
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::codec::{id, time};
+use super::codec::{id, time, PgTime, PgUuid};
 use super::error::db;
 use crate::model::{AuditResult, SignIn, SignInCount, SignInQuery};
 use crate::{from_unix_micros, StoreError, StoreResult};
@@ -44,6 +44,15 @@ pub(crate) async fn record(pool: &PgPool, batch: &[SignIn]) -> StoreResult<()> {
                     .push_bind(i32::try_from(s.count.max(1)).unwrap_or(i32::MAX))
                     .push_bind(last_at);
             });
+            // A failure's id names its bucket: more of the same add to the row.
+            insert.push(
+                " ON CONFLICT (id) WHERE result = 'failure' DO UPDATE SET \
+                   count = LEAST(sign_ins.count::BIGINT + excluded.count, 2147483647)::INTEGER, \
+                   at = LEAST(sign_ins.at, excluded.at), \
+                   last_at = GREATEST(COALESCE(sign_ins.last_at, sign_ins.at), \
+                                      COALESCE(excluded.last_at, excluded.at)), \
+                   user_agent = excluded.user_agent",
+            );
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
         for (key_id, at) in crate::last_uses(&batch) {
@@ -174,5 +183,33 @@ pub(crate) async fn purge(
         .execute(pool)
         .await
         .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
+/// Delete the tenant's oldest rows beyond the newest `keep` (by `(at, id)`,
+/// the order reads page in).
+pub(crate) async fn trim(pool: &PgPool, tenant_id: Uuid, keep: u64) -> StoreResult<u64> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let newest_gone: Option<(PgTime, PgUuid)> = sqlx::query_as(
+        "SELECT at, id FROM sign_ins WHERE tenant_id = $1 \
+         ORDER BY at DESC, id DESC LIMIT 1 OFFSET $2",
+    )
+    .bind(id(tenant_id))
+    .bind(keep)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let Some((at, row_id)) = newest_gone else {
+        return Ok(0);
+    };
+    let done = sqlx::query(
+        "DELETE FROM sign_ins WHERE tenant_id = $1 AND (at < $2 OR (at = $2 AND id <= $3))",
+    )
+    .bind(id(tenant_id))
+    .bind(at)
+    .bind(row_id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
     Ok(done.rows_affected())
 }

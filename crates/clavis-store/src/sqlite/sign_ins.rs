@@ -54,6 +54,15 @@ async fn append(conn: &mut SqliteConnection, batch: &[SignIn]) -> StoreResult<()
                 .push_bind(i64::from(s.count.max(1)))
                 .push_bind(last_at);
         });
+        // A failure's id names its bucket: more of the same add to the row.
+        insert.push(
+            " ON CONFLICT (id) WHERE result = 'failure' DO UPDATE SET \
+               count = sign_ins.count + excluded.count, \
+               at = min(sign_ins.at, excluded.at), \
+               last_at = max(COALESCE(sign_ins.last_at, sign_ins.at), \
+                             COALESCE(excluded.last_at, excluded.at)), \
+               user_agent = excluded.user_agent",
+        );
         insert.build().execute(&mut *tx).await.map_err(db)?;
     }
     for (key_id, at) in crate::last_uses(batch) {
@@ -176,5 +185,33 @@ pub(crate) async fn purge(
         .execute(pool)
         .await
         .map_err(db)?;
+    Ok(done.rows_affected())
+}
+
+/// Delete the tenant's oldest rows beyond the newest `keep` (by `(at, id)`,
+/// the order reads page in).
+pub(crate) async fn trim(pool: &SqlitePool, tenant_id: Uuid, keep: u64) -> StoreResult<u64> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let newest_gone: Option<(i64, String)> = sqlx::query_as(
+        "SELECT at, id FROM sign_ins WHERE tenant_id = ?1 \
+         ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?2",
+    )
+    .bind(id(tenant_id))
+    .bind(keep)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let Some((at, row_id)) = newest_gone else {
+        return Ok(0);
+    };
+    let done = sqlx::query(
+        "DELETE FROM sign_ins WHERE tenant_id = ?1 AND (at < ?2 OR (at = ?2 AND id <= ?3))",
+    )
+    .bind(id(tenant_id))
+    .bind(at)
+    .bind(row_id)
+    .execute(pool)
+    .await
+    .map_err(db)?;
     Ok(done.rows_affected())
 }

@@ -118,8 +118,11 @@ pub struct SignInDto {
     pub client_credential_type: &'static str,
     #[schema(value_type = Object)]
     pub status: serde_json::Value,
-    /// Clavis extension: how many identical requests this entry stands for
-    /// (the log merges repeats that come within one second).
+    /// Clavis extension: how many requests this entry stands for (the log
+    /// merges identical successes that come within one second, and the
+    /// failures of one address, client id and error code within a minute;
+    /// an entry with `status.errorCode` null counts a tenant's refusals of
+    /// one minute that were not itemised).
     pub request_count: u32,
     /// Clavis extension: when the last of them came.
     pub last_request_date_time: String,
@@ -136,10 +139,23 @@ impl From<&clavis_store::SignIn> for SignInDto {
             ip_address: s.client_ip.clone(),
             user_agent: s.user_agent.clone(),
             client_credential_type: "clientSecret",
-            status: serde_json::json!({
-                "errorCode": s.error_code.unwrap_or(0),
-                "failureReason": if s.error_code.is_some() { "Client authentication or token request failed" } else { "" },
-            }),
+            status: match (s.result, s.error_code) {
+                (clavis_store::AuditResult::Success, _) => {
+                    serde_json::json!({"errorCode": 0, "failureReason": ""})
+                }
+                (_, Some(code)) => serde_json::json!({
+                    "errorCode": code,
+                    "failureReason": "Client authentication or token request failed",
+                }),
+                (_, None) => serde_json::json!({
+                    "errorCode": null,
+                    "failureReason": format!(
+                        "{} refused requests in this minute not itemised: the tenant's budget of \
+                         failure entries per minute (--sign-in-failure-entries-per-minute) was full",
+                        s.count
+                    ),
+                }),
+            },
             request_count: s.count,
             last_request_date_time: super::shapes::rfc3339(s.last_at),
         }

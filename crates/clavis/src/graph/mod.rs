@@ -97,7 +97,9 @@ impl Audited {
     }
 
     /// Pass `check` through; a refusal is also recorded in the audit log
-    /// (best effort: the refusal stands even if that write fails).
+    /// (best effort: the refusal stands even if that write fails). A caller
+    /// without any management role has only the first few refusals a
+    /// minute itemised, the rest summarised ([`crate::audit_refusals`]).
     pub async fn check(
         state: &AppState,
         caller: &Caller,
@@ -108,6 +110,9 @@ impl Audited {
             let event = caller
                 .actor()
                 .failed(caller.tenant.id, state.clock.now(), action, reason);
+            if caller.roles.is_empty() && !state.refusals.admit(&event) {
+                return check;
+            }
             if let Err(e) = state.directory.store().record_audit(&[event]).await {
                 tracing::warn!(error = %e, "could not record a refused action in the audit log");
             }

@@ -19,6 +19,8 @@ use crate::app::AppState;
 pub struct Counters {
     pub tokens_issued: AtomicU64,
     pub tokens_refused: AtomicU64,
+    /// Sizes and deletions of the logs (retention and budgets).
+    pub logs: crate::log_retention::LogCounters,
 }
 
 /// Prometheus metrics of this node and its store.
@@ -65,6 +67,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         out,
         "clavis_sign_ins_dropped_total {}",
         state.sign_ins.dropped.load(Ordering::Relaxed)
+    );
+    c.logs.render(
+        &mut out,
+        &state.log_budgets,
+        (
+            state.sign_ins.not_itemised.load(Ordering::Relaxed),
+            state.refusals.not_itemised.load(Ordering::Relaxed),
+        ),
     );
     let _ = writeln!(out, "# HELP clavis_client_secret_expiry_seconds Seconds until a client secret ends (negative: ended).");
     let _ = writeln!(out, "# TYPE clavis_client_secret_expiry_seconds gauge");

@@ -37,6 +37,7 @@ mod sqlite {
     mod key_providers;
     mod key_rotation;
     mod last_admin;
+    mod log_budgets;
     mod management;
     mod pkcs11_provider;
     mod policies;
@@ -69,6 +70,7 @@ mod postgres {
     mod key_rotation;
     mod key_rotation_nodes;
     mod last_admin;
+    mod log_budgets;
     mod management;
     mod pkcs11_provider;
     mod policies;
