@@ -5,8 +5,8 @@
 //! audit events) and then drops the cache. A generation counter stops a read
 //! that raced a change from caching what it read before the change.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use clavis_store::{
@@ -22,8 +22,8 @@ pub struct Client {
     pub grants: Vec<RoleAssignment>,
 }
 
-/// Known clients by (tenant, appId), and unknown appIds as `None`.
-type ClientCache = HashMap<(Uuid, Uuid), Option<Arc<Client>>>;
+/// Known clients by (tenant, appId).
+type ClientCache = HashMap<(Uuid, Uuid), Arc<Client>>;
 
 /// Cached view of the store for the hot path.
 #[derive(Debug)]
@@ -33,10 +33,16 @@ pub struct Directory {
     feed: tokio::sync::watch::Receiver<FeedState>,
     generation: AtomicU64,
     tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
-    /// Clients by (tenant, appId); `None` remembers an appId that is not
-    /// registered, so an unknown client costs what a known one does (no
-    /// database round-trip, no timing difference) until the next change.
+    /// Clients by (tenant, appId).
     clients: RwLock<ClientCache>,
+    /// AppIds that are not registered, so an unknown client costs what a
+    /// known one does (no database round-trip, no timing difference) until
+    /// the next change. Kept apart from `clients` with its own bound: a
+    /// flood of random client ids fills and clears only this set, never
+    /// pushing real clients out of the cache.
+    unknown: RwLock<HashSet<(Uuid, Uuid)>>,
+    /// Most unknown appIds remembered; past it the set starts over.
+    unknown_limit: AtomicUsize,
     resources: RwLock<HashMap<(Uuid, String), Arc<Application>>>,
 }
 
@@ -54,6 +60,8 @@ impl Directory {
             generation: AtomicU64::new(0),
             tenants: RwLock::new(Arc::new(tenants.into_iter().map(Arc::new).collect())),
             clients: RwLock::new(HashMap::new()),
+            unknown: RwLock::new(HashSet::new()),
+            unknown_limit: AtomicUsize::new(CACHE_LIMIT),
             resources: RwLock::new(HashMap::new()),
         })
     }
@@ -112,6 +120,7 @@ impl Directory {
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         write(&self.clients).clear();
+        write(&self.unknown).clear();
         write(&self.resources).clear();
     }
 
@@ -146,16 +155,18 @@ impl Directory {
         tenant: Uuid,
         app_id: Uuid,
     ) -> Result<Option<Arc<Client>>, StoreError> {
-        let trusted = self.trusted();
-        if let Some(hit) = read(&self.clients)
-            .get(&(tenant, app_id))
-            .filter(|_| trusted)
-        {
-            return Ok(hit.clone());
+        let key = (tenant, app_id);
+        if self.trusted() {
+            if let Some(hit) = read(&self.clients).get(&key) {
+                return Ok(Some(hit.clone()));
+            }
+            if read(&self.unknown).contains(&key) {
+                return Ok(None);
+            }
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(app) = self.store.application_by_app_id(tenant, app_id).await? else {
-            self.remember(&self.clients, (tenant, app_id), None, generation);
+            self.remember_unknown(key, generation);
             return Ok(None);
         };
         let mut grants = self
@@ -167,12 +178,7 @@ impl Directory {
             app: compact(app),
             grants,
         });
-        self.remember(
-            &self.clients,
-            (tenant, app_id),
-            Some(client.clone()),
-            generation,
-        );
+        self.remember(&self.clients, key, client.clone(), generation);
         Ok(Some(client))
     }
 
@@ -229,6 +235,33 @@ impl Directory {
             map.clear();
         }
         map.insert(key, value);
+    }
+
+    /// Tests: remember at most `limit` unknown appIds.
+    #[doc(hidden)]
+    pub fn set_unknown_limit(&self, limit: usize) {
+        self.unknown_limit.store(limit.max(1), Ordering::Relaxed);
+    }
+
+    /// Tests: whether the client is in the cache now.
+    #[doc(hidden)]
+    pub fn caches_client(&self, tenant: Uuid, app_id: Uuid) -> bool {
+        read(&self.clients).contains_key(&(tenant, app_id))
+    }
+
+    /// Remember that `key` is not registered (see `unknown`).
+    fn remember_unknown(&self, key: (Uuid, Uuid), generation: u64) {
+        if !self.trusted() {
+            return;
+        }
+        let mut set = write(&self.unknown);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if set.len() >= self.unknown_limit.load(Ordering::Relaxed) {
+            set.clear();
+        }
+        set.insert(key);
     }
 }
 

@@ -528,3 +528,38 @@ async fn a_client_remembered_as_unknown_works_once_registered() {
     let found = directory.client(tenant, app_id).await.unwrap();
     assert_eq!(found.map(|c| c.app.app_id), Some(app_id));
 }
+
+#[tokio::test]
+async fn a_flood_of_unknown_client_ids_does_not_push_real_clients_out_of_the_cache() {
+    let app = spawn_app().await;
+    let tenant: uuid::Uuid = app.tenant_id.parse().unwrap();
+    let admin: uuid::Uuid = app.admin_id.parse().unwrap();
+    let directory = &app.state.directory;
+    directory.set_unknown_limit(8);
+    // Start-up commits move the change feed, which drops the cache a
+    // moment later: ask until the client stays cached.
+    let mut cached = false;
+    for _ in 0..100 {
+        app.admin_token().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if directory.caches_client(tenant, admin) {
+            cached = true;
+            break;
+        }
+    }
+    assert!(cached, "a known client is cached once it got a token");
+    for _ in 0..50 {
+        let r = app
+            .token_post(
+                &uuid::Uuid::new_v4().to_string(),
+                "clavis_wrong",
+                "api://clavis/.default",
+            )
+            .await;
+        assert!(r.status().is_client_error());
+    }
+    assert!(
+        directory.caches_client(tenant, admin),
+        "50 unknown client ids (past a limit of 8) cleared the cache of known clients"
+    );
+}
