@@ -47,6 +47,8 @@ pub struct AppState {
     pub throttle: crate::oauth::throttle::Throttle,
     /// Trusted proxies, security headers and the request time limit.
     pub transport: crate::http::transport::Transport,
+    /// This server as a node of the installation (its heartbeat row).
+    pub node: crate::node::Node,
 }
 
 impl AppState {
@@ -104,6 +106,12 @@ impl App {
                 kek_path.display()
             );
         }
+        // Seal under the installation's key-encryption key when this node
+        // holds it, so that every node can open what any node seals.
+        let installation_kek = store
+            .installation_kek_or_insert(&kek.configured_active_kek_id(), clock.now())
+            .await?;
+        kek.follow_installation_kek(&installation_kek);
         let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
 
         let listener = std::net::TcpListener::bind(config.listen)
@@ -122,6 +130,8 @@ impl App {
             }
         };
 
+        let node = crate::node::Node::new(local_addr, &base_url, clock.now());
+        node.beat(store.as_ref(), &kek, clock.now()).await?;
         let directory = Directory::load(store.clone()).await?;
         let bootstrapped = bootstrap_if_empty(
             &directory,
@@ -167,6 +177,7 @@ impl App {
                 hsts: tls.is_some(),
                 request_timeout: config.request_timeout,
             },
+            node,
         });
         Ok(App {
             listener,
@@ -219,6 +230,9 @@ impl App {
                 every,
             ))
         });
+        // Tasks that end with the server (aborted if this future is dropped).
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::node::keep_beating(self.state.clone()));
         let router = crate::http::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -260,6 +274,11 @@ impl App {
         }
         // Requests have finished: write the sign-ins still queued.
         state.sign_ins.flush().await;
+        tasks.shutdown().await;
+        // A clean stop: this node no longer counts as live.
+        if let Err(e) = state.directory.store().remove_node(state.node.id).await {
+            tracing::warn!(error = %e, "could not remove this node's heartbeat row");
+        }
         Ok(())
     }
 }

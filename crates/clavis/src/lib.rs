@@ -48,6 +48,9 @@ pub mod http;
 /// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation,
 /// PKCS#11 tokens (HSMs).
 pub mod keys;
+/// This server as a node of the installation: its heartbeat row, the
+/// installation's key-encryption key it follows.
+pub mod node;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;
 /// Client secret format and keyed hash.

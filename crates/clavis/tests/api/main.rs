@@ -62,6 +62,7 @@ mod postgres {
     mod expiry_nodes;
     mod faults;
     mod helpers;
+    mod kek_nodes;
     mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
@@ -73,6 +74,7 @@ mod postgres {
     mod schema_conformance;
     mod secrets;
     mod signins;
+    mod store_copy;
     mod tenants;
     mod throttle;
     mod throttle_nodes;
