@@ -47,22 +47,30 @@ pub enum KeysCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Show the key provider, its key-encryption keys and how many sealed
-    /// records (signing keys, the hash key, webhook secrets) each wraps.
+    /// Show the key provider, its key-encryption keys, how many sealed
+    /// records (signing keys, the hash key, webhook secrets) each wraps, and
+    /// which keys every node sharing the store holds.
     Kek,
-    /// Rewrap every sealed record under the active key-encryption key while
-    /// the server runs (only each record's data key is re-encrypted).
+    /// Rewrap every sealed record under one key-encryption key while the
+    /// server runs (only each record's data key is re-encrypted); that key
+    /// becomes the installation's, which every node seals new records under.
     ///
-    /// With --new-key (key-file provider) the server first makes a new key,
+    /// Without options: this node's first key (kek.key's first line or
+    /// CLAVIS_KEK). --key-id names a key every node already holds (the way
+    /// to rotate a cluster: add the new key to every node's kek.key after
+    /// the first line, or to CLAVIS_KEK_PREVIOUS, restart them, then rewrap
+    /// to it). --new-key (key-file provider, one node only) makes a new key,
     /// saves it as the first line of kek.key and keeps the old ones after
-    /// it. With the env provider, start the server with the new key in
-    /// CLAVIS_KEK and the old in CLAVIS_KEK_PREVIOUS, then run this. Once no
-    /// record uses an old key (see `clavis keys kek`) and no backup you keep
-    /// needs it, remove it from kek.key / CLAVIS_KEK_PREVIOUS.
+    /// it. A rewrap under a key that a live node lacks is refused, naming
+    /// the node. Once no record uses an old key (see `clavis keys kek`) and
+    /// no backup you keep needs it, remove it from every node.
     Rewrap {
-        /// Make a new active key-encryption key first (key-file provider).
-        #[arg(long)]
+        /// Make a new active key-encryption key first (key-file provider; refused while other nodes are live).
+        #[arg(long, conflicts_with = "key_id")]
         new_key: bool,
+        /// Rewrap under this key (an id `clavis keys kek` lists), held by every node.
+        #[arg(long, value_name = "KEK_ID")]
+        key_id: Option<String>,
     },
 }
 
@@ -133,12 +141,13 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Error> {
                 OutputFormat::Table => kek_table(&keks),
             });
         }
-        KeysCommand::Rewrap { new_key } => {
+        KeysCommand::Rewrap { new_key, key_id } => {
+            let body = match key_id {
+                Some(id) => json!({ "keyId": id }),
+                None => json!({ "newKey": new_key }),
+            };
             let answer = s
-                .post(
-                    s.url(&["policies", "keyEncryptionKeys", "rewrap"]),
-                    &json!({ "newKey": new_key }),
-                )
+                .post(s.url(&["policies", "keyEncryptionKeys", "rewrap"]), &body)
                 .await?
                 .ok_or_else(|| Error::new("the server rewrapped but sent no report"))?;
             output::emit(&match format {
@@ -213,21 +222,56 @@ fn rotated_text(key: &Value) -> String {
 
 fn kek_table(keks: &Value) -> String {
     let mut out = format!(
-        "provider: {}\nactive key: {}\n\n",
+        "provider: {}\ninstallation key: {}\nthis node seals under: {}\n\n",
         text(&keks["provider"]),
+        text(&keks["installationKeyId"]),
         text(&keks["activeKeyId"])
     );
-    let mut table = Table::new(&["KEY ID", "ACTIVE", "CONFIGURED", "SEALED RECORDS"]);
+    let yes_no = |v: &Value| if *v == true { "yes" } else { "no" }.to_owned();
+    let mut table = Table::new(&[
+        "KEY ID",
+        "ACTIVE",
+        "CONFIGURED",
+        "ON EVERY LIVE NODE",
+        "SEALED RECORDS",
+    ]);
     for k in keks["keys"].as_array().into_iter().flatten() {
-        let yes_no = |v: &Value| if *v == true { "yes" } else { "no" }.to_owned();
         table.row(vec![
             text(&k["keyId"]),
             yes_no(&k["active"]),
             yes_no(&k["configured"]),
+            yes_no(&k["heldByEveryLiveNode"]),
             text(&k["sealedRecords"]),
         ]);
     }
     out.push_str(&table.render());
+    let nodes = keks["nodes"].as_array().cloned().unwrap_or_default();
+    if !nodes.is_empty() {
+        out.push('\n');
+        let mut table = Table::new(&["NODE", "HOST", "LISTEN", "LIVE", "LAST SEEN", "KEYS HELD"]);
+        for n in &nodes {
+            let id = text(&n["nodeId"]);
+            let mut name: String = id.chars().take(8).collect();
+            if n["thisNode"] == true {
+                name.push_str(" (this)");
+            }
+            let held: Vec<String> = n["keyIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            table.row(vec![
+                name,
+                text(&n["host"]),
+                text(&n["listen"]),
+                yes_no(&n["live"]),
+                output::time(&text(&n["lastSeenDateTime"])),
+                held.join(", "),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
     out
 }
 
@@ -240,8 +284,9 @@ fn rewrap_text(answer: &Value) -> String {
         ));
     }
     out.push_str(&format!(
-        "Rewrapped {} sealed record(s); {} already under the active key; {} failed.\n\n",
+        "Rewrapped {} sealed record(s) under {}; {} already under it; {} failed.\n\n",
         text(&answer["rewrapped"]),
+        text(&answer["keyId"]),
         text(&answer["alreadyCurrent"]),
         answer["failed"].as_array().map_or(0, Vec::len)
     ));
@@ -298,6 +343,23 @@ mod tests {
         assert_eq!(table.lines().count(), 3, "{table}");
         assert!(table.contains("k1   ES256  retired  yes"), "{table}");
         assert!(table.contains("2026-01-02T01:10:00Z"), "{table}");
+    }
+
+    #[test]
+    fn the_kek_table_shows_which_keys_every_node_holds() {
+        let keks = json!({"provider": "file", "installationKeyId": "kek-a", "activeKeyId": "kek-a",
+            "keys": [{"keyId": "kek-a", "active": true, "configured": true, "heldByEveryLiveNode": true, "sealedRecords": 6},
+                     {"keyId": "kek-b", "active": false, "configured": true, "heldByEveryLiveNode": false, "sealedRecords": 0}],
+            "nodes": [{"nodeId": "1b2c3d4e-0000-0000-0000-000000000000", "host": "web-1", "listen": "10.0.0.1:8443",
+                       "live": true, "thisNode": true, "lastSeenDateTime": "2026-01-01T00:00:00Z", "keyIds": ["kek-a", "kek-b"]},
+                      {"nodeId": "9f8e7d6c-0000-0000-0000-000000000000", "host": "web-2", "listen": "10.0.0.2:8443",
+                       "live": true, "thisNode": false, "lastSeenDateTime": "2026-01-01T00:00:01Z", "keyIds": ["kek-a"]}]});
+        let out = kek_table(&keks);
+        assert!(out.contains("installation key: kek-a"), "{out}");
+        assert!(out.contains("1b2c3d4e (this)"), "{out}");
+        assert!(out.contains("kek-a, kek-b"), "{out}");
+        let b_row = out.lines().find(|l| l.starts_with("kek-b")).unwrap();
+        assert!(b_row.contains("no"), "{out}");
     }
 
     #[test]

@@ -15,13 +15,20 @@
 //! - [`connect`]: picks the backend from a database URL's scheme.
 //! - [`expiry`]: webhook subscriptions, expiry notices and deliveries (the
 //!   secret expiry warnings).
+//! - [`nodes`]: the heartbeat rows of the servers sharing a store (which
+//!   key-encryption keys each holds) and the installation's key-encryption key.
+//! - [`copy`]: every table and column, as `clavis store copy` moves them.
 //!
 //! Both backends pass the same suite (`tests/suite`).
 
+/// Every table and column, as `clavis store copy` moves them.
+pub mod copy;
 /// Records of secret expiry warnings: webhooks, notices, deliveries.
 pub mod expiry;
 /// Plain records stored by every backend.
 pub mod model;
+/// Heartbeats of the servers sharing a store; the installation's KEK.
+pub mod nodes;
 /// The PostgreSQL backend (scale-out: several nodes, one database).
 pub mod postgres;
 /// Sealed values, listed and replaced for rewrapping.
@@ -29,6 +36,7 @@ pub mod sealed;
 /// The embedded SQLite backend (the zero-set-up default).
 pub mod sqlite;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -37,6 +45,7 @@ use uuid::Uuid;
 
 pub use expiry::*;
 pub use model::*;
+pub use nodes::NodeRecord;
 pub use sealed::{SealedKind, SealedRecord};
 
 /// What can go wrong in storage. The HTTP layers map these to their own
@@ -187,6 +196,9 @@ pub enum Mutation {
     /// Delete a webhook subscription and its delivery log. `NotFound` if
     /// it is gone (or belongs to another tenant).
     DeleteWebhook { tenant_id: Uuid, id: Uuid },
+    /// Make `kek_id` the installation's key-encryption key: every node that
+    /// holds it seals new records under it (see [`nodes`]).
+    SetInstallationKek { kek_id: String, at: OffsetDateTime },
 }
 
 /// What the change feed says: how many changes were seen, and whether the
@@ -408,6 +420,55 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// (every tenant's): past its expiry a token is inactive without help.
     /// Returns how many went.
     async fn purge_revoked_tokens(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    // ---- The servers sharing this store, and the installation's KEK.
+
+    /// Insert or replace `node`'s heartbeat row, and delete the rows of
+    /// nodes last seen before `forget_before`. Not a change: the change
+    /// feed does not move.
+    async fn record_node(
+        &self,
+        node: &NodeRecord,
+        forget_before: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Every node's row (live or not), oldest start first.
+    async fn nodes(&self) -> StoreResult<Vec<NodeRecord>>;
+
+    /// Delete a node's row (it shuts down cleanly); a row already gone is fine.
+    async fn remove_node(&self, node_id: Uuid) -> StoreResult<()>;
+
+    /// The installation's key-encryption key id, making it `candidate` first
+    /// if there is none. Every caller (and every node) gets the same winner.
+    async fn installation_kek_or_insert(
+        &self,
+        candidate: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<String>;
+
+    // ---- `clavis store copy`: every table, row for row (see [`copy`]).
+
+    /// Every table of the schema with its columns (not the migrations' own
+    /// bookkeeping).
+    async fn schema_tables(&self) -> StoreResult<BTreeMap<String, BTreeSet<String>>>;
+
+    /// How many rows `table` holds.
+    async fn count_rows(&self, table: &'static copy::Table) -> StoreResult<u64>;
+
+    /// Send every row of `table` to `out` in batches of at most
+    /// [`copy::BATCH_ROWS`], read from one snapshot; returns how many.
+    async fn export_rows(
+        &self,
+        table: &'static copy::Table,
+        out: &tokio::sync::mpsc::Sender<copy::Batch>,
+    ) -> StoreResult<u64>;
+
+    /// Insert the rows of every batch received, in one transaction that
+    /// commits when [`copy::Batch::Done`] arrives; returns how many. If the
+    /// channel closes first, or an insert fails, nothing is written.
+    async fn import_rows(
+        &self,
+        batches: tokio::sync::mpsc::Receiver<copy::Batch>,
+    ) -> StoreResult<u64>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme

@@ -19,9 +19,11 @@
 mod applications;
 mod auth_failures;
 mod codec;
+mod copy;
 mod error;
 mod expiry;
 mod mutate;
+mod nodes;
 mod read;
 mod retention;
 mod sign_ins;
@@ -520,6 +522,55 @@ impl Store for SqliteStore {
 
     async fn purge_revoked_tokens(&self, before: time::OffsetDateTime) -> StoreResult<u64> {
         retention::purge_revoked_tokens(&self.pool, before).await
+    }
+
+    async fn record_node(
+        &self,
+        node: &crate::NodeRecord,
+        forget_before: time::OffsetDateTime,
+    ) -> StoreResult<()> {
+        nodes::record(&self.pool, node, forget_before).await
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<crate::NodeRecord>> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn remove_node(&self, node_id: Uuid) -> StoreResult<()> {
+        nodes::remove(&self.pool, node_id).await
+    }
+
+    async fn installation_kek_or_insert(
+        &self,
+        candidate: &str,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<String> {
+        nodes::installation_kek_or_insert(&self.pool, candidate, at).await
+    }
+
+    async fn schema_tables(
+        &self,
+    ) -> StoreResult<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>> {
+        copy::schema_tables(&self.pool).await
+    }
+
+    async fn count_rows(&self, table: &'static crate::copy::Table) -> StoreResult<u64> {
+        copy::count(&self.pool, table).await
+    }
+
+    async fn export_rows(
+        &self,
+        table: &'static crate::copy::Table,
+        out: &tokio::sync::mpsc::Sender<crate::copy::Batch>,
+    ) -> StoreResult<u64> {
+        copy::export(&self.pool, table, out).await
+    }
+
+    async fn import_rows(
+        &self,
+        batches: tokio::sync::mpsc::Receiver<crate::copy::Batch>,
+    ) -> StoreResult<u64> {
+        copy::import(&self.pool, batches).await
     }
 }
 

@@ -223,6 +223,10 @@ on_postgres!(
     failed_sign_ins_of_one_bucket_add_up,
     logs_are_trimmed_to_budget_and_purged_by_age,
     expired_revoked_tokens_are_purged,
+    nodes_are_recorded_listed_and_forgotten,
+    the_installation_kek_is_chosen_once_and_changed_by_a_commit,
+    every_table_is_known_to_store_copy,
+    an_interrupted_copy_writes_nothing,
 );
 
 /// Wait until the feed satisfies `ready`, at most `limit`.
@@ -536,5 +540,34 @@ async fn wait_for_no_feed(db: &Database) {
             "the feed's connection outlived its store"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `clavis store copy` between PostgreSQL databases and across backends,
+/// both ways: every row of every table, every column.
+#[tokio::test]
+async fn a_copy_keeps_every_row_between_databases_and_across_backends() {
+    let (a, b) = (Database::create().await, Database::create().await);
+    let (pg_a, pg_b) = (a.open().await, b.open().await);
+    suite::a_copy_keeps_every_row_of_every_table(&pg_a, &pg_b).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite_url = format!("sqlite://{}", dir.path().join("from.db").display());
+    let sqlite = clavis_store::sqlite::SqliteStore::open(&sqlite_url)
+        .await
+        .expect("open");
+    let c = Database::create().await;
+    let pg_c = c.open().await;
+    suite::a_copy_keeps_every_row_of_every_table(&sqlite, &pg_c).await;
+
+    let d = Database::create().await;
+    let pg_d = d.open().await;
+    let back_url = format!("sqlite://{}", dir.path().join("back.db").display());
+    let back = clavis_store::sqlite::SqliteStore::open(&back_url)
+        .await
+        .expect("open");
+    suite::a_copy_keeps_every_row_of_every_table(&pg_d, &back).await;
+    for store in [pg_a, pg_b, pg_c, pg_d] {
+        store.close().await;
     }
 }

@@ -72,6 +72,10 @@ on_sqlite!(
     failed_sign_ins_of_one_bucket_add_up,
     logs_are_trimmed_to_budget_and_purged_by_age,
     expired_revoked_tokens_are_purged,
+    nodes_are_recorded_listed_and_forgotten,
+    the_installation_kek_is_chosen_once_and_changed_by_a_commit,
+    every_table_is_known_to_store_copy,
+    an_interrupted_copy_writes_nothing,
 );
 
 #[tokio::test]
@@ -225,4 +229,10 @@ async fn a_new_database_file_is_private() {
             assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_copy_between_two_sqlite_files_keeps_every_row() {
+    let (from, to) = (fresh().await, fresh().await);
+    suite::a_copy_keeps_every_row_of_every_table(&from.store, &to.store).await;
 }

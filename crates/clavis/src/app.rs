@@ -53,6 +53,8 @@ pub struct AppState {
     pub log_budgets: crate::log_retention::Budgets,
     /// Refused management calls of callers without a role, past the budget.
     pub refusals: crate::audit_refusals::RefusalBudget,
+    /// This server as a node of the installation (its heartbeat row).
+    pub node: crate::node::Node,
 }
 
 impl AppState {
@@ -110,6 +112,12 @@ impl App {
                 kek_path.display()
             );
         }
+        // Seal under the installation's key-encryption key when this node
+        // holds it, so that every node can open what any node seals.
+        let installation_kek = store
+            .installation_kek_or_insert(&kek.configured_active_kek_id(), clock.now())
+            .await?;
+        kek.follow_installation_kek(&installation_kek);
         let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
 
         let listener = std::net::TcpListener::bind(config.listen)
@@ -128,6 +136,8 @@ impl App {
             }
         };
 
+        let node = crate::node::Node::new(local_addr, &base_url, clock.now());
+        node.beat(store.as_ref(), &kek, clock.now()).await?;
         let directory = Directory::load(store.clone()).await?;
         let bootstrapped = bootstrap_if_empty(
             &directory,
@@ -180,6 +190,7 @@ impl App {
             last_admin: Default::default(),
             log_budgets: config.log_budgets,
             refusals: Default::default(),
+            node,
         });
         Ok(App {
             listener,
@@ -232,6 +243,9 @@ impl App {
                 every,
             ))
         });
+        // Tasks that end with the server (aborted if this future is dropped).
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::node::keep_beating(self.state.clone()));
         let router = crate::http::router(self.state.clone());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
@@ -275,6 +289,11 @@ impl App {
         state.sign_ins.flush().await;
         let store = state.directory.store().as_ref();
         state.refusals.flush(store, state.clock.now()).await;
+        tasks.shutdown().await;
+        // A clean stop: this node no longer counts as live.
+        if let Err(e) = state.directory.store().remove_node(state.node.id).await {
+            tracing::warn!(error = %e, "could not remove this node's heartbeat row");
+        }
         Ok(())
     }
 }

@@ -53,3 +53,28 @@ pub fn prepare(dir: &Path) -> anyhow::Result<std::fs::File> {
         }
     }
 }
+
+/// Take the lock of an existing data directory for a short offline job
+/// (`clavis store copy`), so that no server serves it meanwhile. A
+/// directory without a lock file was never served: `None`. Refuses while a
+/// server holds the lock.
+pub fn lock_existing(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    let path = dir.join("clavis.lock");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "a Clavis server is running on {} (it holds clavis.lock): stop it, then run this again",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}

@@ -54,6 +54,9 @@ pub mod keys;
 /// Retention and size budgets of the sign-in log, the audit log and the
 /// revoked tokens, applied every ten minutes.
 pub mod log_retention;
+/// This server as a node of the installation: its heartbeat row, the
+/// installation's key-encryption key it follows.
+pub mod node;
 /// OAuth 2.0 protocol: request parsing, scopes, errors, grants, claims.
 pub mod oauth;
 /// `clavis admin recover`: the break-glass way back in for an operator

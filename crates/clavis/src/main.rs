@@ -79,9 +79,10 @@ enum AdminCommand {
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
     /// Copy a whole installation into an empty store, e.g. from the embedded
-    /// SQLite default to PostgreSQL: tenants, applications, secrets' hashes,
-    /// role grants, sealed signing keys and the audit log. Nodes using the
-    /// destination need the same kek.key as the source's.
+    /// SQLite default to PostgreSQL or back: every table, row for row, in one
+    /// transaction, then the row counts of every table compared and printed.
+    /// Refused while a server uses the source (stop every node first). Nodes
+    /// using the destination need the same kek.key as the source's.
     Copy {
         /// Source database URL, e.g. sqlite://./clavis-data/clavis.db
         #[arg(long)]
@@ -106,7 +107,7 @@ async fn main() -> ExitCode {
         Top::Store(StoreCommand::Copy { from, to }) => {
             match clavis::store_copy::run(&from, &to).await {
                 Ok(copied) => {
-                    println!("copied {copied}");
+                    println!("{copied}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -1,160 +1,162 @@
 //! `clavis store copy --from URL --to URL`: move a whole installation from
 //! one store to another (typically the embedded SQLite default to
-//! PostgreSQL) with nothing lost — tenants, applications with their owners
-//! and secrets' hashes, role grants, sealed signing keys, the sealed
-//! secret-hash key and the audit log. Sealed values move as they are: the
-//! destination's nodes must use the same key-encryption key (`kek.key`).
+//! PostgreSQL, or back) with nothing lost. Every table of the schema is
+//! copied row for row ([`clavis_store::copy`]; a table this version does not
+//! know makes the copy refuse) in one transaction on the destination, so a
+//! failed copy leaves it empty. The copy refuses while anything may write
+//! to the source: a server holding the source's data-directory lock
+//! (SQLite), or any live node's heartbeat in the source (either backend).
+//! At the end the row count of every table is compared and reported, and
+//! the applications, signing keys and role grants are read back through
+//! the store and compared. Sealed values move as they are: the
+//! destination's nodes must use the same key-encryption keys (`kek.key`).
 
-use clavis_store::{
-    ApplicationFilter, AuditEvent, AuditQuery, Mutation, Store, StoreError, Tenant,
-};
+use std::path::{Path, PathBuf};
+
+use clavis_store::copy::{self, Treatment, TABLES};
+use clavis_store::{ApplicationFilter, Store, StoreError};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Server secrets Clavis keeps (sealed).
-const SERVER_SECRETS: [&str; 1] = ["secret-hash-key"];
-const PAGE: u32 = 500;
+use crate::node::{describe, live_window_seconds};
 
-/// What was copied, per kind of record.
+/// One table after the copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCount {
+    pub table: &'static str,
+    /// Rows in the source.
+    pub source: u64,
+    /// Rows in the destination (before the "Copy store" audit events).
+    pub destination: u64,
+    /// Why the table was not copied, if it was not.
+    pub skipped: Option<&'static str>,
+}
+
+/// What was copied: every table of the schema with its counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Copied {
-    pub tenants: usize,
-    pub applications: usize,
-    pub credentials: usize,
-    pub role_assignments: usize,
-    pub signing_keys: usize,
-    pub audit_events: usize,
-    pub server_secrets: usize,
+    pub tables: Vec<TableCount>,
+}
+
+impl Copied {
+    /// The counts of `table` (panics on a table the schema lacks: for tests).
+    pub fn table(&self, table: &str) -> &TableCount {
+        self.tables
+            .iter()
+            .find(|t| t.table == table)
+            .unwrap_or_else(|| panic!("no table {table}"))
+    }
 }
 
 impl std::fmt::Display for Copied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = self.tables.iter().map(|t| t.table.len()).max().unwrap_or(5);
+        writeln!(
+            f,
+            "{:width$}  {:>10}  {:>11}",
+            "TABLE", "SOURCE", "DESTINATION"
+        )?;
+        for t in &self.tables {
+            match t.skipped {
+                None => writeln!(
+                    f,
+                    "{:width$}  {:>10}  {:>11}",
+                    t.table, t.source, t.destination
+                )?,
+                Some(why) => writeln!(
+                    f,
+                    "{:width$}  {:>10}  {:>11}  not copied: {why}",
+                    t.table, t.source, "-"
+                )?,
+            }
+        }
         write!(
             f,
-            "{} tenants, {} applications, {} client secrets (hashes), {} role grants, {} signing keys, {} audit events, {} server secrets",
-            self.tenants,
-            self.applications,
-            self.credentials,
-            self.role_assignments,
-            self.signing_keys,
-            self.audit_events,
-            self.server_secrets
+            "Every copied table holds as many rows in the destination as in the source; the audit log also gained one \"Copy store\" event per tenant."
         )
     }
 }
 
 /// Copy everything in `from` into the empty store `to`, then check that
-/// `to` holds the same counts.
-pub async fn copy(from: &dyn Store, to: &dyn Store) -> anyhow::Result<Copied> {
-    if !to.tenants().await?.is_empty() {
-        anyhow::bail!("the destination store is not empty: copy into a new, empty database");
+/// `to` holds the same rows. Refuses (changing nothing) if a live node uses
+/// either store, if `to` is not empty, or if a table is unknown to the copy.
+pub async fn copy(from: &dyn Store, to: &dyn Store, now: OffsetDateTime) -> anyhow::Result<Copied> {
+    for (which, store) in [("source", from), ("destination", to)] {
+        let unknown = copy::unknown_to_copy(&store.schema_tables().await?);
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "this version of clavis cannot copy the {which} store: it does not know {}; use the clavis version whose migrations made that store",
+            unknown.join(", ")
+        );
+        let live: Vec<String> = store
+            .nodes()
+            .await?
+            .iter()
+            .filter(|n| n.is_live(now))
+            .map(|n| describe(n, now))
+            .collect();
+        anyhow::ensure!(
+            live.is_empty(),
+            "a Clavis server is using the {which} store ({}): stop every server that uses it, then copy (a server that stopped without shutting down counts as running until {} s after its last heartbeat)",
+            live.join("; "),
+            live_window_seconds()
+        );
     }
+    anyhow::ensure!(
+        !from.tenants().await?.is_empty(),
+        "the source store is empty (it holds no tenant): check --from"
+    );
+    for table in TABLES {
+        let rows = to.count_rows(table).await?;
+        anyhow::ensure!(
+            rows == 0,
+            "the destination store is not empty ({} holds {rows} row(s)): copy into a new, empty database",
+            table.name
+        );
+    }
+    copy::copy_rows(from, to).await?;
+
     let mut copied = Copied::default();
-    for name in SERVER_SECRETS {
-        if let Some(value) = from.server_secret(name).await? {
-            let stored = to.server_secret_or_insert(name, &value).await?;
-            anyhow::ensure!(
-                stored == value,
-                "the destination already had a different {name}"
-            );
-            copied.server_secrets += 1;
-        }
+    for table in TABLES {
+        let (source, destination) = (from.count_rows(table).await?, to.count_rows(table).await?);
+        let skipped = match table.treatment {
+            Treatment::Copy => None,
+            Treatment::Skip(why) => Some(why),
+        };
+        let expected = if skipped.is_some() { 0 } else { source };
+        anyhow::ensure!(
+            destination == expected,
+            "after the copy, {} holds {destination} row(s) in the destination but {expected} were expected: the source changed during the copy (is a server using it?); empty the destination and copy again",
+            table.name
+        );
+        copied.tables.push(TableCount {
+            table: table.name,
+            source,
+            destination,
+            skipped,
+        });
     }
     for tenant in from.tenants().await? {
-        copy_tenant(from, to, &tenant, &mut copied).await?;
-        copied.tenants += 1;
+        verify(from, to, tenant.id).await?;
+        let event = crate::audit::Actor::system().succeeded(
+            tenant.id,
+            now,
+            crate::audit::Action {
+                activity: "Copy store",
+                category: "Migration",
+                operation: "Add",
+                target_type: "Tenant",
+                target_id: tenant.id.to_string(),
+                target_name: tenant.name.clone(),
+                target_key_id: None,
+            },
+        );
+        to.record_audit(&[event]).await?;
     }
     Ok(copied)
 }
 
-async fn copy_tenant(
-    from: &dyn Store,
-    to: &dyn Store,
-    tenant: &Tenant,
-    copied: &mut Copied,
-) -> anyhow::Result<()> {
-    let mut mutations = vec![Mutation::InsertTenant(tenant.clone())];
-    let mut apps = Vec::new();
-    let mut after = None;
-    loop {
-        let filter = ApplicationFilter {
-            after,
-            limit: PAGE,
-            ..Default::default()
-        };
-        let page = from.list_applications(tenant.id, &filter).await?;
-        after = page.last().map(|a| a.id);
-        let done = page.len() < PAGE as usize;
-        apps.extend(page);
-        if done {
-            break;
-        }
-    }
-    let mut grants = Vec::new();
-    for app in &apps {
-        grants.extend(
-            from.role_assignments_to(tenant.id, app.service_principal_id)
-                .await?,
-        );
-    }
-    let mut keys = from.signing_keys(tenant.id).await?;
-    keys.reverse(); // oldest first, so the newest stays the current key
-    copied.applications += apps.len();
-    copied.credentials += apps
-        .iter()
-        .map(|a| a.password_credentials.len())
-        .sum::<usize>();
-    copied.role_assignments += grants.len();
-    copied.signing_keys += keys.len();
-    mutations.extend(apps.into_iter().map(Mutation::InsertApplication));
-    mutations.extend(grants.into_iter().map(Mutation::InsertRoleAssignment));
-    mutations.extend(keys.into_iter().map(Mutation::InsertSigningKey));
-    to.commit(&mutations, &[]).await?;
-
-    // The audit log, oldest first, in batches (events keep their ids and times).
-    let mut events: Vec<AuditEvent> = Vec::new();
-    let mut before = None;
-    loop {
-        let query = AuditQuery {
-            tenant_id: tenant.id,
-            since: None,
-            until: None,
-            activity: None,
-            target_id: None,
-            actor_app_id: None,
-            before,
-            limit: PAGE,
-        };
-        let page = from.audit_events(&query).await?;
-        before = page.last().map(|e| (e.at, e.id));
-        let done = page.len() < PAGE as usize;
-        events.extend(page);
-        if done {
-            break;
-        }
-    }
-    events.reverse();
-    for batch in events.chunks(PAGE as usize) {
-        to.record_audit(batch).await?;
-    }
-    copied.audit_events += events.len();
-    let copy_event = crate::audit::Actor::system().succeeded(
-        tenant.id,
-        time::OffsetDateTime::now_utc(),
-        crate::audit::Action {
-            activity: "Copy store",
-            category: "Migration",
-            operation: "Add",
-            target_type: "Tenant",
-            target_id: tenant.id.to_string(),
-            target_name: tenant.name.clone(),
-            target_key_id: None,
-        },
-    );
-    to.record_audit(&[copy_event]).await?;
-    verify(from, to, tenant.id).await
-}
-
-/// The destination has what the source has, record for record.
+/// The destination reads back what the source has, record for record.
 async fn verify(from: &dyn Store, to: &dyn Store, tenant: Uuid) -> anyhow::Result<()> {
     let all = ApplicationFilter {
         limit: u32::MAX,
@@ -182,17 +184,74 @@ async fn verify(from: &dyn Store, to: &dyn Store, tenant: Uuid) -> anyhow::Resul
     Ok(())
 }
 
-/// Open both stores and copy (for `clavis store copy`).
+/// Open both stores and copy (for `clavis store copy`). A SQLite store's
+/// data directory is locked for the whole copy, as a server locks it, so no
+/// server can start on either meanwhile (and a running one is detected).
 pub async fn run(from_url: &str, to_url: &str) -> anyhow::Result<Copied> {
+    let _from_lock = match sqlite_path(from_url) {
+        Some(path) => {
+            anyhow::ensure!(
+                path.is_file(),
+                "the source database {} does not exist: check --from",
+                path.display()
+            );
+            lock_data_dir(&path, "source")?
+        }
+        None => None,
+    };
+    let _to_lock = match sqlite_path(to_url) {
+        Some(path) => lock_data_dir(&path, "destination")?,
+        None => None,
+    };
     let from = clavis_store::connect(from_url)
         .await
-        .map_err(|e| describe("source (--from)", e))?;
+        .map_err(|e| describe_open("source (--from)", e))?;
     let to = clavis_store::connect(to_url)
         .await
-        .map_err(|e| describe("destination (--to)", e))?;
-    copy(from.as_ref(), to.as_ref()).await
+        .map_err(|e| describe_open("destination (--to)", e))?;
+    copy(from.as_ref(), to.as_ref(), OffsetDateTime::now_utc()).await
 }
 
-fn describe(which: &str, e: StoreError) -> anyhow::Error {
+/// The file of a `sqlite:` URL (`None` for other schemes and memory).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("sqlite:"))
+        .map(|_| &url[7..])?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Take the lock of the data directory holding `db` (the one a server
+/// takes), if that directory has one. Refuses while a server holds it.
+fn lock_data_dir(db: &Path, which: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let dir = db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    crate::data_dir::lock_existing(dir).map_err(|e| anyhow::anyhow!("{e:#} (the {which} store)"))
+}
+
+fn describe_open(which: &str, e: StoreError) -> anyhow::Error {
     anyhow::anyhow!("cannot open the {which} store: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/clavis.db"),
+            Some(PathBuf::from("./data/clavis.db"))
+        );
+        assert_eq!(
+            sqlite_path("SQLITE:/var/lib/clavis/clavis.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/clavis/clavis.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://db/clavis"), None);
+    }
 }

@@ -98,7 +98,19 @@ pub(crate) fn time(at: OffsetDateTime) -> StoreResult<PgTime> {
         .ok_or_else(|| corrupt("timestamp out of the storable range"))
 }
 
-fn parse_time(column: &'static str, at: PgTime) -> StoreResult<OffsetDateTime> {
+impl PgTime {
+    /// From unix microseconds (`None` out of range).
+    pub(crate) fn from_unix_micros(micros: i64) -> Option<Self> {
+        micros.checked_sub(PG_EPOCH_UNIX_MICROS).map(PgTime)
+    }
+
+    /// As unix microseconds (`None` out of range).
+    pub(crate) fn unix_micros(self) -> Option<i64> {
+        self.0.checked_add(PG_EPOCH_UNIX_MICROS)
+    }
+}
+
+pub(crate) fn parse_time(column: &'static str, at: PgTime) -> StoreResult<OffsetDateTime> {
     at.0.checked_add(PG_EPOCH_UNIX_MICROS)
         .and_then(|unix| OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix) * 1_000).ok())
         .ok_or_else(|| corrupt(format!("column {column} holds no valid timestamp")))
@@ -138,6 +150,18 @@ impl Decode<'_, Postgres> for PgTime {
 /// A `jsonb` value, as its JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PgJson(String);
+
+impl PgJson {
+    /// JSON text as bound (PostgreSQL checks that it is JSON).
+    pub(crate) fn new(text: String) -> Self {
+        PgJson(text)
+    }
+
+    /// The JSON text.
+    pub(crate) fn into_text(self) -> String {
+        self.0
+    }
+}
 
 /// `jsonb`'s binary format: a version byte, then the JSON text.
 const JSONB_VERSION: u8 = 1;

@@ -117,6 +117,9 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
         }
+        Mutation::SetInstallationKek { kek_id, at } => {
+            super::nodes::set_installation_kek(conn, kek_id, *at).await
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub enum GraphError {
     StoreFull,
     /// 500 `InternalServerError`: logged with details, sent without.
     Internal,
+    /// 409 `Request_Conflict`: the request is valid but the state of the
+    /// installation forbids it now (e.g. a rewrap under a key that a live
+    /// node lacks); the message says what to change first.
+    Conflict(String),
 }
 
 impl GraphError {
@@ -113,6 +117,7 @@ impl IntoResponse for GraphError {
                 "The store's disk is full, so nothing was changed; retry once space is freed."
                     .into(),
             ),
+            Self::Conflict(m) => (StatusCode::CONFLICT, "Request_Conflict", m),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",

@@ -194,4 +194,23 @@ mod tests {
         ));
         assert!(rewrap(&rotated, "other", &sealed.blob).is_err());
     }
+
+    #[test]
+    fn new_records_follow_the_installation_kek_when_it_is_held() {
+        let (first, second) = (KeyEncryptionKey::generate(), KeyEncryptionKey::generate());
+        let (first_id, second_id) = (first.id().to_owned(), second.id().to_owned());
+        // `second` is held as an older key: the configured first key seals.
+        let p = provider(KekSet::single(second).with_active(first));
+        assert_eq!(seal(&p, "ctx", b"v").unwrap().kek_id, first_id);
+        // The installation moved to `second`: new records and rewraps follow.
+        assert!(p.follow_installation_kek(&second_id));
+        assert_eq!(p.active_kek_id(), second_id);
+        assert_eq!(p.configured_active_kek_id(), first_id);
+        let sealed = seal(&p, "ctx", b"v").unwrap();
+        assert_eq!(sealed.kek_id, second_id);
+        assert_eq!(&open(&p, "ctx", &sealed.blob).unwrap()[..], b"v");
+        // A key this node lacks cannot be followed: the configured first key seals.
+        assert!(!p.follow_installation_kek("kek-0000000000000000"));
+        assert_eq!(seal(&p, "ctx", b"v").unwrap().kek_id, first_id);
+    }
 }

@@ -79,6 +79,11 @@ enum Backend {
 pub struct KeyProvider {
     kind: ProviderKind,
     backend: Backend,
+    /// The installation's key-encryption key, when a software provider
+    /// holds it: new records are sealed under it rather than under the
+    /// configured first key, so that every node of a cluster seals under a
+    /// key every node holds ([`crate::node`]).
+    installation: RwLock<Option<String>>,
 }
 
 fn unavailable(err: Pkcs11Error) -> ProviderError {
@@ -142,6 +147,7 @@ impl KeyProvider {
                 keks: RwLock::new(set),
                 file,
             },
+            installation: RwLock::new(None),
         }
     }
 
@@ -154,6 +160,7 @@ impl KeyProvider {
                 token,
                 wrapping_label,
             },
+            installation: RwLock::new(None),
         }
     }
 
@@ -169,8 +176,20 @@ impl KeyProvider {
         }
     }
 
-    /// The id of the KEK that wraps new data keys.
+    /// The id of the KEK that wraps new data keys: the installation's key
+    /// when this provider holds it, else the configured first key.
     pub fn active_kek_id(&self) -> String {
+        match &self.backend {
+            Backend::Software { keks, .. } => sealing_key(&current(keks), &self.installation)
+                .id()
+                .to_owned(),
+            Backend::Token { .. } => self.configured_active_kek_id(),
+        }
+    }
+
+    /// The configured first key: the first line of `kek.key`,
+    /// `CLAVIS_KEK`, or the token's wrapping key.
+    pub fn configured_active_kek_id(&self) -> String {
         match &self.backend {
             Backend::Software { keks, .. } => current(keks).active().id().to_owned(),
             Backend::Token {
@@ -178,6 +197,23 @@ impl KeyProvider {
                 wrapping_label,
             } => token_kek_id(token.label(), wrapping_label),
         }
+    }
+
+    /// Whether this provider holds the KEK `kek_id`.
+    pub fn holds(&self, kek_id: &str) -> bool {
+        self.kek_ids().iter().any(|id| id == kek_id)
+    }
+
+    /// Follow the installation's key-encryption key: seal new records under
+    /// `kek_id` from now on if this provider holds it (software providers;
+    /// a token always seals under its configured wrapping key). Returns
+    /// whether it is held; if not, new records are sealed under the
+    /// configured first key.
+    pub fn follow_installation_kek(&self, kek_id: &str) -> bool {
+        let held = self.holds(kek_id);
+        let mut installation = self.installation.write().unwrap_or_else(|e| e.into_inner());
+        *installation = held.then(|| kek_id.to_owned());
+        held
     }
 
     /// Every configured KEK id, the active one first.
@@ -193,7 +229,7 @@ impl KeyProvider {
         match &self.backend {
             Backend::Software { keks, .. } => {
                 let keks = current(keks);
-                let active = keks.active();
+                let active = sealing_key(&keks, &self.installation);
                 Ok((active.id().to_owned(), active.wrap(aad, dek)))
             }
             Backend::Token {
@@ -277,6 +313,8 @@ impl KeyProvider {
         let next = keks.with_active(key);
         next.save(path)?;
         *keks = next;
+        drop(keks);
+        self.follow_installation_kek(&id);
         tracing::info!(kek_id = %id, file = %path.display(), "new active key-encryption key");
         Ok(id)
     }
@@ -373,6 +411,17 @@ impl KeyProvider {
 /// is held while sealing.
 fn current(keks: &RwLock<KekSet>) -> KekSet {
     keks.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The key new records are sealed under: the installation's if the set
+/// holds it, else the set's first.
+fn sealing_key(keks: &KekSet, installation: &RwLock<Option<String>>) -> Arc<KeyEncryptionKey> {
+    let installation = installation.read().unwrap_or_else(|e| e.into_inner());
+    installation
+        .as_deref()
+        .and_then(|id| keks.get(id))
+        .unwrap_or_else(|| keks.active())
+        .clone()
 }
 
 /// The KEK id of a token's AES wrapping key.

@@ -66,6 +66,7 @@ mod postgres {
     mod expiry_nodes;
     mod faults;
     mod helpers;
+    mod kek_nodes;
     mod kek_rewrap;
     mod key_rotation;
     mod key_rotation_nodes;
@@ -80,6 +81,7 @@ mod postgres {
     mod schema_conformance;
     mod secrets;
     mod signins;
+    mod store_copy;
     mod tenants;
     mod throttle;
     mod throttle_nodes;
