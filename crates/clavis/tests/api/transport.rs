@@ -255,6 +255,32 @@ async fn a_trusted_proxy_s_forwarded_address_is_the_client() {
     assert_eq!(sign_in_ip(&app, None, "none").await, "127.0.0.1");
 }
 
+/// Junk a client writes into `X-Forwarded-For` lands left of the address
+/// its proxy appends: it must not make Clavis fall back to the proxy's
+/// address (which every client behind the proxy shares).
+#[tokio::test]
+async fn junk_in_forwarded_for_does_not_hide_the_client_behind_its_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_tuned(dir, Tls::Off, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for (i, header) in [
+        "not-an-address, 203.0.113.9",
+        "<script>, 198.51.100.1, 203.0.113.9",
+        "unknown,,203.0.113.9",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            sign_in_ip(&app, Some(header), &format!("junk{i}")).await,
+            "203.0.113.9",
+            "{header:?}"
+        );
+    }
+}
+
 /// Send the start of a request and then nothing: the server answers 503 in
 /// the endpoint's own error format once the request time limit passes.
 async fn stalled_post(app: &TestApp, path: &str, extra: &str) -> (Duration, String) {
