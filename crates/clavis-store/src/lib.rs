@@ -385,6 +385,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A subscription's delivery log, newest first.
     async fn webhook_deliveries(&self, query: &DeliveryQuery) -> StoreResult<Vec<WebhookDelivery>>;
+
+    // ---- Metrics.
+
+    /// Every password credential of every tenant with its end, in one
+    /// query (ordered by tenant, client id, key id): `/metrics` rebuilds its
+    /// expiry gauges from it after a change instead of walking applications.
+    async fn credential_ends(&self) -> StoreResult<Vec<CredentialEnd>>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme

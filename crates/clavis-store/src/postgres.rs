@@ -528,4 +528,8 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<crate::WebhookDelivery>> {
         expiry::deliveries(&self.pool, query).await
     }
+
+    async fn credential_ends(&self) -> StoreResult<Vec<crate::CredentialEnd>> {
+        expiry::credential_ends(&self.pool).await
+    }
 }

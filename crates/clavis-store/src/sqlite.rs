@@ -500,6 +500,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<crate::WebhookDelivery>> {
         expiry::deliveries(&self.pool, query).await
     }
+
+    async fn credential_ends(&self) -> StoreResult<Vec<crate::CredentialEnd>> {
+        expiry::credential_ends(&self.pool).await
+    }
 }
 
 /// Create a missing database file readable by its owner only; SQLite gives

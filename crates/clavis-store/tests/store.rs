@@ -69,6 +69,7 @@ on_sqlite!(
     webhooks_are_per_tenant_and_deleted_with_their_log,
     expiry_notices_are_recorded_once,
     webhook_deliveries_are_claimed_once_retried_and_logged,
+    credential_ends_list_every_secret_of_every_tenant,
 );
 
 #[tokio::test]

@@ -37,6 +37,7 @@ mod sqlite {
     mod key_providers;
     mod key_rotation;
     mod management;
+    mod metrics;
     mod pkcs11_provider;
     mod policies;
     mod revocation;
@@ -66,6 +67,7 @@ mod postgres {
     mod key_rotation;
     mod key_rotation_nodes;
     mod management;
+    mod metrics;
     mod pkcs11_provider;
     mod policies;
     mod revocation;

@@ -106,15 +106,7 @@ pub(super) async fn a_flood_from_one_address_gets_429_and_the_right_secret_elsew
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Counted in /metrics and in the sign-in log.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("clavis_token_requests_throttled_total 21"),
         "{metrics}"
