@@ -68,6 +68,7 @@ mod postgres {
     mod key_rotation_nodes;
     mod management;
     mod metrics;
+    mod metrics_nodes;
     mod pkcs11_provider;
     mod policies;
     mod revocation;
