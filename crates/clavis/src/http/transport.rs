@@ -1,7 +1,8 @@
 //! Transport hardening that every response and request goes through: the
 //! security headers, the whole-request time limit, and the one decision of
 //! who the client is (`X-Forwarded-For` is read only from trusted proxies).
-//! TLS versions live in `tls.rs`; header-read and idle limits in `App::run`.
+//! TLS versions live in `tls.rs`; header-read, idle and connection limits in
+//! `server.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
