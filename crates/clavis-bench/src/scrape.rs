@@ -14,6 +14,7 @@ pub struct Report {
     pub secrets: usize,
     pub bytes: usize,
     pub first: Duration,
+    pub first_cpu: Duration,
     pub median: Duration,
     pub p99: Duration,
     pub cpu_per_scrape: Duration,
@@ -35,7 +36,9 @@ pub async fn run(server: &Server, scrapes: usize) -> anyhow::Result<Report> {
         let text = r.text().await?;
         anyhow::Ok((started.elapsed(), text))
     };
+    let cpu_start = procstat::cpu_seconds(server.pid)?;
     let (first, text) = scrape().await?;
+    let first_cpu = Duration::from_secs_f64(procstat::cpu_seconds(server.pid)? - cpu_start);
     let secrets = text
         .lines()
         .filter(|l| l.starts_with("clavis_client_secret_expiry_seconds{"))
@@ -52,6 +55,7 @@ pub async fn run(server: &Server, scrapes: usize) -> anyhow::Result<Report> {
         secrets,
         bytes: text.len(),
         first,
+        first_cpu,
         median: at(0.5),
         p99: at(0.99),
         cpu_per_scrape: Duration::from_secs_f64(cpu / scrapes.max(1) as f64),
