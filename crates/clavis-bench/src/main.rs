@@ -7,6 +7,7 @@ mod load;
 mod postgres;
 mod procstat;
 mod report;
+mod scrape;
 mod servers;
 mod softhsm;
 mod timing;
@@ -64,6 +65,10 @@ struct Args {
     /// secret, short, long, unknown client), Welch's t against wrong secret.
     #[arg(long, value_name = "SAMPLES")]
     timing: Option<usize>,
+    /// Only the metrics scrape: register this many applications (one secret
+    /// each), then time 200 scrapes of `/metrics` (wall and server CPU).
+    #[arg(long, value_name = "APPS")]
+    metrics_scrape: Option<usize>,
     /// Node counts for the PostgreSQL mode (behind a round-robin of connections).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     nodes: Vec<usize>,
@@ -117,6 +122,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let scratch = std::fs::canonicalize(&scratch)?;
     if let Some(samples) = args.timing {
         return timing_only(&args, &scratch, samples.max(100)).await;
+    }
+    if let Some(apps) = args.metrics_scrape {
+        return metrics_only(&args, &scratch, apps).await;
     }
     if let Some(rounds) = args.latency_only {
         return latency_only(&args, &settings, &scratch, rounds.max(1)).await;
@@ -803,6 +811,31 @@ async fn latency_only(
 }
 
 /// `--timing`: is a refusal's time the same whatever was wrong?
+async fn metrics_only(args: &Args, scratch: &std::path::Path, apps: usize) -> anyhow::Result<()> {
+    let data = scratch.join("clavis-metrics");
+    let mut server =
+        servers::start_clavis(&args.clavis, &data, &scratch.join("clavis-metrics.log")).await?;
+    eprintln!("== registering {apps} applications with a secret each");
+    servers::provision_clavis(&mut server, "ES256", apps).await?;
+    eprintln!("== scraping /metrics");
+    let report = scrape::run(&server, 200).await?;
+    server.stop().await;
+    println!("| applications | secrets listed | body | first scrape (rebuild): wall / server CPU | then: median | p99 | server CPU per scrape |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    println!(
+        "| {apps} | {} | {:.1} MiB | {} / {} | {} | {} | {} |",
+        report.secrets,
+        report.bytes as f64 / (1024.0 * 1024.0),
+        ms(report.first),
+        ms(report.first_cpu),
+        ms(report.median),
+        ms(report.p99),
+        ms(report.cpu_per_scrape)
+    );
+    Ok(())
+}
+
 async fn timing_only(args: &Args, scratch: &std::path::Path, samples: usize) -> anyhow::Result<()> {
     let data = scratch.join("clavis-timing");
     let no_throttle = [

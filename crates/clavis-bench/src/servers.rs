@@ -35,6 +35,8 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
+    /// Clavis only: its metrics listener (plain HTTP, loopback).
+    pub metrics_addr: Option<SocketAddr>,
     pub ca_pem: Vec<u8>,
     /// Time from spawn to the first token.
     pub cold_start: Duration,
@@ -134,12 +136,15 @@ pub async fn start_clavis_with(
     env: &[(String, String)],
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
+    let metrics_port = free_port()?;
     let spawned = Instant::now();
     let child = server_command(binary.as_os_str(), pin)
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
             "--data-dir",
         ])
         .arg(data_dir)
@@ -190,6 +195,7 @@ pub async fn start_clavis_with(
         child,
         pid,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], metrics_port))),
         ca_pem: match ca_pem {
             Some(pem) => pem.to_vec(),
             None => std::fs::read(&ca_path)?,
@@ -347,6 +353,7 @@ pub async fn start_peer(
         child,
         pid,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        metrics_addr: None,
         ca_pem: tls.2.to_vec(),
         cold_start,
         bodies,

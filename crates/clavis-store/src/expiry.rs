@@ -57,6 +57,17 @@ pub struct ExpiringCredential {
     pub noticed: Vec<u32>,
 }
 
+/// When one password credential ends: what `/metrics` exports for every
+/// secret (ids only, never a value or a hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialEnd {
+    pub tenant_id: Uuid,
+    /// The application's client id.
+    pub app_id: Uuid,
+    pub key_id: Uuid,
+    pub end_at: OffsetDateTime,
+}
+
 /// What a notice announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NoticeKind {

@@ -469,6 +469,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         batches: tokio::sync::mpsc::Receiver<copy::Batch>,
     ) -> StoreResult<u64>;
+    // ---- Metrics.
+
+    /// Every password credential of every tenant with its end, in one
+    /// query (ordered by tenant, client id, key id): `/metrics` rebuilds its
+    /// expiry gauges from it after a change instead of walking applications.
+    async fn credential_ends(&self) -> StoreResult<Vec<CredentialEnd>>;
 }
 
 /// Open the store named by `database_url`, choosing the backend by scheme

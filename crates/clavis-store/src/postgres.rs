@@ -600,4 +600,8 @@ impl Store for PostgresStore {
     ) -> StoreResult<u64> {
         copy::import(&self.pool, batches).await
     }
+
+    async fn credential_ends(&self) -> StoreResult<Vec<crate::CredentialEnd>> {
+        expiry::credential_ends(&self.pool).await
+    }
 }

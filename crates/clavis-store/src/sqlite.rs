@@ -572,6 +572,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<u64> {
         copy::import(&self.pool, batches).await
     }
+
+    async fn credential_ends(&self) -> StoreResult<Vec<crate::CredentialEnd>> {
+        expiry::credential_ends(&self.pool).await
+    }
 }
 
 /// Create a missing database file readable by its owner only; SQLite gives

@@ -227,6 +227,7 @@ on_postgres!(
     the_installation_kek_is_chosen_once_and_changed_by_a_commit,
     every_table_is_known_to_store_copy,
     an_interrupted_copy_writes_nothing,
+    credential_ends_list_every_secret_of_every_tenant,
 );
 
 /// Wait until the feed satisfies `ready`, at most `limit`.

@@ -76,6 +76,7 @@ on_sqlite!(
     the_installation_kek_is_chosen_once_and_changed_by_a_commit,
     every_table_is_known_to_store_copy,
     an_interrupted_copy_writes_nothing,
+    credential_ends_list_every_secret_of_every_tenant,
 );
 
 #[tokio::test]

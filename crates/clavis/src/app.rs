@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Tls};
 use crate::data_dir;
 use crate::directory::Directory;
+use crate::http::metrics_auth::MetricsToken;
 use crate::http::tls;
 use crate::keys::{KeyProvider, Keyring};
 use crate::secret::SecretHasher;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub refusals: crate::audit_refusals::RefusalBudget,
     /// This server as a node of the installation (its heartbeat row).
     pub node: crate::node::Node,
+    /// The main listener's connection limit and counts.
+    pub connections: Arc<crate::http::server::Connections>,
+    /// The secrets' expiry lines of `/metrics`, rebuilt after changes.
+    pub expiry_gauge: crate::http::expiry_gauge::ExpiryGauge,
 }
 
 impl AppState {
@@ -79,10 +84,12 @@ pub struct App {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     state: Arc<AppState>,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Longest wait for a request's headers (and on an idle keep-alive
     /// connection), and for a TLS handshake.
     header_read_timeout: std::time::Duration,
+    /// The metrics listener (plain HTTP), when on, and its bearer token.
+    metrics: Option<(std::net::TcpListener, Option<MetricsToken>)>,
     /// Set when this start created the bootstrap admin.
     pub bootstrapped: Option<Bootstrapped>,
     /// The CA certificate clients should trust, when Clavis made one.
@@ -120,11 +127,11 @@ impl App {
         kek.follow_installation_kek(&installation_kek);
         let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
 
-        let listener = std::net::TcpListener::bind(config.listen)
+        let listener = crate::http::server::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let base_url = config.base_url(local_addr);
+        let metrics = metrics_listener(&config)?;
 
         let (tls, ca_file) = match &config.tls {
             Tls::Off => (None, None),
@@ -159,6 +166,9 @@ impl App {
             config.expiry_check_interval,
             config.allow_internal_webhooks,
         );
+        let connections = Arc::new(crate::http::server::Connections::new(max_connections(
+            config.max_connections,
+        )));
         let keyring = Keyring::new(store, kek.clone(), clock.clone(), config.token_lifetime)
             .with_schedule(config.signing_keys);
         let state = Arc::new(AppState {
@@ -191,6 +201,8 @@ impl App {
             log_budgets: config.log_budgets,
             refusals: Default::default(),
             node,
+            connections,
+            expiry_gauge: Default::default(),
         });
         Ok(App {
             listener,
@@ -198,6 +210,7 @@ impl App {
             state,
             tls,
             header_read_timeout: config.header_read_timeout,
+            metrics,
             bootstrapped,
             ca_file,
             _lock: lock,
@@ -207,6 +220,13 @@ impl App {
     /// The bound address (the real port when the config asked for 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served (`None`: `--metrics-listen off`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Public base URL (issuer base).
@@ -246,42 +266,41 @@ impl App {
         // Tasks that end with the server (aborted if this future is dropped).
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::node::keep_beating(self.state.clone()));
-        let router = crate::http::router(self.state.clone());
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
-            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            let _ = stop.send(true);
         });
-        // TCP_NODELAY: without it, a TLS handshake's small writes wait on
-        // the client's delayed ACK (~40 ms per new connection).
-        let nodelay = axum_server::accept::NoDelayAcceptor::new();
-        let mut server = axum_server::from_tcp(self.listener).handle(handle);
-        // Slow clients (slowloris): a connection that has not sent a whole
-        // request head within the limit, or sits idle between keep-alive
-        // requests that long, is closed. HTTP/2 pings idle connections.
-        server
-            .http_builder()
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout);
-        server
-            .http_builder()
-            .http2()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive_interval(self.header_read_timeout)
-            .keep_alive_timeout(self.header_read_timeout);
+        let main = crate::http::server::Listener {
+            name: "main",
+            tls: self.tls,
+            idle_timeout: self.header_read_timeout,
+            connections: self.state.connections.clone(),
+        };
+        let metrics = self.metrics.map(|(listener, token)| {
+            let config = crate::http::server::Listener {
+                name: "metrics",
+                tls: None,
+                idle_timeout: self.header_read_timeout,
+                connections: Arc::new(crate::http::server::Connections::new(
+                    METRICS_MAX_CONNECTIONS,
+                )),
+            };
+            let router = crate::http::metrics::router(self.state.clone(), token);
+            tokio::spawn(crate::http::server::serve(
+                listener,
+                router,
+                config,
+                stopped.clone(),
+            ))
+        });
+        let router = crate::http::router(self.state.clone());
         let state = self.state.clone();
-        match self.tls {
-            Some(tls) => {
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                    .handshake_timeout(self.header_read_timeout)
-                    .acceptor(nodelay);
-                server.acceptor(acceptor).serve(service).await?
-            }
-            None => server.acceptor(nodelay).serve(service).await?,
+        let served = crate::http::server::serve(self.listener, router, main, stopped).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
+        served?;
         if let Some(expiry) = expiry {
             expiry.abort();
         }
@@ -295,6 +314,59 @@ impl App {
             tracing::warn!(error = %e, "could not remove this node's heartbeat row");
         }
         Ok(())
+    }
+}
+
+/// Connections the metrics listener serves at once (a scraper needs one).
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// Bind the metrics listener, if on. Off loopback it needs the bearer token:
+/// the ids of every tenant, application and secret are not for the network.
+fn metrics_listener(
+    config: &Config,
+) -> anyhow::Result<Option<(std::net::TcpListener, Option<MetricsToken>)>> {
+    let token = config
+        .metrics_token
+        .as_ref()
+        .map(|t| MetricsToken::parse(t.0.clone()))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    if !addr.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "--metrics-listen {addr} is not a loopback address: set {} (a bearer token \
+             Prometheus sends with `authorization: credentials_file`) or listen on 127.0.0.1",
+            crate::http::metrics_auth::METRICS_TOKEN_ENV
+        );
+    }
+    let listener = crate::http::server::bind(addr).with_context(|| {
+        format!(
+            "cannot serve metrics on {addr} (--metrics-listen): is another Clavis running on \
+             this host? Choose another port, or `off`"
+        )
+    })?;
+    Ok(Some((listener, token)))
+}
+
+/// `--max-connections`, or the default derived from the open-file limit.
+fn max_connections(configured: Option<usize>) -> usize {
+    use crate::http::file_limit::{default_max_connections, soft_limit};
+    let files = soft_limit();
+    match configured {
+        Some(max) => {
+            if u64::try_from(max).unwrap_or(u64::MAX) >= files {
+                tracing::warn!(
+                    max_connections = max,
+                    open_file_limit = files,
+                    "--max-connections is above the open-file limit: connections past it fail \
+                     to be accepted (raise `ulimit -n` / LimitNOFILE, or lower --max-connections)"
+                );
+            }
+            max
+        }
+        None => default_max_connections(files),
     }
 }
 

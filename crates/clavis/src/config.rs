@@ -156,6 +156,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_AUDIT_LOG_MAX_ROWS", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1_000..))]
     pub audit_log_max_rows: u64,
+    /// Most connections served at once; more wait in the listen backlog
+    /// until one closes. Default: three quarters of the open-file limit
+    /// (which `serve` raises to the hard limit at start), at most 10,000.
+    #[arg(long, env = "CLAVIS_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: Option<u32>,
+    /// Where `/metrics` is served, in plain HTTP: an address (loopback
+    /// unless `CLAVIS_METRICS_TOKEN` is set, which then guards it as a
+    /// bearer token) or `off`. The main listener never serves it.
+    #[arg(long, env = "CLAVIS_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: MetricsListen,
 }
 
 /// `--throttle-ipv6-prefix`: a prefix length the throttle accepts.
@@ -173,6 +184,26 @@ fn parse_ipv6_prefix(s: &str) -> Result<u8, String> {
                 range.end()
             )
         })
+}
+
+/// `--metrics-listen`: an address or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        s.parse().map(Self::At).map_err(|_| {
+            format!("`{s}` is not an address: write it as 127.0.0.1:9464 or [::1]:9464, or `off`")
+        })
+    }
 }
 
 /// How the listener speaks.
@@ -261,6 +292,25 @@ pub struct Config {
     pub allow_internal_webhooks: bool,
     /// What the sign-in and audit logs may hold.
     pub log_budgets: crate::log_retention::Budgets,
+    /// Most connections served at once; `None`: derived from the open-file
+    /// limit ([`crate::http::file_limit::default_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// Where `/metrics` is served (plain HTTP); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires (`CLAVIS_METRICS_TOKEN`), as
+    /// given; `App::build` refuses a weak one.
+    pub metrics_token: Option<MetricsTokenValue>,
+}
+
+/// `CLAVIS_METRICS_TOKEN` as read from the environment (redacted `Debug`,
+/// zeroed on drop).
+#[derive(Clone)]
+pub struct MetricsTokenValue(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for MetricsTokenValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Config {
@@ -316,6 +366,15 @@ impl Config {
                 audit_retention: Duration::days(args.audit_retention_days),
                 audit_max_rows: args.audit_log_max_rows,
             },
+            max_connections: args.max_connections.map(|n| n as usize),
+            metrics_listen: match args.metrics_listen {
+                MetricsListen::Off => None,
+                MetricsListen::At(addr) => Some(addr),
+            },
+            metrics_token: std::env::var(crate::http::metrics_auth::METRICS_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(|t| MetricsTokenValue(zeroize::Zeroizing::new(t))),
         }
     }
 
@@ -340,6 +399,9 @@ impl Config {
             header_read_timeout: std::time::Duration::from_secs(10),
             allow_internal_webhooks: false,
             log_budgets: Default::default(),
+            max_connections: None,
+            metrics_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            metrics_token: None,
         }
     }
 
@@ -445,5 +507,33 @@ mod tests {
         // An audit log kept less than a month, or a budget of a handful of rows, is a mistake.
         assert!(Cli::try_parse_from(["clavis", "--audit-retention-days", "7"]).is_err());
         assert!(Cli::try_parse_from(["clavis", "--sign-in-log-max-rows", "10"]).is_err());
+    }
+
+    #[test]
+    fn connection_and_metrics_flags_parse() {
+        let cli = Cli::try_parse_from(["clavis"]).unwrap();
+        let config = Config::from_args(&cli.serve);
+        assert_eq!(config.max_connections, None);
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap()),
+            "loopback by default"
+        );
+        let cli = Cli::try_parse_from([
+            "clavis",
+            "--max-connections",
+            "500",
+            "--metrics-listen",
+            "[::1]:9000",
+        ])
+        .unwrap();
+        let config = Config::from_args(&cli.serve);
+        assert_eq!(config.max_connections, Some(500));
+        assert_eq!(config.metrics_listen, Some("[::1]:9000".parse().unwrap()));
+        let cli = Cli::try_parse_from(["clavis", "--metrics-listen", "off"]).unwrap();
+        assert_eq!(Config::from_args(&cli.serve).metrics_listen, None);
+        let err = Cli::try_parse_from(["clavis", "--metrics-listen", "9464"]).unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:9464"), "{err}");
+        assert!(Cli::try_parse_from(["clavis", "--max-connections", "0"]).is_err());
     }
 }

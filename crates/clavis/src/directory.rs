@@ -116,6 +116,14 @@ impl Directory {
         }
     }
 
+    /// A number that moves whenever cached data may have gone stale (a
+    /// commit here, a change on another node); `None` while the change feed
+    /// is not live, when nothing derived from the store should be kept.
+    pub fn generation(&self) -> Option<u64> {
+        self.trusted()
+            .then(|| self.generation.load(Ordering::SeqCst))
+    }
+
     /// Drop every cached client and resource.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -177,10 +177,19 @@ fn init_tracing(format: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(&args.log_format);
+    log_file_limit(clavis::http::file_limit::raise());
     let config = Config::from_args(&args);
     let app = App::build(config, Arc::new(SystemClock)).await?;
     let base = app.base_url().to_owned();
-    tracing::info!(listen = %app.local_addr(), "Clavis is listening");
+    tracing::info!(
+        listen = %app.local_addr(),
+        max_connections = app.state().connections.max(),
+        "Clavis is listening"
+    );
+    match app.metrics_addr() {
+        Some(addr) => tracing::info!(metrics = %addr, "metrics: http://{addr}/metrics"),
+        None => tracing::info!("metrics: off (--metrics-listen off)"),
+    }
     tracing::info!("authority: {base}/default  (issuer {base}/{{tenant-id}}/v2.0)");
     if let Some(ca) = &app.ca_file {
         tracing::info!("TLS: clients trust {}", ca.display());
@@ -196,6 +205,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     app.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Say what raising the open-file limit did (each connection is a file).
+fn log_file_limit(raised: clavis::http::file_limit::Raised) {
+    use clavis::http::file_limit::Raised;
+    match raised {
+        Raised::Raised { from, to } => {
+            tracing::info!(from, to, "raised the open-file limit to the hard limit")
+        }
+        Raised::Already(at) => tracing::info!(open_file_limit = at, "open-file limit"),
+        Raised::Refused { at, hard } => tracing::warn!(
+            open_file_limit = at,
+            hard,
+            "could not raise the open-file limit; each connection needs a file (raise LimitNOFILE / ulimit -n)"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

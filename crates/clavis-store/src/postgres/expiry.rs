@@ -18,8 +18,9 @@ use super::codec::{id, time, PgUuid};
 use super::error::{corrupt, db, unique};
 use super::mutate::{found, insert_audit};
 use crate::expiry::{
-    parse_thresholds, thresholds_text, DeliveryAttempt, DeliveryQuery, DeliveryStatus, DueDelivery,
-    ExpiringCredential, ExpiryNotice, WebhookDelivery, WebhookSubscription,
+    parse_thresholds, thresholds_text, CredentialEnd, DeliveryAttempt, DeliveryQuery,
+    DeliveryStatus, DueDelivery, ExpiringCredential, ExpiryNotice, WebhookDelivery,
+    WebhookSubscription,
 };
 use crate::model::AuditEvent;
 use crate::{from_unix_micros, StoreError, StoreResult};
@@ -141,6 +142,29 @@ pub(crate) async fn expiring_credentials(
                     &get::<Option<String>>(row, "noticed")?.unwrap_or_default(),
                 )
                 .ok_or_else(|| corrupt("expiry_notices holds a bad threshold"))?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn credential_ends(pool: &PgPool) -> StoreResult<Vec<CredentialEnd>> {
+    let rows = sqlx::query(&format!(
+        "SELECT a.tenant_id::text AS tenant_id, a.app_id::text AS app_id, \
+                c.key_id::text AS key_id, {} AS end_at \
+         FROM password_credentials c JOIN applications a ON a.id = c.application_id \
+         ORDER BY a.tenant_id, a.app_id, c.key_id",
+        micros_of("c.end_at")
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            Ok(CredentialEnd {
+                tenant_id: uuid(row, "tenant_id")?,
+                app_id: uuid(row, "app_id")?,
+                key_id: uuid(row, "key_id")?,
+                end_at: from_unix_micros(get(row, "end_at")?)?,
             })
         })
         .collect()

@@ -15,8 +15,9 @@ use super::codec::{id, micros};
 use super::error::{corrupt, db};
 use super::mutate::{found, insert_audit};
 use crate::expiry::{
-    parse_thresholds, thresholds_text, DeliveryAttempt, DeliveryQuery, DeliveryStatus, DueDelivery,
-    ExpiringCredential, ExpiryNotice, WebhookDelivery, WebhookSubscription,
+    parse_thresholds, thresholds_text, CredentialEnd, DeliveryAttempt, DeliveryQuery,
+    DeliveryStatus, DueDelivery, ExpiringCredential, ExpiryNotice, WebhookDelivery,
+    WebhookSubscription,
 };
 use crate::model::AuditEvent;
 use crate::{from_unix_micros, StoreError, StoreResult};
@@ -132,6 +133,27 @@ pub(crate) async fn expiring_credentials(
                 hint: get(row, "hint")?,
                 end_at: from_unix_micros(get(row, "end_at")?)?,
                 noticed: thresholds(&get::<Option<String>>(row, "noticed")?.unwrap_or_default())?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn credential_ends(pool: &SqlitePool) -> StoreResult<Vec<CredentialEnd>> {
+    let rows = sqlx::query(
+        "SELECT a.tenant_id, a.app_id, c.key_id, c.end_at \
+         FROM password_credentials c JOIN applications a ON a.id = c.application_id \
+         ORDER BY a.tenant_id, a.app_id, c.key_id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            Ok(CredentialEnd {
+                tenant_id: uuid(row, "tenant_id")?,
+                app_id: uuid(row, "app_id")?,
+                key_id: uuid(row, "key_id")?,
+                end_at: from_unix_micros(get(row, "end_at")?)?,
             })
         })
         .collect()

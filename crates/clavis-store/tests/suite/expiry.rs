@@ -430,3 +430,46 @@ pub async fn webhook_deliveries_are_claimed_once_retried_and_logged(store: &dyn 
     theirs.tenant_id = Uuid::new_v4();
     assert!(store.webhook_deliveries(&theirs).await.unwrap().is_empty());
 }
+
+/// `credential_ends`: every password credential of every tenant, with its
+/// end, ordered by tenant, client id and key id; removed ones are gone.
+pub async fn credential_ends_list_every_secret_of_every_tenant(store: &dyn Store) {
+    assert!(store.credential_ends().await.expect("read").is_empty());
+    let tenant = given_tenant(store, "default").await;
+    let other = given_tenant(store, "other").await;
+    let mut expected = Vec::new();
+    let mut removed = None;
+    let mut fills = 40u8..;
+    for (t, name, secrets) in [(&tenant, "a", 2), (&tenant, "b", 1), (&other, "c", 1)] {
+        let mut app = app(t, name);
+        for n in 0..secrets {
+            let fill = fills.next().unwrap();
+            app.password_credentials
+                .push(credential(fill, 1_000 * i64::from(n)));
+        }
+        apply(store, vec![Mutation::InsertApplication(app.clone())]).await;
+        for c in &app.password_credentials {
+            expected.push(clavis_store::CredentialEnd {
+                tenant_id: t.id,
+                app_id: app.app_id,
+                key_id: c.key_id,
+                end_at: stored(c.end_at),
+            });
+        }
+        removed.get_or_insert((t.id, app.id, app.password_credentials[0].key_id));
+    }
+    let _ = given_app(store, &tenant, "no secrets").await;
+    let (tenant_id, application_id, key_id) = removed.unwrap();
+    apply(
+        store,
+        vec![Mutation::RemovePassword {
+            tenant_id,
+            application_id,
+            key_id,
+        }],
+    )
+    .await;
+    expected.retain(|e| e.key_id != key_id);
+    expected.sort_by_key(|e| (e.tenant_id, e.app_id, e.key_id));
+    assert_eq!(store.credential_ends().await.expect("read"), expected);
+}

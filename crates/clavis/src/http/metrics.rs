@@ -1,7 +1,9 @@
 //! `GET /metrics` in the Prometheus text format: tokens issued, refused and
-//! throttled by this node, secret hashes computed, and every client
-//! secret's seconds to expiry (ids only,
-//! never a value), so an alert can fire well before a secret runs out.
+//! throttled by this node, secret hashes computed, connections, and every
+//! client secret's seconds to expiry (ids only, never a value), so an alert
+//! can fire well before a secret runs out. Served on its own listener
+//! (`--metrics-listen`, loopback by default), never on the main one: the
+//! ids of every tenant, application and secret are not for the public.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +11,10 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use clavis_store::ApplicationFilter;
+use axum::routing::get;
+use axum::Router;
 
 use crate::app::AppState;
 
@@ -23,10 +27,31 @@ pub struct Counters {
     pub logs: crate::log_retention::LogCounters,
 }
 
+/// The metrics listener's routes: `GET /metrics`, behind the bearer token
+/// when one is configured; anything else is 404.
+pub fn router(state: Arc<AppState>, token: Option<super::metrics_auth::MetricsToken>) -> Router {
+    let mut router = Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "404: this listener serves /metrics only\n",
+            )
+        })
+        .with_state(state.clone());
+    if let Some(token) = token {
+        router = router.layer(from_fn_with_state(
+            token,
+            super::metrics_auth::require_token,
+        ));
+    }
+    router.layer(from_fn_with_state(
+        state,
+        super::transport::security_headers,
+    ))
+}
+
 /// Prometheus metrics of this node and its store.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
-              (status = 503, description = "The store does not answer")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     let c = &state.counters;
@@ -76,48 +101,27 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             state.refusals.not_itemised.load(Ordering::Relaxed),
         ),
     );
-    let _ = writeln!(out, "# HELP clavis_client_secret_expiry_seconds Seconds until a client secret ends (negative: ended).");
-    let _ = writeln!(out, "# TYPE clavis_client_secret_expiry_seconds gauge");
-    let now = state.clock.now();
-    let store = state.directory.store();
-    let tenants = match store.tenants().await {
-        Ok(t) => t,
+    let c = &state.connections;
+    let _ = writeln!(
+        out,
+        "# HELP clavis_connections_open Connections open on the main listener."
+    );
+    let _ = writeln!(out, "# TYPE clavis_connections_open gauge");
+    let _ = writeln!(out, "clavis_connections_open {}", c.open());
+    let _ = writeln!(
+        out,
+        "# HELP clavis_connections_max Most connections served at once (--max-connections)."
+    );
+    let _ = writeln!(out, "# TYPE clavis_connections_max gauge");
+    let _ = writeln!(out, "clavis_connections_max {}", c.max());
+    let _ = writeln!(out, "# HELP clavis_connections_limit_reached_total Times a new connection had to wait in the listen backlog because --max-connections were open.");
+    let _ = writeln!(out, "# TYPE clavis_connections_limit_reached_total counter");
+    let _ = writeln!(out, "clavis_connections_limit_reached_total {}", c.waited());
+    match state.expiry_gauge.lines(&state.directory).await {
+        Ok(lines) => lines.write(state.clock.now(), &mut out),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: store unavailable");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    for tenant in tenants {
-        let mut after = None;
-        loop {
-            let filter = ApplicationFilter {
-                after,
-                limit: 500,
-                ..Default::default()
-            };
-            let page = match store.list_applications(tenant.id, &filter).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: store unavailable");
-                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
-                }
-            };
-            for app in &page {
-                for c in &app.password_credentials {
-                    let _ = writeln!(
-                        out,
-                        "clavis_client_secret_expiry_seconds{{tenant_id=\"{}\",app_id=\"{}\",key_id=\"{}\"}} {}",
-                        tenant.id,
-                        app.app_id,
-                        c.key_id,
-                        (c.end_at - now).whole_seconds()
-                    );
-                }
-            }
-            after = page.last().map(|a| a.id);
-            if page.len() < 500 {
-                break;
-            }
         }
     }
     (

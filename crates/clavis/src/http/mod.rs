@@ -1,12 +1,17 @@
 //! HTTP: the router, the protocol endpoints (discovery, JWKS, token), health
-//! probes, the OpenAPI document, and TLS set-up. Handlers parse, call, map.
+//! probes, the OpenAPI document, TLS set-up and the accept loop. Handlers
+//! parse, call, map.
 
 pub mod discovery;
+pub mod expiry_gauge;
+pub mod file_limit;
 pub mod health;
 pub mod introspect;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod oauth_response;
 pub mod openapi;
+pub mod server;
 /// The sign-in log entry of a client authentication (token, introspection, revocation).
 pub mod sign_in;
 pub mod tls;
@@ -85,7 +90,6 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(introspect::revoke))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(metrics::metrics))
         .merge(crate::graph::routes())
         .with_state(state)
         .split_for_parts();

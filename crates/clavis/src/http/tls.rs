@@ -100,7 +100,7 @@ pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
 pub async fn rustls_config(
     cert: &Path,
     key: &Path,
-) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let failed = |e: &dyn std::fmt::Display| {
@@ -122,7 +122,5 @@ pub async fn rustls_config(
         .with_single_cert(chain, private)
         .map_err(|e| failed(&e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
-        std::sync::Arc::new(config),
-    ))
+    Ok(std::sync::Arc::new(config))
 }

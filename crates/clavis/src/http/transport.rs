@@ -1,7 +1,8 @@
 //! Transport hardening that every response and request goes through: the
 //! security headers, the whole-request time limit, and the one decision of
 //! who the client is (`X-Forwarded-For` is read only from trusted proxies).
-//! TLS versions live in `tls.rs`; header-read and idle limits in `App::run`.
+//! TLS versions live in `tls.rs`; header-read, idle and connection limits in
+//! `server.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -90,34 +91,38 @@ impl std::fmt::Display for Cidr {
 pub struct ClientAddr(pub IpAddr);
 
 /// Who the client is. The TCP `peer`, unless the peer is a trusted proxy:
-/// then the right-most `X-Forwarded-For` address that is not itself a
-/// trusted proxy (or the left-most, if every hop is trusted). A malformed
-/// header is never trusted in part: the answer is then the peer.
+/// then `X-Forwarded-For` is walked from the right (each proxy appends the
+/// address of its own peer), past every hop that is a trusted proxy, and the
+/// first hop that is not one is the client. A hop that does not parse stops
+/// the walk too, and the answer is then the last address a trusted proxy
+/// vouched for (the hop right of it, or the peer): what a client writes on
+/// the left can never hide the address its proxy appended. Empty list
+/// elements are skipped (RFC 9110 §5.6.1); if every hop is trusted, the
+/// left-most is the client.
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
     if !is_trusted(peer) {
         return peer;
     }
-    let mut chain = Vec::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        let Ok(value) = value.to_str() else {
-            return peer;
+    let lines: Vec<&HeaderValue> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+    let mut vouched = peer;
+    for line in lines.into_iter().rev() {
+        // A line that is not even text is one hop that does not parse.
+        let Ok(line) = line.to_str() else {
+            return vouched;
         };
-        for hop in value.split(',') {
-            match parse_hop(hop.trim()) {
-                Some(ip) => chain.push(ip),
-                None => return peer,
+        for hop in line.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let Some(ip) = parse_hop(hop) else {
+                return vouched;
+            };
+            vouched = ip;
+            if !is_trusted(ip) {
+                return ip;
             }
         }
     }
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(**ip))
-        .or(chain.first())
-        .copied()
-        .unwrap_or(peer)
+    vouched
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -277,14 +282,57 @@ mod tests {
         // Every hop trusted: the left-most.
         let h = xff("10.9.9.9, 10.0.0.9");
         assert_eq!(client_address(ip("10.0.0.2"), &h, &trusted), ip("10.9.9.9"));
-        // Garbage anywhere: the peer.
-        for bad in ["nonsense", "203.0.113.5, junk", "", "203.0.113.5,,"] {
+        // Junk on the right (where the proxy appends): nothing better than the peer.
+        for bad in ["nonsense", "203.0.113.5, junk", "", "203.0.113.5,unknown"] {
             assert_eq!(
                 client_address(ip("10.0.0.2"), &xff(bad), &trusted),
                 ip("10.0.0.2"),
                 "{bad}"
             );
         }
+        // Junk written by the client on the left cannot hide the address
+        // its proxy appended: the walk stops at the first untrusted hop.
+        for (header, client) in [
+            ("junk, 203.0.113.5", "203.0.113.5"),
+            ("<script>, 1.2.3.4, 203.0.113.5, 10.0.0.9", "203.0.113.5"),
+            ("203.0.113.5:99999, 198.51.100.7", "198.51.100.7"),
+            // Junk left of trusted hops: the left-most address they vouched for.
+            ("junk, 10.1.1.1", "10.1.1.1"),
+            ("1.2.3.4, junk, 10.1.1.1, 10.0.0.9", "10.1.1.1"),
+            // Empty list elements are not hops.
+            ("203.0.113.5,,", "203.0.113.5"),
+            (" , 203.0.113.5", "203.0.113.5"),
+        ] {
+            assert_eq!(
+                client_address(ip("10.0.0.2"), &xff(header), &trusted),
+                ip(client),
+                "{header}"
+            );
+        }
+        // Several header lines are one list; junk in an earlier line is
+        // left of the appended address.
+        let mut h = xff("junk");
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.8"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &h, &trusted),
+            ip("203.0.113.8")
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.8"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &h, &trusted),
+            ip("203.0.113.8")
+        );
+        let mut h = xff("203.0.113.8");
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), &h, &trusted), ip("10.0.0.2"));
         // No header: the peer.
         assert_eq!(
             client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),

@@ -66,6 +66,8 @@ async fn start(dir: &std::path::Path, database_url: Option<&str>) -> Server {
         "--plain-http",
         "--listen",
         &format!("127.0.0.1:{port}"),
+        "--metrics-listen",
+        "off",
         "--throttle-failures-per-address",
         "0",
         "--throttle-failures-per-app",

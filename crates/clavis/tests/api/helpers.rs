@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener's base URL (`http://127.0.0.1:PORT`), if on.
+    pub metrics_base: Option<String>,
     pub http: Client,
     pub dir: TempDir,
     pub clock: ManualClock,
@@ -85,6 +87,7 @@ pub async fn spawn_tuned(dir: TempDir, tls: Tls, tune: impl FnOnce(&mut Config))
         .await
         .expect("app builds");
     let base = app.base_url().to_owned();
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let state = app.state().clone();
     let mut http = Client::builder();
     if let Some(ca) = &app.ca_file {
@@ -102,6 +105,7 @@ pub async fn spawn_tuned(dir: TempDir, tls: Tls, tune: impl FnOnce(&mut Config))
     .expect("bootstrap json");
     TestApp {
         base,
+        metrics_base,
         http,
         clock,
         tenant_id: boot["tenantId"].as_str().unwrap().to_owned(),
@@ -139,6 +143,23 @@ pub struct Registered {
 impl TestApp {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
+    }
+
+    /// `/metrics` from the metrics listener, asserting 200 and plain text.
+    pub async fn metrics(&self) -> String {
+        let base = self.metrics_base.as_deref().expect("metrics listener on");
+        let r = self
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics request");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        r.text().await.expect("metrics body")
     }
 
     pub fn token_url(&self, tenant: &str) -> String {

@@ -39,6 +39,7 @@ mod sqlite {
     mod last_admin;
     mod log_budgets;
     mod management;
+    mod metrics;
     mod pkcs11_provider;
     mod policies;
     mod recovery;
@@ -73,6 +74,8 @@ mod postgres {
     mod last_admin;
     mod log_budgets;
     mod management;
+    mod metrics;
+    mod metrics_nodes;
     mod pkcs11_provider;
     mod policies;
     mod recovery;

@@ -418,6 +418,8 @@ async fn a_node_killed_under_load_loses_nothing_committed() {
                 "--plain-http",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--metrics-listen",
+                "off",
                 "--database-url",
                 &db.url,
                 "--data-dir",

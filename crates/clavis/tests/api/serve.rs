@@ -29,6 +29,8 @@ fn start(data_dir: &std::path::Path) -> Server {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
             "--data-dir",
@@ -126,7 +128,14 @@ async fn first_start_restart_and_sigterm() {
 
     // A second process on the same data directory is refused.
     let second = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();
@@ -179,6 +188,29 @@ async fn first_start_restart_and_sigterm() {
         !log.contains(boot["clientSecret"].as_str().unwrap()),
         "secret in the log"
     );
+    // The open-file limit was raised (or already at its maximum), and said so.
+    assert!(log.contains("open-file limit"), "{log}");
+    // Metrics: on their own loopback listener, named in the log; not on
+    // the main one.
+    let metrics = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["fields"]["metrics"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("the log names the metrics address:\n{log}"));
+    assert!(metrics.starts_with("127.0.0.1:"), "{metrics}");
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("clavis_connections_max "), "{text}");
+    let r = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     // SIGTERM: a clean exit, quickly.
     let pid = server.child.id().to_string();
@@ -230,7 +262,14 @@ async fn refuses_a_key_file_others_can_read_and_a_wrong_key_file() {
     drop(start(&data));
     std::fs::set_permissions(data.join("kek.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();
@@ -241,7 +280,14 @@ async fn refuses_a_key_file_others_can_read_and_a_wrong_key_file() {
     // Another key file cannot open this database: a clear refusal, no new secrets.
     std::fs::remove_file(data.join("kek.key")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_clavis"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();

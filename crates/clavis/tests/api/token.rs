@@ -453,19 +453,7 @@ async fn metrics_count_tokens_and_show_seconds_to_expiry() {
     let _ = app
         .token_post(&client.app_id, "clavis_wrong", "api://orders/.default")
         .await;
-    let metrics = |app: &TestApp| {
-        let (http, base) = (app.http.clone(), app.base.clone());
-        async move {
-            let r = http.get(format!("{base}/metrics")).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            assert!(r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain"));
-            r.text().await.unwrap()
-        }
-    };
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     let value = |text: &str, prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(prefix))
@@ -487,7 +475,7 @@ async fn metrics_count_tokens_and_show_seconds_to_expiry() {
     assert!((left - 180.0 * 86400.0).abs() < 120.0, "{left}");
     assert!(!text.contains(&client.secret) && !text.contains(&app.admin_secret));
     app.clock.advance(time::Duration::days(181));
-    assert!(value(&metrics(&app).await, &line) < 0.0);
+    assert!(value(&app.metrics().await, &line) < 0.0);
 }
 
 /// An unknown client id is remembered as missing (so probing costs no

@@ -55,7 +55,6 @@ async fn every_response_carries_the_security_headers() {
             ("404", "/nowhere".to_owned()),
             ("405", format!("/{t}/oauth2/v2.0/token")),
             ("healthz", "/healthz".to_owned()),
-            ("metrics", "/metrics".to_owned()),
             ("openapi", "/openapi.json".to_owned()),
         ];
         for (name, path) in gets {
@@ -253,6 +252,32 @@ async fn a_trusted_proxy_s_forwarded_address_is_the_client() {
         );
     }
     assert_eq!(sign_in_ip(&app, None, "none").await, "127.0.0.1");
+}
+
+/// Junk a client writes into `X-Forwarded-For` lands left of the address
+/// its proxy appends: it must not make Clavis fall back to the proxy's
+/// address (which every client behind the proxy shares).
+#[tokio::test]
+async fn junk_in_forwarded_for_does_not_hide_the_client_behind_its_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_tuned(dir, Tls::Off, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for (i, header) in [
+        "not-an-address, 203.0.113.9",
+        "<script>, 198.51.100.1, 203.0.113.9",
+        "unknown,,203.0.113.9",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            sign_in_ip(&app, Some(header), &format!("junk{i}")).await,
+            "203.0.113.9",
+            "{header:?}"
+        );
+    }
 }
 
 /// Send the start of a request and then nothing: the server answers 503 in
@@ -466,4 +491,210 @@ async fn an_idle_keep_alive_connection_is_closed() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Read until the server closes the connection (EOF or reset); how long
+/// that took, or `None` if it was still open after `give_up`.
+async fn closed_within(tcp: &mut TcpStream, give_up: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(give_up, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+async fn with_header_timeout(tls: Tls, seconds: u64) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_tuned(dir, tls, |c| {
+        c.header_read_timeout = Duration::from_secs(seconds)
+    })
+    .await
+}
+
+/// A TCP connection that never sends a byte (plain HTTP), or never starts
+/// its TLS handshake, is closed once the header-read timeout has passed
+/// since accept: the limit does not wait for a first byte.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    for tls in [Tls::Off, Tls::LocalCa] {
+        let app = with_header_timeout(tls.clone(), 2).await;
+        let mut silent = TcpStream::connect(addr(&app)).await.unwrap();
+        let closed = closed_within(&mut silent, Duration::from_secs(8))
+            .await
+            .unwrap_or_else(|| panic!("a silent connection is still open after 8 s ({tls:?})"));
+        assert!(
+            closed >= Duration::from_millis(1500),
+            "closed after {closed:?} with a 2 s limit ({tls:?})"
+        );
+    }
+}
+
+/// A TLS client that completes its handshake and then sends nothing is
+/// closed when the header-read timeout has passed since accept.
+#[tokio::test]
+async fn a_tls_session_without_a_request_is_closed() {
+    let app = with_header_timeout(Tls::LocalCa, 2).await;
+    let ca = std::fs::read(app.dir.path().join("tls/ca.pem")).unwrap();
+    let address = addr(&app);
+    let closed = tokio::task::spawn_blocking(move || {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        use std::io::{ErrorKind, Read};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("127.0.0.1").unwrap().to_owned();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut sock = std::net::TcpStream::connect(address).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let started = Instant::now();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock).expect("TLS handshake");
+        }
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let mut buf = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(8) {
+            match tls.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return Some(started.elapsed()),
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("a TLS session without a request is still open after 8 s");
+    assert!(closed >= Duration::from_millis(1500), "{closed:?}");
+}
+
+/// An HTTP/2 connection with no stream open is idle, however many PINGs
+/// (and SETTINGS) it exchanges: closed after the header-read timeout. A
+/// request before that is served on it.
+#[tokio::test]
+async fn an_http2_connection_that_only_pings_is_closed() {
+    let app = with_header_timeout(Tls::Off, 2).await;
+    let tcp = TcpStream::connect(addr(&app)).await.unwrap();
+    let (mut send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut pings = connection.ping_pong().expect("ping handle");
+    let connection = tokio::spawn(connection);
+
+    let request = axum::http::Request::get(format!("http://{}/healthz", addr(&app)))
+        .body(())
+        .unwrap();
+    let (response, _) = send.send_request(request, true).unwrap();
+    let response = response.await.expect("served over HTTP/2");
+    assert_eq!(response.status(), 200);
+    drop(response);
+
+    let idle_from = Instant::now();
+    let mut answered = 0;
+    while !connection.is_finished() {
+        assert!(
+            idle_from.elapsed() < Duration::from_secs(8),
+            "an HTTP/2 connection that only pings is still open after 8 s ({answered} PINGs answered)"
+        );
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(500), pings.ping(h2::Ping::opaque())).await
+        {
+            answered += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let closed = idle_from.elapsed();
+    assert!(
+        answered >= 2,
+        "the server answered PINGs meanwhile: {answered}"
+    );
+    assert!(closed >= Duration::from_millis(1500), "{closed:?}");
+    drop(send);
+}
+
+/// Keep-alive still works: requests closer together than the header-read
+/// timeout share one connection, however long the connection lives.
+#[tokio::test]
+async fn keep_alive_between_requests_still_works() {
+    let app = with_header_timeout(Tls::Off, 2).await;
+    let mut tcp = TcpStream::connect(addr(&app)).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    for _ in 0..5 {
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(5),
+        "outlived one limit"
+    );
+    let closed = closed_within(&mut tcp, Duration::from_secs(6)).await;
+    assert!(closed.is_some(), "closed once idle");
+}
+
+/// With `--max-connections 3`, three silent connections take every slot:
+/// a real client waits in the listen backlog (not refused) until they time
+/// out, and is then served; the limit is logged (once) and counted.
+#[tokio::test]
+async fn at_the_connection_limit_a_real_client_waits_and_is_served() {
+    let logs = crate::logs::captured();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_tuned(dir, Tls::Off, |c| {
+        c.header_read_timeout = Duration::from_secs(2);
+        c.max_connections = Some(3);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(addr(&app)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.state.connections.open(), 3);
+    let started = Instant::now();
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("served once a slot is free");
+    assert_eq!(r.status(), StatusCode::OK);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "served after {waited:?}: the limit did not hold"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("\nclavis_connections_max 3\n"),
+        "{metrics}"
+    );
+    let reached: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("clavis_connections_limit_reached_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reached >= 1, "{metrics}");
+    let text = logs.text();
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("connection limit reached") && l.contains("max_connections=3"))
+        .count();
+    assert_eq!(warnings, 1, "one warning, not one per connection:\n{text}");
 }
