@@ -244,6 +244,7 @@ pub const TABLES: &[Table] = &[
             c("result", Text),
             c("result_reason", Text),
             c("correlation_id", Kind::Uuid),
+            c("client_request_id", Text),
         ],
         treatment: Treatment::Copy,
     },
