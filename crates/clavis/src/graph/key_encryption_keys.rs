@@ -249,7 +249,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/v1.0/policies/keyEncryptionKeys/rewrap", tag = "policies", security(("bearer" = [])),
     request_body(content = Option<RewrapRequest>, description = "optional"),
     responses((status = 200, body = RewrapResult), (status = 400), (status = 401), (status = 403),
-        (status = 409, description = "Request_Conflict: a live node lacks the key (or, with newKey, other nodes are live); nothing was changed"),
+        (status = 409, description = "Request_Conflict: this node or a live node lacks the key (or, with newKey, other nodes are live); nothing was changed"),
         (status = 503)))]
 pub async fn rewrap_all_records(
     State(state): State<Arc<AppState>>,
@@ -290,8 +290,15 @@ pub async fn rewrap_all_records(
         }
         (false, Some(id)) => {
             let shown: String = id.chars().take(80).collect();
-            if id.len() > 200 || !state.key_provider.holds(&id) {
-                return Err(GraphError::bad(format!(
+            if id.len() > 200 {
+                return Err(GraphError::bad(
+                    "keyId is at most 200 characters: use an id as `GET keyEncryptionKeys` lists it.",
+                ));
+            }
+            // A well-formed id this node's configuration lacks: the state,
+            // not the request, must change (409, as for a live node lacking it).
+            if !state.key_provider.holds(&id) {
+                return Err(GraphError::Conflict(format!(
                     "This node does not hold the key-encryption key '{shown}' (`clavis keys kek` lists the ids each node holds). Add the key to every node first (a line of kek.key after the first, or CLAVIS_KEK_PREVIOUS), restart them one by one, then run the rewrap again."
                 )));
             }

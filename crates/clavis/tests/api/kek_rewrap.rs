@@ -278,6 +278,26 @@ async fn rewrap_is_for_the_installation_operator_and_env_keys_cannot_be_made() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // A well-formed key id the node does not hold (even an empty one) is the
+    // installation's state, not the request: 409 with what to do.
+    for id in ["", "not-a-key-this-node-holds"] {
+        let (status, body) = app
+            .post(
+                "/v1.0/policies/keyEncryptionKeys/rewrap",
+                &admin,
+                json!({"keyId": id}),
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "Request_Conflict", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Add the key to every node first"),
+            "{body}"
+        );
+    }
     // The optional body may be JSON null (the schema says so): the defaults.
     let r = app
         .http

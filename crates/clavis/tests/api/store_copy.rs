@@ -49,6 +49,8 @@ async fn audit_ids(app: &TestApp) -> Vec<String> {
 fn same_issuer(config: &mut clavis::Config, url: String, listen: std::net::SocketAddr) {
     config.database_url = url;
     config.listen = listen;
+    // The test's webhook receiver listens on loopback.
+    config.allow_internal_webhooks = true;
 }
 
 fn copy_bootstrap_file(from: &std::path::Path, to: &std::path::Path) {
