@@ -278,6 +278,23 @@ async fn rewrap_is_for_the_installation_operator_and_env_keys_cannot_be_made() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // newKey with keyId contradict each other: 400 saying so (a rule across
+    // two fields, listed in tests/schemathesis/schemathesis.toml).
+    let (status, body) = app
+        .post(
+            "/v1.0/policies/keyEncryptionKeys/rewrap",
+            &admin,
+            json!({"newKey": true, "keyId": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not both"),
+        "{body}"
+    );
     // A well-formed key id the node does not hold (even an empty one) is the
     // installation's state, not the request: 409 with what to do.
     for id in ["", "not-a-key-this-node-holds"] {
