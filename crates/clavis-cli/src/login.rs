@@ -147,7 +147,8 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
 }
 
 /// `--client-id`: an appId as given, or a name looked up as the profile
-/// being replaced or the default profile, whichever is saved for `authority`.
+/// being replaced or else the default profile: the first saved for
+/// `authority` whose application may read applications.
 async fn client_id(ctx: &Ctx, authority: &Authority, spec: &str) -> Result<Uuid, Error> {
     if let Ok(id) = Uuid::parse_str(spec.trim()) {
         return Ok(id);
@@ -158,6 +159,7 @@ async fn client_id(ctx: &Ctx, authority: &Authority, spec: &str) -> Result<Uuid,
     if !names.contains(&default) {
         names.push(default);
     }
+    let mut refused = None;
     for name in names {
         let Ok(profile) = config.load(&name) else {
             continue;
@@ -165,10 +167,22 @@ async fn client_id(ctx: &Ctx, authority: &Authority, spec: &str) -> Result<Uuid,
         if profile.settings.authority != *authority {
             continue;
         }
-        let s = Session::open(&profile).await?;
-        let app = lookup::application(&s, spec).await?;
-        return Uuid::parse_str(&app.view.app_id)
-            .map_err(|_| Error::new(format!("application '{spec}' has no valid appId")));
+        let found = match Session::open(&profile).await {
+            Ok(s) => lookup::application(&s, spec).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(app) => {
+                return Uuid::parse_str(&app.view.app_id)
+                    .map_err(|_| Error::new(format!("application '{spec}' has no valid appId")))
+            }
+            // This profile may not look (an expired secret, no role): try the next.
+            Err(e) if matches!(e.http_status(), Some(400 | 401 | 403)) => refused = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     Err(Error::new(format!(
         "--client-id '{spec}' is not an appId, and no saved profile for {authority} can look the name up"

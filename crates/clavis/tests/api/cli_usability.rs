@@ -263,10 +263,19 @@ async fn ids_take_names_options_go_anywhere_and_expiry_takes_minutes() {
         let apps: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{args:?}: {out}"));
         assert!(apps.as_array().is_some(), "{args:?}");
     }
-    let serve = cli
-        .run(&["--output", "json", "serve", "--help"], None)
+    // The server's own commands take neither.
+    let backup = cli
+        .run(
+            &["--output", "json", "backup", "--to", "/nonexistent/b"],
+            None,
+        )
         .await;
-    assert_eq!(serve.code, 2, "{}", serve.stderr);
+    assert_eq!(backup.code, 2, "{}", backup.stderr);
+    assert!(
+        backup.stderr.contains("client commands"),
+        "{}",
+        backup.stderr
+    );
 
     // Minutes and hours.
     let now = OffsetDateTime::now_utc();
