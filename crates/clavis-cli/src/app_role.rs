@@ -1,7 +1,7 @@
 //! App roles by their value: finding one (a typo gets "did you mean …?",
 //! never an invitation to create it) and `clavis app role remove`, done the
-//! way Graph allows: revoke the role's grants, disable it (`isEnabled:
-//! false`), then `PATCH` the `appRoles` list without it.
+//! way Graph allows: disable it (`isEnabled: false`), revoke its grants,
+//! then `PATCH` the `appRoles` list without it.
 
 use serde_json::{json, Value};
 
@@ -71,6 +71,23 @@ pub async fn remove(
             grants.len()
         ),
     )?;
+    // Disable first, even if it already is: a resource that cannot be
+    // changed (the built-in api://clavis) refuses here, before any grant goes.
+    let app_url = s.url(&["applications", &a.id]);
+    let roles = app.raw["appRoles"].as_array().cloned().unwrap_or_default();
+    let is_it = |r: &Value| r["id"].as_str() == Some(role_id.as_str());
+    let disabled: Vec<Value> = roles
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if is_it(&r) {
+                r["isEnabled"] = false.into();
+            }
+            r
+        })
+        .collect();
+    s.patch(app_url.clone(), &json!({ "appRoles": disabled }))
+        .await?;
     for grant in &grants {
         let url = s.url(&[
             "servicePrincipals",
@@ -84,23 +101,6 @@ pub async fn remove(
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-    }
-    let app_url = s.url(&["applications", &a.id]);
-    let roles = app.raw["appRoles"].as_array().cloned().unwrap_or_default();
-    let is_it = |r: &Value| r["id"].as_str() == Some(role_id.as_str());
-    if role.is_enabled {
-        let disabled: Vec<Value> = roles
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if is_it(&r) {
-                    r["isEnabled"] = false.into();
-                }
-                r
-            })
-            .collect();
-        s.patch(app_url.clone(), &json!({ "appRoles": disabled }))
-            .await?;
     }
     let kept: Vec<&Value> = roles.iter().filter(|r| !is_it(r)).collect();
     s.patch(app_url, &json!({ "appRoles": kept })).await?;

@@ -228,6 +228,23 @@ async fn roles_typos_are_not_created_a_second_grant_changes_nothing_and_roles_ar
     assert!(claims(&token)
         .get("roles")
         .is_none_or(|r| r == &serde_json::json!([])));
+    // The built-in resource refuses before any of its grants is touched.
+    let builtin = cli
+        .run(
+            &[
+                "app",
+                "role",
+                "remove",
+                "api://clavis",
+                "--value",
+                "AuditLog.Read.All",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(builtin.code, 1, "{}", builtin.stdout);
+    let admin = cli.ok(&["role", "list", "--client", &app.admin_id]).await;
+    assert!(admin.contains("AuditLog.Read.All"), "{admin}");
     let gone = cli
         .run(
             &[
