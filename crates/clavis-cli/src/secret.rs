@@ -63,6 +63,9 @@ pub enum SecretCommand {
         /// Remove every other secret of the application once the new one works.
         #[arg(long, conflicts_with = "remove")]
         remove_others: bool,
+        /// Do not ask before removing old secrets (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// A secret leaked: revoke it and every token it minted at once,
     /// optionally revoke all of the application's tokens and replace its
@@ -154,6 +157,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             name,
             remove,
             remove_others,
+            yes,
             ..
         } => {
             let found = lookup::application(&s, &app).await?;
@@ -174,6 +178,20 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
                         "the server sent a key id that is not a GUID: {key_id}"
                     ))
                 })?);
+            }
+            let removing = if remove_others {
+                found.view.password_credentials.len()
+            } else {
+                remove_ids.len()
+            };
+            if removing > 0 {
+                confirm::unless_yes(
+                    yes,
+                    &format!(
+                        "Rotate '{}': add a new secret, then remove {removing} old one(s)",
+                        found.view.display_name
+                    ),
+                )?;
             }
             let name = name.unwrap_or_else(|| format!("rotated {}", output::rfc3339(now)));
             // Prove the new secret works before anything old goes away.

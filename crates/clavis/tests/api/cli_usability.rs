@@ -515,6 +515,21 @@ async fn destructive_commands_ask_on_a_terminal_and_yes_skips() {
     let secrets = cli.json(&["secret", "list", "Doomed worker"]).await;
     assert_eq!(secrets.as_array().unwrap().len(), 1, "nothing changed");
 
+    let (code, shown) = on_a_terminal(
+        &cli,
+        &["secret", "rotate", "Doomed worker", "--remove-others"],
+        "no\n",
+    )
+    .await;
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("remove 1 old one(s)"), "{shown}");
+    let secrets = cli.json(&["secret", "list", "Doomed worker"]).await;
+    assert_eq!(
+        secrets.as_array().unwrap().len(),
+        1,
+        "no secret added either"
+    );
+
     let (code, shown) =
         on_a_terminal(&cli, &["secret", "remove", "Doomed worker", "ci"], "y\n").await;
     assert_eq!(code, 0, "{shown}");
