@@ -156,7 +156,7 @@ pub enum Command {
     /// Forget a saved profile: deletes its settings and its secret.
     Logout(login::LogoutArgs),
 
-    /// Register, list, show and delete applications, and add app roles to them.
+    /// Register, list, show and delete applications, and add and remove their app roles.
     App {
         #[command(flatten)]
         global: GlobalArgs,

@@ -54,7 +54,7 @@ pub enum SecretCommand {
         /// A name for the new secret.
         #[arg(long, value_name = "DISPLAY_NAME")]
         name: Option<String>,
-        /// When the new secret expires: a duration (90d) or an RFC 3339 time.
+        /// When the new secret expires: a duration (30m, 12h, 90d) or an RFC 3339 time.
         #[arg(long, value_name = "WHEN")]
         expires: Option<String>,
         /// Remove this old secret (key id or name) once the new one works (repeatable).

@@ -40,6 +40,13 @@ const TABLE: &[(&str, &str)] = &[
     ("activateAfterMinutes", "--activate-after"),
     ("thresholdDays", "--threshold-days"),
     ("endDateTime", "--expires"),
+    ("appRoles value", "app role value"),
+    ("appRoles '", "app role '"),
+    (
+        "appRoles contains the value",
+        "the app roles contain the value",
+    ),
+    ("identifierUris", "--identifier-uri"),
     ("password credential", "secret"),
 ];
 
@@ -91,6 +98,18 @@ mod tests {
         for (api, cli) in cases {
             assert_eq!(cli_words(api), cli);
         }
+    }
+
+    #[test]
+    fn app_role_and_uri_messages() {
+        assert_eq!(
+            cli_words("appRoles contains the value 'Orders.Read' twice."),
+            "the app roles contain the value 'Orders.Read' twice."
+        );
+        assert_eq!(
+            cli_words("appRoles value 'a b' is not valid: 1 to 120 characters, no spaces, not starting with '.'."),
+            "app role value 'a b' is not valid: 1 to 120 characters, no spaces, not starting with '.'."
+        );
     }
 
     #[test]
