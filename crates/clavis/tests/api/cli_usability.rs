@@ -67,6 +67,8 @@ async fn names_ignore_case_duplicates_are_warned_about_and_typos_get_suggestions
         both.stderr
     );
 
+    let by_uri = cli.json(&["app", "show", "API://Orders"]).await;
+    assert_eq!(by_uri["appId"], orders_id.as_str());
     let worker = cli.json(&["app", "create", "Billing worker"]).await;
     let shown = cli.json(&["app", "show", "billing WORKER"]).await;
     assert_eq!(shown["appId"], worker["appId"]);
