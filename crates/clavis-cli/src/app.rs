@@ -1,9 +1,13 @@
-//! `clavis app`: register (`POST /v1.0/applications`), list, show and delete
-//! applications, and define their app roles (`PATCH` of the full `appRoles` list).
+//! `clavis app`: register (`POST /v1.0/applications`; a name already in use
+//! is allowed, as in Entra, with a warning), list, show and delete
+//! applications, and define their app roles (`PATCH` of the full `appRoles`
+//! list; removing one disables it first, as Graph requires).
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::app_role;
+use crate::confirm;
 use crate::error::Error;
 use crate::lookup;
 use crate::model::{view, AppRole, Application};
@@ -32,6 +36,9 @@ pub enum AppCommand {
     Delete {
         /// Object id, appId, identifier URI or display name.
         app: String,
+        /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Define the app roles an application (as a resource) offers to clients.
     Role {
@@ -62,6 +69,17 @@ pub enum AppRoleCommand {
         /// Object id, appId, identifier URI or display name.
         app: String,
     },
+    /// Remove an app role: its grants are revoked, it is disabled, then removed.
+    Remove {
+        /// Object id, appId, identifier URI or display name of the resource application.
+        app: String,
+        /// The role's value, e.g. Orders.Read.
+        #[arg(long, value_name = "VALUE")]
+        value: String,
+        /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
@@ -72,6 +90,7 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
             name,
             identifier_uris,
         } => {
+            warn_if_taken(&s, &name).await?;
             let body = json!({ "displayName": name, "identifierUris": identifier_uris });
             let created = s
                 .post(s.url(&["applications"]), &body)
@@ -89,8 +108,18 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
             let found = lookup::application(&s, &app).await?;
             output::emit(&show(format, &found.raw)?);
         }
-        AppCommand::Delete { app } => {
+        AppCommand::Delete { app, yes } => {
             let found = lookup::application(&s, &app).await?;
+            let a = &found.view;
+            confirm::unless_yes(
+                yes,
+                &format!(
+                    "Delete application '{}' (appId {}) with its {} secret(s) and role grants",
+                    a.display_name,
+                    a.app_id,
+                    a.password_credentials.len()
+                ),
+            )?;
             s.delete(s.url(&["applications", &found.view.id])).await?;
             if format == OutputFormat::Table {
                 let a = &found.view;
@@ -123,6 +152,22 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
             });
         }
         AppCommand::Role {
+            command: AppRoleCommand::Remove { app, value, yes },
+        } => {
+            let found = lookup::application(&s, &app).await?;
+            let revoked = app_role::remove(&s, &found, &value, yes).await?;
+            if format == OutputFormat::Table {
+                output::emit(&format!(
+                    "Removed app role '{value}' from '{}'{}.\n",
+                    found.view.display_name,
+                    match revoked {
+                        0 => String::new(),
+                        n => format!(" and revoked its {n} grant(s)"),
+                    }
+                ));
+            }
+        }
+        AppCommand::Role {
             command: AppRoleCommand::List { app },
         } => {
             let found = lookup::application(&s, &app).await?;
@@ -131,6 +176,25 @@ pub async fn run(ctx: &Ctx, cmd: AppCommand) -> Result<(), Error> {
                 OutputFormat::Table => roles_table(&found.view.app_roles),
             });
         }
+    }
+    Ok(())
+}
+
+/// Print a warning (stderr) when applications named `name` (ignoring case)
+/// exist: Entra allows it, but commands taking a name then need the appId.
+async fn warn_if_taken(s: &crate::client::Session, name: &str) -> Result<(), Error> {
+    let all = lookup::all_applications(s).await?;
+    let taken: Vec<&str> = all
+        .iter()
+        .filter(|a| lookup::same_name(a, name))
+        .filter_map(|a| a["appId"].as_str())
+        .collect();
+    if !taken.is_empty() {
+        eprintln!(
+            "warning: an application named '{name}' already exists (appId {}); creating another. \
+             Commands that take a name will ask for the appId.",
+            taken.join(", ")
+        );
     }
     Ok(())
 }
@@ -158,7 +222,11 @@ fn with_role(raw: &Value, app: &Application, role: Value) -> Result<Vec<Value>, 
             "'{value}' is not a role value: it must be non-empty, without spaces"
         )));
     }
-    if app.app_roles.iter().any(|r| r.value == value) {
+    if app
+        .app_roles
+        .iter()
+        .any(|r| r.value.eq_ignore_ascii_case(value))
+    {
         return Err(Error::new(format!(
             "application '{}' already has an app role '{value}'",
             app.display_name

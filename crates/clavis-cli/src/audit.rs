@@ -1,5 +1,6 @@
 //! `clavis audit list`: the tenant's management audit log
-//! (`GET /v1.0/auditLogs/directoryAudits`, Graph's `directoryAudit` shape).
+//! (`GET /v1.0/auditLogs/directoryAudits`, Graph's `directoryAudit` shape):
+//! who did what, from where (IP address) and with which credential (key id).
 
 use reqwest::Url;
 use serde_json::Value;
@@ -62,11 +63,14 @@ fn table(events: &[Value]) -> Result<String, Error> {
         "ACTIVITY",
         "RESULT",
         "INITIATED BY",
+        "FROM",
+        "CREDENTIAL",
         "TARGETS",
         "CORRELATION ID",
     ]);
     for raw in events {
         let e: DirectoryAudit = view(raw, "audit event")?;
+        let credential = e.detail("ActorCredentialKeyId").to_owned();
         let result = if e.result_reason.is_empty() {
             e.result
         } else {
@@ -99,6 +103,8 @@ fn table(events: &[Value]) -> Result<String, Error> {
             e.activity_display_name,
             result,
             by,
+            app.ip_address.clone(),
+            credential,
             targets.join(", "),
             e.correlation_id,
         ]);
@@ -133,14 +139,14 @@ mod tests {
             "id":"e1","category":"ApplicationManagement","correlationId":"c1","result":"failure",
             "resultReason":"Authorization_RequestDenied","activityDisplayName":"Add application",
             "activityDateTime":"2026-01-02T03:04:05.123Z","operationType":"Add",
-            "initiatedBy":{"app":{"appId":"a1","displayName":"ci","servicePrincipalId":"s1"}},
+            "initiatedBy":{"app":{"appId":"a1","displayName":"ci","servicePrincipalId":"s1","ipAddress":"10.0.0.7"}},
             "targetResources":[{"id":"t1","displayName":"orders","type":"Application"}],
-            "additionalDetails":[]
+            "additionalDetails":[{"key":"TenantId","value":"t"},{"key":"ActorCredentialKeyId","value":"k1"}]
         })];
         assert_eq!(
             table(&events).unwrap(),
-            "TIME                  ACTIVITY         RESULT                                 INITIATED BY  TARGETS             CORRELATION ID\n\
-             2026-01-02T03:04:05Z  Add application  failure (Authorization_RequestDenied)  ci            Application:orders  c1\n"
+            "TIME                  ACTIVITY         RESULT                                 INITIATED BY  FROM      CREDENTIAL  TARGETS             CORRELATION ID\n\
+             2026-01-02T03:04:05Z  Add application  failure (Authorization_RequestDenied)  ci            10.0.0.7  k1          Application:orders  c1\n"
         );
     }
 }

@@ -1,12 +1,9 @@
-//! `clavis secret compromised APP KEY_ID`: the one-step response to a leaked
+//! `clavis secret compromised APP SECRET` (key id or name): the one-step response to a leaked
 //! secret (`POST .../reportCompromisedPassword`). Asks before acting on a
 //! terminal; prints what was done, what the secret was used for (tokens,
 //! failed attempts, management actions) and any replacement secrets, once.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
-
 use serde_json::{json, Value};
-use uuid::Uuid;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::client::Session;
@@ -19,8 +16,9 @@ use crate::output::{self, key_values, OutputFormat, Table};
 pub struct CompromisedArgs {
     /// Object id, appId, identifier URI or display name.
     pub app: String,
-    /// The leaked secret's key id, as shown by `clavis secret list`.
-    pub key_id: Uuid,
+    /// The leaked secret's key id or name, as shown by `clavis secret list`.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
     /// Also replace every other valid secret of the application (same
     /// remaining lifetime); the new values are printed once.
     #[arg(long)]
@@ -35,24 +33,10 @@ pub struct CompromisedArgs {
 
 pub async fn run(s: &Session, format: OutputFormat, args: CompromisedArgs) -> Result<(), Error> {
     let found = lookup::application(s, &args.app).await?;
-    let key_id = args.key_id.to_string();
-    let Some(credential) = found
-        .view
-        .password_credentials
-        .iter()
-        .find(|c| c.key_id.eq_ignore_ascii_case(&key_id))
-    else {
-        return Err(Error::new(format!(
-            "application '{}' has no secret with key id {key_id}",
-            found.view.display_name
-        ))
-        .hint(format!(
-            "see its secrets with `clavis secret list {}`",
-            found.view.app_id
-        )));
-    };
-    if !args.yes && std::io::stdin().is_terminal() {
-        let others = found.view.password_credentials.len() - 1;
+    let credential = lookup::secret(&found.view, &args.secret)?;
+    let key_id = credential.key_id.clone();
+    {
+        let others = found.view.password_credentials.len().saturating_sub(1);
         let mut what = format!(
             "Revoke secret {key_id} (hint {}) of '{}' now",
             credential.hint, found.view.display_name
@@ -63,7 +47,7 @@ pub async fn run(s: &Session, format: OutputFormat, args: CompromisedArgs) -> Re
         if args.rotate_others && others > 0 {
             what.push_str(&format!(" and replace its {others} other secret(s)"));
         }
-        confirm(&what)?;
+        crate::confirm::unless_yes(args.yes, &what)?;
     }
     let url = s.url(&["applications", &found.view.id, "reportCompromisedPassword"]);
     let body = json!({
@@ -82,24 +66,6 @@ pub async fn run(s: &Session, format: OutputFormat, args: CompromisedArgs) -> Re
     forget_secret_texts(&mut answer);
     output::emit(&text);
     Ok(())
-}
-
-/// Ask on stderr; anything but y/yes cancels.
-pub(crate) fn confirm(question: &str) -> Result<(), Error> {
-    eprint!("{question}? Whatever still uses it stops working. [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::new(format!("cannot read the answer from stdin: {e}")))?;
-    match line.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => {
-            Err(Error::new("cancelled; nothing was changed")
-                .hint("pass --yes to skip the question"))
-        }
-    }
 }
 
 /// A field as text: strings as they are, numbers printed, anything else empty.

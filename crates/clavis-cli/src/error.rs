@@ -159,13 +159,16 @@ struct GraphError {
     message: String,
 }
 
-/// Map an error answer of the management API (`/v1.0/...`).
+/// Map an error answer of the management API (`/v1.0/...`); API names in the
+/// server's message become the CLI's (`words.rs`).
 pub fn from_graph_response(status: u16, body: &[u8]) -> Error {
     let err = match serde_json::from_slice::<GraphErrorBody>(body) {
         Ok(GraphErrorBody { error }) => {
-            let reason = match (error.message.is_empty(), error.code.is_empty()) {
-                (false, false) => format!("{} ({})", error.message, error.code),
-                (false, true) => error.message,
+            // The server's words are for API users; ours name commands and flags.
+            let message = crate::words::cli_words(&error.message);
+            let reason = match (message.is_empty(), error.code.is_empty()) {
+                (false, false) => format!("{message} ({})", error.code),
+                (false, true) => message,
                 (true, false) => error.code,
                 (true, true) => format!("the server answered {status}"),
             };
@@ -344,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             bad.reason(),
-            "Invalid value for endDateTime (Request_BadRequest)"
+            "Invalid value for --expires (Request_BadRequest)"
         );
         assert_eq!(
             from_graph_response(502, b"").reason(),

@@ -5,11 +5,8 @@
 //! `/v1.0/policies/keyEncryptionKeys`; the server never sends key material,
 //! so there is none to handle here.
 
-use std::io::IsTerminal as _;
-
 use serde_json::{json, Value};
 
-use crate::compromise::confirm;
 use crate::error::Error;
 use crate::output::{self, key_values, OutputFormat, Table};
 use crate::when::parse_interval;
@@ -120,11 +117,12 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), Error> {
             });
         }
         KeysCommand::Revoke { kid, yes } => {
-            if !yes && std::io::stdin().is_terminal() {
-                confirm(&format!(
+            crate::confirm::unless_yes(
+                yes,
+                &format!(
                     "Revoke signing key {kid} now: it leaves the JWKS and every token it signed is refused"
-                ))?;
-            }
+                ),
+            )?;
             let answer = s
                 .post(keys_url(&[&kid, "revoke"]), &json!({}))
                 .await?

@@ -11,8 +11,10 @@
 
 /// `clavis agent`: keeps an application's credentials file's secret fresh.
 mod agent;
-/// `clavis app`: register, list, show and delete applications; add app roles.
+/// `clavis app`: register, list, show and delete applications; add and remove app roles.
 mod app;
+/// App roles by value: "did you mean …?" for typos, and removing one as Graph allows.
+mod app_role;
 /// `clavis audit list`: read the directory audit log.
 mod audit;
 /// The authority URL (`https://HOST:PORT/TENANT`) and the URLs derived from it.
@@ -21,6 +23,8 @@ mod authority;
 mod client;
 /// `clavis secret compromised`: revoke a leaked secret and report its use.
 mod compromise;
+/// Asking before destructive commands on a terminal (`--yes` skips).
+mod confirm;
 /// The CLI's one error type (a reason and a hint) and how failures map onto it.
 mod error;
 /// `clavis keys`: list, rotate and revoke the tenant's token-signing keys.
@@ -45,12 +49,16 @@ mod role;
 mod rotation;
 /// `clavis secret`: add, list, rotate and remove an application's client secrets.
 mod secret;
+/// "Did you mean …?": the closest names to a mistyped one.
+mod suggest;
 /// `clavis token get`: acquire (and optionally decode) an access token.
 mod token;
 /// `clavis webhook`: subscribe to secret expiry warnings, list, remove, deliveries.
 mod webhook;
-/// Times typed by people: `90d`, `12h`, or RFC 3339.
+/// Times typed by people: `30m`, `12h`, `90d`, or RFC 3339.
 mod when;
+/// The server's API words in error messages, turned into the CLI's commands and flags.
+mod words;
 
 use std::io::Write as _;
 
@@ -58,31 +66,82 @@ pub use error::Error;
 pub use output::OutputFormat;
 pub use profile::ProfileName;
 
-/// Options every client command accepts, before or after its verb.
-#[derive(clap::Args, Debug, Clone)]
+/// The global options as given after a client command's noun or verb
+/// (`clavis app list --output json`); see [`Leading`] for before it.
+#[derive(clap::Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Global options")]
-pub struct Global {
-    /// Profile to use: the saved server address and application credentials.
-    #[arg(
-        long,
-        global = true,
-        env = "CLAVIS_PROFILE",
-        default_value = "default",
-        value_name = "NAME",
-        value_parser = ProfileName::parse
-    )]
-    pub profile: ProfileName,
+pub struct GlobalArgs {
+    /// Profile to use: the saved server address and application credentials
+    /// [default: $CLAVIS_PROFILE, else default]. Also before the command.
+    #[arg(long, global = true, value_name = "NAME", value_parser = ProfileName::parse)]
+    pub profile: Option<ProfileName>,
 
-    /// Output format: aligned columns for people, or the server's JSON objects.
-    #[arg(
-        long,
-        global = true,
-        env = "CLAVIS_OUTPUT",
-        value_enum,
-        default_value_t = OutputFormat::Table,
-        value_name = "FORMAT"
-    )]
+    /// Output format: aligned columns for people, or the server's JSON objects
+    /// [default: $CLAVIS_OUTPUT, else table]. Also before the command.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+/// The same options given before the command (`clavis --output json app
+/// list`), for the binary's top level. A value after the command wins.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Leading {
+    /// Client commands: the profile to use [default: $CLAVIS_PROFILE, else default].
+    #[arg(long, value_name = "NAME", value_parser = ProfileName::parse)]
+    pub profile: Option<ProfileName>,
+
+    /// Client commands: table or json [default: $CLAVIS_OUTPUT, else table].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+impl Leading {
+    /// Whether any option was given (the server's own commands take none).
+    pub fn is_empty(&self) -> bool {
+        self.profile.is_none() && self.output.is_none()
+    }
+}
+
+/// The global options in force: after the command, else before it, else
+/// the environment (`CLAVIS_PROFILE`, `CLAVIS_OUTPUT`), else the defaults.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub profile: ProfileName,
     pub output: OutputFormat,
+}
+
+impl Global {
+    /// Resolve the options; `env` is `std::env::var` outside tests.
+    fn resolve(
+        after: GlobalArgs,
+        before: &Leading,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let env = |key: &str| env(key).filter(|v| !v.is_empty());
+        let profile = match after.profile.or_else(|| before.profile.clone()) {
+            Some(profile) => profile,
+            None => match env("CLAVIS_PROFILE") {
+                Some(name) => ProfileName::parse(&name).map_err(|e| {
+                    Error::new(format!("CLAVIS_PROFILE={name}: {e}"))
+                        .hint("fix or unset CLAVIS_PROFILE, or pass --profile NAME")
+                })?,
+                None => ProfileName::parse("default").expect("a valid name"),
+            },
+        };
+        let output = match after.output.or(before.output) {
+            Some(output) => output,
+            None => match env("CLAVIS_OUTPUT") {
+                Some(text) => {
+                    <OutputFormat as clap::ValueEnum>::from_str(&text, true).map_err(|_| {
+                        Error::new(format!("CLAVIS_OUTPUT={text} is neither table nor json"))
+                            .hint("fix or unset CLAVIS_OUTPUT, or pass --output table|json")
+                    })?
+                }
+                None => OutputFormat::Table,
+            },
+        };
+        Ok(Global { profile, output })
+    }
 }
 
 /// The client commands, flattened into the `clavis` binary's subcommands.
@@ -97,10 +156,10 @@ pub enum Command {
     /// Forget a saved profile: deletes its settings and its secret.
     Logout(login::LogoutArgs),
 
-    /// Register, list, show and delete applications, and add app roles to them.
+    /// Register, list, show and delete applications, and add and remove their app roles.
     App {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: app::AppCommand,
     },
@@ -108,7 +167,7 @@ pub enum Command {
     /// Add, list, rotate and remove an application's client secrets; respond to a leaked one.
     Secret {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: secret::SecretCommand,
     },
@@ -116,7 +175,7 @@ pub enum Command {
     /// Grant, list and revoke app roles assigned to client applications.
     Role {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: role::RoleCommand,
     },
@@ -124,7 +183,7 @@ pub enum Command {
     /// Acquire access tokens as the profile's application.
     Token {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: token::TokenCommand,
     },
@@ -134,7 +193,7 @@ pub enum Command {
     /// per application, secrets allowed at all).
     Policy {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
@@ -142,7 +201,7 @@ pub enum Command {
     /// Read the audit log of management actions.
     Audit {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
@@ -151,7 +210,7 @@ pub enum Command {
     /// remove subscriptions, and read their delivery logs.
     Webhook {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: webhook::WebhookCommand,
     },
@@ -160,7 +219,7 @@ pub enum Command {
     /// keys.
     Keys {
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
@@ -178,17 +237,18 @@ pub enum Command {
         args: agent::AgentArgs,
         /// For --init only.
         #[command(flatten)]
-        global: Global,
+        global: GlobalArgs,
     },
 }
 
 /// Run one client command; returns the process exit code (0 ok, 1 error).
+/// `leading` holds the global options given before the command.
 ///
 /// Errors are printed to stderr here, as `error: <reason>` and, when there is
 /// something to suggest, `hint: <what to do next>`.
-pub async fn run(cmd: Command) -> i32 {
+pub async fn run(cmd: Command, leading: Leading) -> i32 {
     let config = profile::ConfigDir::from_env(|key| std::env::var_os(key));
-    match dispatch(cmd, config).await {
+    match dispatch(cmd, &leading, config).await {
         Ok(()) => 0,
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
@@ -219,33 +279,30 @@ impl Ctx {
     }
 }
 
-async fn dispatch(cmd: Command, config: Option<profile::ConfigDir>) -> Result<(), Error> {
+async fn dispatch(
+    cmd: Command,
+    leading: &Leading,
+    config: Option<profile::ConfigDir>,
+) -> Result<(), Error> {
+    let ctx = |after: GlobalArgs| -> Result<Ctx, Error> {
+        let env = |key: &str| std::env::var(key).ok();
+        Ok(Ctx {
+            config: config.clone(),
+            global: Global::resolve(after, leading, env)?,
+        })
+    };
     match cmd {
-        Command::Login(args) => {
-            let ctx = Ctx {
-                config,
-                global: args.global.clone(),
-            };
-            login::login(&ctx, args).await
-        }
-        Command::Logout(args) => {
-            let ctx = Ctx {
-                config,
-                global: args.global.clone(),
-            };
-            login::logout(&ctx)
-        }
-        Command::App { global, command } => app::run(&Ctx { config, global }, command).await,
-        Command::Secret { global, command } => secret::run(&Ctx { config, global }, command).await,
-        Command::Role { global, command } => role::run(&Ctx { config, global }, command).await,
-        Command::Token { global, command } => token::run(&Ctx { config, global }, command).await,
-        Command::Audit { global, command } => audit::run(&Ctx { config, global }, command).await,
-        Command::Policy { global, command } => policy::run(&Ctx { config, global }, command).await,
-        Command::Webhook { global, command } => {
-            webhook::run(&Ctx { config, global }, command).await
-        }
-        Command::Keys { global, command } => keys::run(&Ctx { config, global }, command).await,
-        Command::Agent { args, global } => agent::run(&Ctx { config, global }, args).await,
+        Command::Login(args) => login::login(&ctx(args.global.clone())?, args).await,
+        Command::Logout(args) => login::logout(&ctx(args.global)?),
+        Command::App { global, command } => app::run(&ctx(global)?, command).await,
+        Command::Secret { global, command } => secret::run(&ctx(global)?, command).await,
+        Command::Role { global, command } => role::run(&ctx(global)?, command).await,
+        Command::Token { global, command } => token::run(&ctx(global)?, command).await,
+        Command::Audit { global, command } => audit::run(&ctx(global)?, command).await,
+        Command::Policy { global, command } => policy::run(&ctx(global)?, command).await,
+        Command::Webhook { global, command } => webhook::run(&ctx(global)?, command).await,
+        Command::Keys { global, command } => keys::run(&ctx(global)?, command).await,
+        Command::Agent { args, global } => agent::run(&ctx(global)?, args).await,
     }
 }
 

@@ -11,11 +11,12 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::authority::Authority;
-use crate::client::{Connection, MANAGEMENT_SCOPE};
+use crate::client::{Connection, Session, MANAGEMENT_SCOPE};
 use crate::error::{self, Error};
+use crate::lookup;
 use crate::output::{self, OutputFormat};
-use crate::profile::{ClientSecret, Profile, Settings};
-use crate::{Ctx, Global};
+use crate::profile::{ClientSecret, Profile, ProfileName, Settings};
+use crate::{Ctx, GlobalArgs};
 
 /// The bootstrap admin's credentials, written by the server on first start.
 const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
@@ -35,14 +36,16 @@ pub struct LoginArgs {
     )]
     authority: Option<String>,
 
-    /// The application's client id (its appId, a GUID). The secret is read from stdin.
+    /// The application's client id (its appId), or its name: a name is
+    /// looked up with this profile or the default one, when saved for the
+    /// same authority. The secret is read from stdin.
     #[arg(
         long,
-        value_name = "APP_ID",
+        value_name = "APP",
         required_unless_present = "bootstrap",
         conflicts_with = "bootstrap"
     )]
-    client_id: Option<Uuid>,
+    client_id: Option<String>,
 
     /// PEM file of the CA to trust for this server, and only it (e.g. DATA_DIR/tls/ca.pem);
     /// without it, the system's root certificates are trusted.
@@ -55,14 +58,14 @@ pub struct LoginArgs {
     bootstrap: Option<PathBuf>,
 
     #[command(flatten)]
-    pub global: Global,
+    pub global: GlobalArgs,
 }
 
 /// Arguments of `clavis logout`.
 #[derive(clap::Args, Debug)]
 pub struct LogoutArgs {
     #[command(flatten)]
-    pub global: Global,
+    pub global: GlobalArgs,
 }
 
 /// `DATA_DIR/bootstrap-admin.json`.
@@ -79,7 +82,7 @@ struct BootstrapFile {
 pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
     let config = ctx.config()?;
     let (authority, client_id, ca_file, secret) =
-        match (&args.bootstrap, &args.authority, args.client_id) {
+        match (&args.bootstrap, &args.authority, &args.client_id) {
             (Some(dir), _, _) => {
                 let file = read_bootstrap(dir)?;
                 let authority = Authority::parse(&file.authority)?;
@@ -90,8 +93,9 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
                     file.client_secret,
                 )
             }
-            (None, Some(authority), Some(client_id)) => {
+            (None, Some(authority), Some(client)) => {
                 let authority = Authority::parse(authority)?;
+                let client_id = client_id(ctx, &authority, client).await?;
                 (authority, client_id, args.ca_file, read_secret(client_id)?)
             }
             // clap already requires these; kept as an error rather than a panic.
@@ -140,6 +144,50 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
         OutputFormat::Table => done,
     });
     Ok(())
+}
+
+/// `--client-id`: an appId as given, or a name looked up as the profile
+/// being replaced or else the default profile: the first saved for
+/// `authority` whose application may read applications.
+async fn client_id(ctx: &Ctx, authority: &Authority, spec: &str) -> Result<Uuid, Error> {
+    if let Ok(id) = Uuid::parse_str(spec.trim()) {
+        return Ok(id);
+    }
+    let config = ctx.config()?;
+    let mut names = vec![ctx.global.profile.clone()];
+    let default = ProfileName::parse("default").expect("a valid name");
+    if !names.contains(&default) {
+        names.push(default);
+    }
+    let mut refused = None;
+    for name in names {
+        let Ok(profile) = config.load(&name) else {
+            continue;
+        };
+        if profile.settings.authority != *authority {
+            continue;
+        }
+        let found = match Session::open(&profile).await {
+            Ok(s) => lookup::application(&s, spec).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(app) => {
+                return Uuid::parse_str(&app.view.app_id)
+                    .map_err(|_| Error::new(format!("application '{spec}' has no valid appId")))
+            }
+            // This profile may not look (an expired secret, no role): try the next.
+            Err(e) if matches!(e.http_status(), Some(400 | 401 | 403)) => refused = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    Err(Error::new(format!(
+        "--client-id '{spec}' is not an appId, and no saved profile for {authority} can look the name up"
+    ))
+    .hint("pass its appId (`clavis app show NAME` shows it), or first log in to that authority as an administrator"))
 }
 
 pub fn logout(ctx: &Ctx) -> Result<(), Error> {

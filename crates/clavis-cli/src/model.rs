@@ -109,6 +109,8 @@ pub struct AppRoleAssignment {
     #[serde(default, deserialize_with = "nullable")]
     pub principal_display_name: String,
     #[serde(default, deserialize_with = "nullable")]
+    pub resource_id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub resource_display_name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub created_date_time: String,
@@ -132,6 +134,37 @@ pub struct DirectoryAudit {
     pub initiated_by: InitiatedBy,
     #[serde(default, deserialize_with = "nullable")]
     pub target_resources: Vec<TargetResource>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub additional_details: Vec<KeyValue>,
+}
+
+impl DirectoryAudit {
+    /// The value of `additionalDetails` entry `key`, or empty.
+    pub fn detail(&self, key: &str) -> &str {
+        self.additional_details
+            .iter()
+            .find(|d| d.key == key)
+            .map_or("", |d| d.value.as_str())
+    }
+}
+
+/// An entry of `additionalDetails` (Graph's `keyValue`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValue {
+    #[serde(default, deserialize_with = "nullable")]
+    pub key: String,
+    #[serde(default, deserialize_with = "any_as_text")]
+    pub value: String,
+}
+
+/// Any JSON value as text: strings as they are, `null` empty, others printed.
+fn any_as_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 /// Who did it: an application (users come later).
@@ -149,6 +182,9 @@ pub struct AppIdentity {
     pub app_id: String,
     #[serde(default, deserialize_with = "nullable")]
     pub display_name: String,
+    /// Where the request came from.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ip_address: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

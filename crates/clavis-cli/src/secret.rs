@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::confirm;
 use crate::error::Error;
 use crate::lookup;
 use crate::model::{view, PasswordCredential};
@@ -27,7 +28,7 @@ pub enum SecretCommand {
         /// A name for the secret, to tell it apart later (e.g. "ci 2026-01").
         #[arg(long, value_name = "DISPLAY_NAME")]
         name: Option<String>,
-        /// When it expires: a duration from now (12h, 90d, 2w, 1y) or an RFC 3339 time.
+        /// When it expires: a duration from now (30m, 12h, 90d, 2w, 1y) or an RFC 3339 time.
         /// Without it the tenant's default lifetime applies.
         #[arg(long, value_name = "WHEN")]
         expires: Option<String>,
@@ -53,15 +54,18 @@ pub enum SecretCommand {
         /// A name for the new secret.
         #[arg(long, value_name = "DISPLAY_NAME")]
         name: Option<String>,
-        /// When the new secret expires: a duration (90d) or an RFC 3339 time.
+        /// When the new secret expires: a duration (30m, 12h, 90d) or an RFC 3339 time.
         #[arg(long, value_name = "WHEN")]
         expires: Option<String>,
-        /// Remove this old secret once the new one works (repeatable).
-        #[arg(long, value_name = "KEY_ID")]
-        remove: Vec<Uuid>,
+        /// Remove this old secret (key id or name) once the new one works (repeatable).
+        #[arg(long, value_name = "SECRET")]
+        remove: Vec<String>,
         /// Remove every other secret of the application once the new one works.
         #[arg(long, conflicts_with = "remove")]
         remove_others: bool,
+        /// Do not ask before removing old secrets (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// A secret leaked: revoke it and every token it minted at once,
     /// optionally revoke all of the application's tokens and replace its
@@ -72,8 +76,12 @@ pub enum SecretCommand {
     Remove {
         /// Object id, appId, identifier URI or display name.
         app: String,
-        /// The secret's key id, as shown by `clavis secret list`.
-        key_id: Uuid,
+        /// The secret's key id or name, as shown by `clavis secret list`.
+        #[arg(value_name = "SECRET")]
+        secret: String,
+        /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -149,6 +157,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             name,
             remove,
             remove_others,
+            yes,
             ..
         } => {
             let found = lookup::application(&s, &app).await?;
@@ -160,6 +169,30 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
                     .parse()
                     .map_err(|_| Error::new("the application's appId is not a GUID"))?,
             };
+            // Name the secrets to remove before anything changes.
+            let mut remove_ids = Vec::new();
+            for spec in &remove {
+                let key_id = &lookup::secret(&found.view, spec)?.key_id;
+                remove_ids.push(Uuid::parse_str(key_id).map_err(|_| {
+                    Error::new(format!(
+                        "the server sent a key id that is not a GUID: {key_id}"
+                    ))
+                })?);
+            }
+            let removing = if remove_others {
+                found.view.password_credentials.len()
+            } else {
+                remove_ids.len()
+            };
+            if removing > 0 {
+                confirm::unless_yes(
+                    yes,
+                    &format!(
+                        "Rotate '{}': add a new secret, then remove {removing} old one(s)",
+                        found.view.display_name
+                    ),
+                )?;
+            }
             let name = name.unwrap_or_else(|| format!("rotated {}", output::rfc3339(now)));
             // Prove the new secret works before anything old goes away.
             let new = rotation::add_proven(&s, &target, &name, expires).await?;
@@ -172,7 +205,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
                     .filter(|k| *k != new.key_id)
                     .collect()
             } else {
-                remove
+                remove_ids
             };
             let mut removed = Vec::new();
             for key in old {
@@ -196,24 +229,17 @@ pub async fn run(ctx: &Ctx, cmd: SecretCommand) -> Result<(), Error> {
             output::emit(&text?);
         }
         SecretCommand::Compromised(args) => crate::compromise::run(&s, format, args).await?,
-        SecretCommand::Remove { app, key_id } => {
+        SecretCommand::Remove { app, secret, yes } => {
             let found = lookup::application(&s, &app).await?;
-            let key_id = key_id.to_string();
-            if !found
-                .view
-                .password_credentials
-                .iter()
-                .any(|c| c.key_id.eq_ignore_ascii_case(&key_id))
-            {
-                return Err(Error::new(format!(
-                    "application '{}' has no secret with key id {key_id}",
-                    found.view.display_name
-                ))
-                .hint(format!(
-                    "see its secrets with `clavis secret list {}`",
-                    found.view.app_id
-                )));
-            }
+            let credential = lookup::secret(&found.view, &secret)?;
+            let key_id = credential.key_id.clone();
+            confirm::unless_yes(
+                yes,
+                &format!(
+                    "Remove secret '{}' ({key_id}, hint {}) of '{}' now",
+                    credential.display_name, credential.hint, found.view.display_name
+                ),
+            )?;
             let url = s.url(&["applications", &found.view.id, "removePassword"]);
             s.post(url, &json!({ "keyId": key_id })).await?;
             if format == OutputFormat::Table {

@@ -9,13 +9,19 @@ use super::*;
 #[derive(Parser, Debug)]
 #[command(name = "clavis")]
 struct Cli {
+    #[command(flatten)]
+    leading: Leading,
     #[command(subcommand)]
     command: Command,
 }
 
-fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+fn parse_all(args: &[&str]) -> Result<Cli, clap::Error> {
     let argv = std::iter::once("clavis").chain(args.iter().copied());
-    Cli::try_parse_from(argv).map(|cli| cli.command)
+    Cli::try_parse_from(argv)
+}
+
+fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+    parse_all(args).map(|cli| cli.command)
 }
 
 #[test]
@@ -24,18 +30,85 @@ fn command_tree_is_consistent() {
 }
 
 #[test]
-fn global_options_go_before_or_after_the_verb() {
+fn global_options_go_before_or_after_the_command() {
+    let no_env = |_: &str| None;
     for args in [
-        &["app", "--output", "json", "--profile", "ci", "list"][..],
-        &["app", "list", "--output", "json", "--profile", "ci"][..],
+        &["--output", "json", "--profile", "ci", "app", "list"][..],
+        &["app", "--output", "json", "--profile", "ci", "list"],
+        &["app", "list", "--output", "json", "--profile", "ci"],
+        &["--profile", "ci", "app", "list", "--output", "json"],
     ] {
-        let Command::App { global, command } = parse(args).unwrap() else {
+        let cli = parse_all(args).unwrap();
+        let Command::App { global, command } = cli.command else {
             panic!("not app")
         };
+        let global = Global::resolve(global, &cli.leading, no_env).unwrap();
         assert_eq!(global.output, OutputFormat::Json, "{args:?}");
-        assert_eq!(global.profile.as_str(), "ci");
+        assert_eq!(global.profile.as_str(), "ci", "{args:?}");
         assert!(matches!(command, app::AppCommand::List));
     }
+    for args in [
+        &["--output", "json", "login", "--bootstrap", "/d"][..],
+        &["login", "--bootstrap", "/d", "--output", "json"],
+    ] {
+        let cli = parse_all(args).unwrap();
+        let Command::Login(login) = cli.command else {
+            panic!("not login")
+        };
+        let global = Global::resolve(login.global, &cli.leading, no_env).unwrap();
+        assert_eq!(global.output, OutputFormat::Json, "{args:?}");
+    }
+}
+
+#[test]
+fn global_options_after_win_over_before_over_the_environment() {
+    let env = |key: &str| match key {
+        "CLAVIS_PROFILE" => Some("from-env".to_owned()),
+        "CLAVIS_OUTPUT" => Some("JSON".to_owned()),
+        _ => None,
+    };
+    let resolve = |args: &[&str]| {
+        let cli = parse_all(args).unwrap();
+        let Command::App { global, .. } = cli.command else {
+            panic!("not app")
+        };
+        Global::resolve(global, &cli.leading, env).unwrap()
+    };
+    let g = resolve(&["app", "list"]);
+    assert_eq!(
+        (g.profile.as_str(), g.output),
+        ("from-env", OutputFormat::Json)
+    );
+    let g = resolve(&["--profile", "before", "--output", "table", "app", "list"]);
+    assert_eq!(
+        (g.profile.as_str(), g.output),
+        ("before", OutputFormat::Table)
+    );
+    let g = resolve(&["--profile", "before", "app", "list", "--profile", "after"]);
+    assert_eq!(g.profile.as_str(), "after");
+
+    let defaults = Global::resolve(GlobalArgs::default(), &Leading::default(), |_| None).unwrap();
+    assert_eq!(
+        (defaults.profile.as_str(), defaults.output),
+        ("default", OutputFormat::Table)
+    );
+    let bad = |key: &'static str, value: &'static str| {
+        move |k: &str| (k == key).then(|| value.to_owned())
+    };
+    let err = Global::resolve(
+        GlobalArgs::default(),
+        &Leading::default(),
+        bad("CLAVIS_OUTPUT", "yaml"),
+    )
+    .unwrap_err();
+    assert!(err.reason().contains("CLAVIS_OUTPUT=yaml"), "{err}");
+    let err = Global::resolve(
+        GlobalArgs::default(),
+        &Leading::default(),
+        bad("CLAVIS_PROFILE", "../x"),
+    )
+    .unwrap_err();
+    assert!(err.reason().contains("CLAVIS_PROFILE"), "{err}");
 }
 
 #[test]
@@ -132,20 +205,47 @@ fn usage_errors_are_clap_errors() {
     ])
     .is_err());
     assert!(parse(&["login", "--bootstrap", "/d"]).is_ok());
+    // Ids also take names: a name is looked up when the command runs.
     assert!(parse(&[
         "login",
         "--authority",
         "https://h/t",
         "--client-id",
-        "not-a-guid"
+        "Billing worker"
+    ])
+    .is_ok());
+    assert!(parse(&["secret", "remove", "orders", "ci secret"]).is_ok());
+    assert!(parse(&["role", "list"]).is_err(), "--resource or --client");
+    assert!(parse(&["role", "revoke", "--resource", "r"]).is_err());
+    assert!(parse(&["role", "revoke", "--resource", "r", "--client", "c"]).is_err());
+    assert!(parse(&[
+        "role",
+        "revoke",
+        "--resource",
+        "r",
+        "--client",
+        "c",
+        "--role",
+        "R"
+    ])
+    .is_ok());
+    assert!(parse(&[
+        "role",
+        "revoke",
+        "--resource",
+        "r",
+        "id",
+        "--client",
+        "c",
+        "--role",
+        "R"
     ])
     .is_err());
-    assert!(parse(&["secret", "remove", "orders", "not-a-guid"]).is_err());
     assert!(parse(&["app", "list", "--profile", "../etc"]).is_err());
     assert!(parse(&["app", "list", "--output", "yaml"]).is_err());
     assert!(parse(&["audit", "list", "--top", "0"]).is_err());
     assert!(parse(&["webhook", "add", "https://h/x", "--threshold-days", "7,x"]).is_err());
-    assert!(parse(&["webhook", "remove", "not-a-guid"]).is_err());
+    assert!(parse(&["webhook", "remove", "ops hook", "--yes"]).is_ok());
 }
 
 /// Every command and argument has help text.
@@ -206,7 +306,8 @@ mod flow {
     }
 
     async fn run_in(config: &std::path::Path, args: &[&str]) -> Result<(), Error> {
-        dispatch(parse(args).unwrap(), Some(ConfigDir::new(config))).await
+        let cli = parse_all(args).unwrap();
+        dispatch(cli.command, &cli.leading, Some(ConfigDir::new(config))).await
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! `clavis webhook`: subscribe to secret expiry warnings (`POST
 //! /v1.0/webhooks`, the one time the signing secret is shown), list and
-//! remove subscriptions, and read one's delivery log.
+//! remove subscriptions (by id, name or URL), and read one's delivery log.
 
 use serde_json::{json, Value};
-use uuid::Uuid;
 use zeroize::{Zeroize as _, Zeroizing};
 
+use crate::confirm;
 use crate::error::Error;
+use crate::lookup;
 use crate::odata::with_query;
 use crate::output::{self, key_values, OutputFormat, Table};
 use crate::Ctx;
@@ -43,13 +44,18 @@ pub enum WebhookCommand {
     List,
     /// Remove a subscription and its delivery log.
     Remove {
-        /// The webhook's id, as shown by `clavis webhook list`.
-        id: Uuid,
+        /// The webhook's id, name or URL, as shown by `clavis webhook list`.
+        #[arg(value_name = "WEBHOOK")]
+        webhook: String,
+        /// Do not ask for confirmation (it is never asked when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Show a webhook's delivery log, newest first.
     Deliveries {
-        /// The webhook's id, as shown by `clavis webhook list`.
-        id: Uuid,
+        /// The webhook's id, name or URL, as shown by `clavis webhook list`.
+        #[arg(value_name = "WEBHOOK")]
+        webhook: String,
         /// At most this many deliveries.
         #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         top: u32,
@@ -86,18 +92,21 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
                 OutputFormat::Table => list_table(&hooks),
             });
         }
-        WebhookCommand::Remove { id } => {
-            s.delete(s.url(&["webhooks", &id.to_string()])).await?;
+        WebhookCommand::Remove { webhook, yes } => {
+            let id = lookup::webhook(&s, &webhook).await?;
+            confirm::unless_yes(
+                yes,
+                &format!("Remove webhook {id} and its delivery log; no more warnings go to it"),
+            )?;
+            s.delete(s.url(&["webhooks", &id])).await?;
             if format == OutputFormat::Table {
                 output::emit(&format!("Removed webhook {id}.\n"));
             }
         }
-        WebhookCommand::Deliveries { id, top } => {
+        WebhookCommand::Deliveries { webhook, top } => {
+            let id = lookup::webhook(&s, &webhook).await?;
             let page = top.min(999).to_string();
-            let url = with_query(
-                s.url(&["webhooks", &id.to_string(), "deliveries"]),
-                &[("$top", &page)],
-            );
+            let url = with_query(s.url(&["webhooks", &id, "deliveries"]), &[("$top", &page)]);
             let rows = s.list(url, Some(top as usize)).await?;
             output::emit(&match format {
                 OutputFormat::Json => output::json(&Value::from(rows)),

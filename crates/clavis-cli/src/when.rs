@@ -1,5 +1,6 @@
-//! Times typed by people: a duration (`90d`, `12h`, `2w`, `1y`) counted from
-//! now, or an RFC 3339 timestamp. `now` is a parameter so tests need no clock.
+//! Times typed by people: a duration (`30m`, `12h`, `90d`, `2w`, `1y`)
+//! counted from now, or an RFC 3339 timestamp. `now` is a parameter so tests
+//! need no clock.
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -7,23 +8,24 @@ use time::{Duration, OffsetDateTime};
 use crate::error::Error;
 
 /// What a duration looks like, for error hints.
-const FORMS: &str =
-    "use a duration such as 12h, 90d, 2w or 1y, or an RFC 3339 time such as 2027-01-31T00:00:00Z";
+const FORMS: &str = "use a duration such as 30m, 12h, 90d, 2w or 1y, or an RFC 3339 time such as 2027-01-31T00:00:00Z";
 
-/// Parse `90d` / `12h` / `2w` / `1y` (365 days); `None` if `text` is not a duration.
+/// Parse `30m` (minutes, never months) / `12h` / `90d` / `2w` / `1y` (365
+/// days); `None` if `text` is not a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
     let (digits, unit) = text.split_at(unit_at);
     let n: i64 = digits.parse().ok()?;
-    let hours = match unit {
-        "h" => 1,
-        "d" => 24,
-        "w" => 24 * 7,
-        "y" => 24 * 365,
+    let minutes = match unit {
+        "m" | "min" => 1,
+        "h" => 60,
+        "d" => 60 * 24,
+        "w" => 60 * 24 * 7,
+        "y" => 60 * 24 * 365,
         _ => return None,
     };
     // Anything beyond a thousand years is a typo, and would overflow below.
-    (n <= 24 * 365 * 1000).then(|| Duration::hours(n * hours))
+    (n <= 60 * 24 * 365 * 1000 / minutes).then(|| Duration::minutes(n * minutes))
 }
 
 /// A span for `clavis agent`'s flags: a [`parse_duration`] or a shorter one,
@@ -92,7 +94,20 @@ mod tests {
         assert_eq!(parse_duration("12h"), Some(Duration::hours(12)));
         assert_eq!(parse_duration("2w"), Some(Duration::days(14)));
         assert_eq!(parse_duration("1y"), Some(Duration::days(365)));
-        for bad in ["", "d", "90", "90m", "-1d", "1.5d", "99999999999d", "3 d"] {
+        assert_eq!(parse_duration("30m"), Some(Duration::minutes(30)));
+        assert_eq!(parse_duration("90min"), Some(Duration::minutes(90)));
+        assert_eq!(parse_duration("1000y"), Some(Duration::days(365_000)));
+        for bad in [
+            "",
+            "d",
+            "90",
+            "90mo",
+            "-1d",
+            "1.5d",
+            "99999999999d",
+            "1001y",
+            "3 d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
@@ -118,6 +133,10 @@ mod tests {
         assert_eq!(
             parse_expiry("12h", NOW).unwrap(),
             datetime!(2026-01-11 00:00 UTC)
+        );
+        assert_eq!(
+            parse_expiry("30m", NOW).unwrap(),
+            datetime!(2026-01-10 12:30 UTC)
         );
         assert_eq!(
             parse_expiry("2027-01-31T00:00:00+01:00", NOW).unwrap(),

@@ -12,6 +12,10 @@ use clavis::{App, Config, ServeArgs};
 #[derive(Debug, Parser)]
 #[command(name = "clavis", version, propagate_version = true)]
 struct Cli {
+    /// Global options of the client commands, given before the command
+    /// (`clavis --output json app list`); they also go after it.
+    #[command(flatten)]
+    leading: clavis_cli::Leading,
     #[command(subcommand)]
     command: Top,
 }
@@ -96,6 +100,12 @@ enum StoreCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.leading.is_empty() && !matches!(cli.command, Top::Client(_)) {
+        eprintln!(
+            "error: --profile and --output belong to the client commands (app, secret, role, …), not to this one"
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Top::Serve(args) => match serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -158,7 +168,9 @@ async fn main() -> ExitCode {
                 r.to_string()
             })
         }
-        Top::Client(cmd) => ExitCode::from(clavis_cli::run(cmd).await.clamp(0, 255) as u8),
+        Top::Client(cmd) => {
+            ExitCode::from(clavis_cli::run(cmd, cli.leading).await.clamp(0, 255) as u8)
+        }
     }
 }
 

@@ -7,18 +7,18 @@ use tokio::process::Command;
 use super::helpers::spawn_with;
 
 /// Runs the binary with its own config directory (profiles).
-struct Cli {
-    config: tempfile::TempDir,
+pub(super) struct Cli {
+    pub(super) config: tempfile::TempDir,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(super) struct Out {
+    pub(super) code: i32,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
 }
 
 impl Cli {
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
+    pub(super) async fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clavis"));
         cmd.args(args)
             .env("CLAVIS_CONFIG_DIR", self.config.path())
@@ -42,7 +42,7 @@ impl Cli {
         }
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(super) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args, None).await;
         assert_eq!(
             out.code, 0,
@@ -52,7 +52,7 @@ impl Cli {
         out.stdout
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(super) async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["--output", "json"]);
         serde_json::from_str(&self.ok(&all).await).expect("json output")
@@ -380,7 +380,7 @@ async fn policy_show_and_set_for_the_tenant_and_one_application() {
     let refused = cli.run(&["secret", "add", "Strict worker"], None).await;
     assert_eq!(refused.code, 1, "{}", refused.stdout);
     assert!(
-        refused.stderr.contains("maxSecretsPerApplication = 1"),
+        refused.stderr.contains("--max-secrets 1"),
         "{}",
         refused.stderr
     );

@@ -27,6 +27,7 @@ mod sqlite {
     mod backup;
     mod bad_input;
     mod cli;
+    mod cli_usability;
     mod compromise;
     mod crash;
     mod expiry;
