@@ -33,6 +33,7 @@ mod sqlite {
     mod expiry_cli;
     mod helpers;
     mod interop;
+    mod interop_node;
     mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
@@ -48,6 +49,7 @@ mod sqlite {
     mod secrets;
     mod serve;
     mod signins;
+    mod snippets;
     mod tenants;
     mod throttle;
     mod token;
