@@ -24,6 +24,7 @@ mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
     mod authz_matrix;
+    mod azure_identity_rs;
     mod backup;
     mod bad_input;
     mod cli;
