@@ -24,6 +24,7 @@ mod sqlite {
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
     mod authz_matrix;
+    mod azure_identity_rs;
     mod backup;
     mod bad_input;
     mod cli;
@@ -34,6 +35,7 @@ mod sqlite {
     mod expiry_cli;
     mod helpers;
     mod interop;
+    mod interop_node;
     mod kek_rewrap;
     mod key_providers;
     mod key_rotation;
@@ -49,6 +51,7 @@ mod sqlite {
     mod secrets;
     mod serve;
     mod signins;
+    mod snippets;
     mod tenants;
     mod throttle;
     mod token;
