@@ -54,6 +54,7 @@ pub const MAX_CLIENT_REQUEST_ID: usize = 64;
         (name = "auditLogs", description = "The audit log"),
         (name = "policies", description = "Tenant policy (Clavis extension)"),
         (name = "webhooks", description = "Secret expiry warnings (Clavis extension)"),
+        (name = "arm", description = "Azure Resource Manager routes for the Azure CLI (cloud metadata, subscriptions, tenants)"),
         (name = "health", description = "Liveness and readiness")
     ),
     modifiers(&BearerAuth)
@@ -91,6 +92,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .merge(crate::graph::routes())
+        .merge(crate::arm::routes())
         .with_state(state)
         .split_for_parts();
     (router, doc)
@@ -101,6 +103,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (router, doc) = api(state.clone());
     let doc = Arc::new(openapi::document(&doc));
     router
+        // `az cloud register` asks `{endpoint}/metadata/endpoints`, so an
+        // endpoint ending in `/` doubles the slash; not in the OpenAPI
+        // document (the same route as `/metadata/endpoints`).
+        .route(
+            "//metadata/endpoints",
+            get(crate::arm::metadata::endpoints).with_state(state.clone()),
+        )
         .route(
             "/openapi.json",
             get(move || {
