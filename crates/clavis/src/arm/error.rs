@@ -22,6 +22,8 @@ pub enum ArmError {
     InvalidToken(&'static str),
     /// 401 `InvalidAuthenticationTokenAudience`: a valid token for another API.
     WrongAudience,
+    /// 405 `MethodNotAllowed`: these routes take GET only.
+    MethodNotAllowed(String),
     /// 503 `ServiceUnavailable`: the store or the keys do not answer.
     Unavailable,
     /// 500 `InternalServerError`: logged with details, sent without.
@@ -74,6 +76,11 @@ impl IntoResponse for ArmError {
                      take tokens for {audience}/.default (the cloud metadata's \
                      authentication.audiences)."
                 ),
+            ),
+            Self::MethodNotAllowed(method) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("The HTTP method '{method}' is not supported here: use GET."),
             ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -29,6 +29,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(tenants::tenants))
 }
 
+/// Is `path` one of the ARM routes (which answer errors in ARM's shape)?
+pub fn is_arm_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/subscriptions" | "/tenants" | "/metadata/endpoints" | "//metadata/endpoints"
+    )
+}
+
 /// Check the `api-version` query parameter every ARM request carries: a
 /// date (`2022-12-01`), optionally `-preview`. Clavis answers every version
 /// the same way (the shapes it serves have not changed across them).

@@ -219,6 +219,10 @@ async fn method_not_allowed(
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     let path = crate::oauth::error::shorten(uri.path());
+    if crate::arm::is_arm_path(&path) {
+        let method: String = method.as_str().chars().take(20).collect();
+        return crate::arm::error::ArmError::MethodNotAllowed(method).into_response();
+    }
     if !path.starts_with("/v1.0/") {
         let allowed = if path.ends_with("/token") {
             "POST"

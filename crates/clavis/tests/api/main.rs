@@ -23,6 +23,7 @@ mod sqlite {
     mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
+    mod arm;
     mod authz_matrix;
     mod backup;
     mod bad_input;
@@ -59,6 +60,7 @@ mod sqlite {
 mod postgres {
     mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod arm;
     mod authz_matrix;
     mod bad_input;
     mod compromise;
