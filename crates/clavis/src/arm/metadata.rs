@@ -35,7 +35,9 @@ pub async fn endpoints(
     let doc = json!({
         "name": CLOUD_NAME,
         "authentication": {
-            "loginEndpoint": format!("{base}/"),
+            // No trailing `/`: `az login --tenant NAME` asks
+            // `{loginEndpoint}/{NAME}/v2.0/.well-known/openid-configuration`.
+            "loginEndpoint": base,
             // The Azure CLI asks for tokens for the first audience (its
             // `activeDirectoryResourceId`) and sends them to the ARM routes.
             "audiences": [MANAGEMENT_API_URI],

@@ -35,10 +35,7 @@ async fn cloud_metadata_points_the_azure_cli_here() {
     ] {
         let (status, _, doc) = arm_get(&app, path, None).await;
         assert_eq!(status, 200, "{path}: {doc}");
-        assert_eq!(
-            doc["authentication"]["loginEndpoint"],
-            format!("{}/", app.base)
-        );
+        assert_eq!(doc["authentication"]["loginEndpoint"], app.base);
         assert_eq!(doc["authentication"]["audiences"], json!(["api://clavis"]));
         assert_eq!(doc["resourceManager"], format!("{}/", app.base));
         assert_eq!(

@@ -25,6 +25,7 @@ mod sqlite {
     mod agent;
     mod arm;
     mod authz_matrix;
+    mod azure_sdks;
     mod backup;
     mod bad_input;
     mod cli;
