@@ -31,6 +31,9 @@ fn snippet(section: &str, lang: &str) -> String {
 /// The venv's `bin` directory with `az` and a Python with msgraph-sdk,
 /// installing them if needed.
 fn venv_bin() -> PathBuf {
+    // One installation at a time (the two tests may start together).
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let venv = workspace().join(".venv");
     let bin = venv.join("bin");
     let ready = bin.join("az").exists()
