@@ -1,6 +1,7 @@
 """Schemathesis hooks for tests/schemathesis/run: authentication and self-protection.
 
-- The management API (/v1.0/) gets a bearer token of the harness's own admin
+- The management API (/v1.0/) and the ARM routes that take its tokens
+  (/subscriptions, /tenants) get a bearer token of the harness's own admin
   application, fetched from Clavis's token endpoint and fetched again after a
   401: the run rotates and revokes signing keys and revokes tokens, which
   legitimately ends the token in use.
@@ -23,7 +24,7 @@ with open(os.environ["CLAVIS_SCHEMATHESIS_HARNESS"]) as _f:
 PROTECTED = {str(v).lower() for v in HARNESS["protected"]}
 
 
-@schemathesis.auth().apply_to(path_regex=r"^/v1\.0/")
+@schemathesis.auth().apply_to(path_regex=r"^/(v1\.0/|subscriptions$|tenants$)")
 class HarnessToken:
     def get(self, case, context):
         form = urllib.parse.urlencode(

@@ -7,6 +7,32 @@ use uuid::{uuid, Uuid};
 
 /// Identifier URI of the management API; tokens for it use `api://clavis/.default`.
 pub const MANAGEMENT_API_URI: &str = "api://clavis";
+/// Other names of the management API in a client-credentials scope: what
+/// Microsoft Graph is called in Azure (its URL, with or without the trailing
+/// `/` the Azure CLI adds, and its well-known appId), so Graph clients such
+/// as `msgraph-sdk` and `az account get-access-token --resource-type ms-graph`
+/// get a token for Clavis's `/v1.0` with no change of scope. The token is
+/// the management API's own (`aud` is its appId), so `/v1.0` accepts it and
+/// nothing else does.
+pub const MANAGEMENT_API_ALIASES: [&str; 3] = [
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+    "00000003-0000-0000-c000-000000000000",
+];
+
+/// The resource a scope's `{resource}` names: the management API for any of
+/// its [aliases](MANAGEMENT_API_ALIASES) (compared without case), else itself.
+pub fn canonical_resource(resource: &str) -> &str {
+    if MANAGEMENT_API_ALIASES
+        .iter()
+        .any(|alias| alias.eq_ignore_ascii_case(resource))
+    {
+        MANAGEMENT_API_URI
+    } else {
+        resource
+    }
+}
+
 /// Display name of the built-in management application.
 pub const MANAGEMENT_API_NAME: &str = "Clavis Management API";
 
@@ -86,6 +112,31 @@ impl Role {
             description: self.description().into(),
             allowed_member_types: vec!["Application".into()],
             is_enabled: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_names_are_the_management_api() {
+        for alias in [
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.com/",
+            "HTTPS://Graph.Microsoft.com/",
+            "00000003-0000-0000-C000-000000000000",
+        ] {
+            assert_eq!(canonical_resource(alias), MANAGEMENT_API_URI, "{alias}");
+        }
+        for other in [
+            "api://orders",
+            "https://graph.microsoft.com//",
+            "https://graph.microsoft.com.evil",
+            "https://graph.microsoft.us",
+        ] {
+            assert_eq!(canonical_resource(other), other);
         }
     }
 }

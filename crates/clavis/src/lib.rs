@@ -12,6 +12,9 @@
 
 /// `App::build(config, clock)`: data dir, keys, store, bootstrap, listener.
 pub mod app;
+/// The Azure Resource Manager routes the Azure CLI signs in with: cloud
+/// metadata, no subscriptions, the caller's tenant.
+pub mod arm;
 /// Audit events: who did what to which object, with which outcome.
 pub mod audit;
 /// Refused management calls by callers without a role: itemised within a

@@ -41,7 +41,8 @@ fn is_bidi_or_invisible(c: char) -> bool {
 
 /// Identifier URIs: `api://…`, `https://…` or `urn:…`, ASCII, at most 256
 /// characters, no whitespace, query, fragment or `/.default` suffix, no
-/// duplicates, and never the built-in `api://clavis`.
+/// duplicates, and never the built-in `api://clavis` or one of its names
+/// ([`crate::builtin::MANAGEMENT_API_ALIASES`]).
 pub fn identifier_uris(uris: &[String]) -> Result<Vec<String>, String> {
     if uris.len() > MAX_IDENTIFIER_URIS {
         return Err(format!(
@@ -80,9 +81,9 @@ pub fn identifier_uris(uris: &[String]) -> Result<Vec<String>, String> {
                 "identifierUris value '{shown}' must not end with '/' or '/.default': clients add '/.default' to it in the scope."
             ));
         }
-        if uri.eq_ignore_ascii_case(MANAGEMENT_API_URI) {
+        if crate::builtin::canonical_resource(uri).eq_ignore_ascii_case(MANAGEMENT_API_URI) {
             return Err(format!(
-                "'{MANAGEMENT_API_URI}' is reserved for the Clavis management API."
+                "'{shown}' is reserved for the Clavis management API ({MANAGEMENT_API_URI})."
             ));
         }
         if !seen.insert(uri.to_ascii_lowercase()) {
@@ -189,6 +190,7 @@ mod tests {
             "api://x?y",
             "api://clavis",
             "API://CLAVIS",
+            "https://graph.microsoft.com",
         ] {
             assert!(identifier_uris(&[bad.into()]).is_err(), "{bad}");
         }

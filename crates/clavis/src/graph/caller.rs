@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use clavis_store::{Application, Tenant};
@@ -18,6 +18,8 @@ use super::error::GraphError;
 use crate::app::AppState;
 use crate::audit::Actor;
 use crate::builtin::{Role, MANAGEMENT_API_URI};
+use crate::directory::Client;
+use crate::oauth::claims::AccessTokenClaims;
 use crate::oauth::introspection::{self, Expect, Inactive, LEEWAY_SECS};
 use crate::oauth::OAuthErrorKind;
 
@@ -59,6 +61,87 @@ fn invalid(why: &str) -> GraphError {
     ))
 }
 
+/// A verified management API token: its tenant, its claims, the client it
+/// was issued to and the management API application itself.
+pub(crate) struct Verified {
+    pub tenant: Arc<Tenant>,
+    pub management: Arc<Application>,
+    pub claims: AccessTokenClaims,
+    pub client: Arc<Client>,
+}
+
+/// Why a request carries no valid management API token.
+pub(crate) enum Unverified {
+    /// No `Authorization` header at all.
+    Missing,
+    /// A header or token that is not valid; the reason says what is wrong.
+    Invalid(&'static str),
+    /// A valid token of this server, but for another API.
+    OtherAudience,
+    /// The check itself failed (store or keys unavailable).
+    Failed(GraphError),
+}
+
+/// Verify the bearer token of a request as a token for the management API
+/// (also used by the Azure Resource Manager routes, which answer in their
+/// own error format).
+pub(crate) async fn verify(state: &AppState, headers: &HeaderMap) -> Result<Verified, Unverified> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Unverified::Missing)?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Unverified::Invalid(
+            "the Authorization header is not 'Bearer <token>'",
+        ))?;
+    // Which tenant? Read `tid` unverified, only to find the keys to verify with.
+    let tid = token
+        .split('.')
+        .nth(1)
+        .and_then(unverified_tid)
+        .ok_or(Unverified::Invalid("the token is not a JWT"))?;
+    let tenant = state
+        .directory
+        .tenant_by_id(tid)
+        .ok_or(Unverified::Invalid("the token's tenant does not exist"))?;
+    let management = management_api(state, tenant.id)
+        .await
+        .map_err(Unverified::Failed)?;
+    // The same rules as introspection (signature, lifetime, issuer, the
+    // caller and its credential still there, not revoked), plus the
+    // management API as audience. Removing a secret, deleting an app or
+    // revoking its tokens cuts off its management access at once.
+    let expect = Expect {
+        audience: Some(management.app_id),
+        exp_leeway: LEEWAY_SECS,
+    };
+    let (claims, client) = introspection::check(&state.issuer(), &tenant, token, expect)
+        .await
+        .map_err(|e| {
+            Unverified::Failed(match e.kind {
+                OAuthErrorKind::TemporarilyUnavailable => GraphError::Unavailable,
+                _ => GraphError::Internal,
+            })
+        })?
+        .map_err(|why| match why {
+            Inactive::OtherAudience => Unverified::OtherAudience,
+            why => Unverified::Invalid(why.reason()),
+        })?;
+    Ok(Verified {
+        tenant,
+        management,
+        claims,
+        client,
+    })
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = GraphError;
 
@@ -66,50 +149,20 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| invalid("the request has no Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| invalid("the Authorization header is not 'Bearer <token>'"))?;
-        // Which tenant? Read `tid` unverified, only to find the keys to verify with.
-        let body = token
-            .split('.')
-            .nth(1)
-            .ok_or_else(|| invalid("the token is not a JWT"))?;
-        let tid = unverified_tid(body).ok_or_else(|| invalid("the token is not a JWT"))?;
-        let tenant = state
-            .directory
-            .tenant_by_id(tid)
-            .ok_or_else(|| invalid("the token's tenant does not exist"))?;
-        let management = management_api(state, tenant.id).await?;
-        // The same rules as introspection (signature, lifetime, issuer, the
-        // caller and its credential still there, not revoked), plus the
-        // management API as audience. Removing a secret, deleting an app or
-        // revoking its tokens cuts off its management access at once.
-        let expect = Expect {
-            audience: Some(management.app_id),
-            exp_leeway: LEEWAY_SECS,
-        };
-        let (claims, client) = introspection::check(&state.issuer(), &tenant, token, expect)
+        let Verified {
+            tenant,
+            management,
+            claims,
+            client,
+        } = verify(state, &parts.headers)
             .await
-            .map_err(|e| match e.kind {
-                OAuthErrorKind::TemporarilyUnavailable => GraphError::Unavailable,
-                _ => GraphError::Internal,
-            })?
             .map_err(|why| match why {
-                Inactive::OtherAudience => {
+                Unverified::Missing => invalid("the request has no Authorization header"),
+                Unverified::Invalid(reason) => invalid(reason),
+                Unverified::OtherAudience => {
                     invalid(&format!("the token's audience is not {MANAGEMENT_API_URI}"))
                 }
-                why => invalid(why.reason()),
+                Unverified::Failed(error) => error,
             })?;
 
         // Roles: those in the token that are still granted now, so revoking

@@ -54,6 +54,7 @@ pub const MAX_CLIENT_REQUEST_ID: usize = 64;
         (name = "auditLogs", description = "The audit log"),
         (name = "policies", description = "Tenant policy (Clavis extension)"),
         (name = "webhooks", description = "Secret expiry warnings (Clavis extension)"),
+        (name = "arm", description = "Azure Resource Manager routes for the Azure CLI (cloud metadata, subscriptions, tenants)"),
         (name = "health", description = "Liveness and readiness")
     ),
     modifiers(&BearerAuth)
@@ -91,6 +92,7 @@ pub fn api(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .merge(crate::graph::routes())
+        .merge(crate::arm::routes())
         .with_state(state)
         .split_for_parts();
     (router, doc)
@@ -101,6 +103,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (router, doc) = api(state.clone());
     let doc = Arc::new(openapi::document(&doc));
     router
+        // `az cloud register` asks `{endpoint}/metadata/endpoints`, so an
+        // endpoint ending in `/` doubles the slash; not in the OpenAPI
+        // document (the same route as `/metadata/endpoints`).
+        .route(
+            "//metadata/endpoints",
+            get(crate::arm::metadata::endpoints).with_state(state.clone()),
+        )
         .route(
             "/openapi.json",
             get(move || {
@@ -210,6 +219,10 @@ async fn method_not_allowed(
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     let path = crate::oauth::error::shorten(uri.path());
+    if crate::arm::is_arm_path(&path) {
+        let method: String = method.as_str().chars().take(20).collect();
+        return crate::arm::error::ArmError::MethodNotAllowed(method).into_response();
+    }
     if !path.starts_with("/v1.0/") {
         let allowed = if path.ends_with("/token") {
             "POST"

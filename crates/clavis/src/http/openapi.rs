@@ -42,6 +42,8 @@ pub fn document(doc: &utoipa::openapi::OpenApi) -> Value {
                 graph_errors(op);
             } else if path.starts_with("/{tenant}/") {
                 oauth_errors(op);
+            } else if crate::arm::is_arm_path(&path) {
+                arm_errors(op);
             }
             let params = op.get_mut("parameters").and_then(Value::as_array_mut);
             for param in params.into_iter().flatten() {
@@ -68,6 +70,19 @@ fn add_error_schemas(doc: &mut Value) {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "innerError": {"type": "object"}
+            }
+        }}
+    });
+    schemas["ArmError"] = json!({
+        "type": "object",
+        "description": "Azure Resource Manager's error format.",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"}
             }
         }}
     });
@@ -142,6 +157,18 @@ fn graph_errors(op: &mut Value) {
     }
 }
 
+/// The Azure Resource Manager routes' errors are ARM's JSON (`arm::error`).
+fn arm_errors(op: &mut Value) {
+    let responses = op["responses"]
+        .as_object_mut()
+        .expect("operations have responses");
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('4') || status.starts_with('5') {
+            response["content"] = error_response("", "ArmError")["content"].clone();
+        }
+    }
+}
+
 /// The protocol endpoints' errors are RFC 6749 §5.2 JSON (`oauth::error`);
 /// an unknown tenant is 400 `invalid_tenant` as in Entra ID.
 fn oauth_errors(op: &mut Value) {
@@ -176,6 +203,11 @@ fn param_rule(path: &str, param: &mut Value) {
             json!({"pattern": format!("^({GUID}|[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})$")}),
         ),
         "$top" => merge(schema, json!({"minimum": 1, "maximum": 999})),
+        // A date, optionally `-preview` (`arm::api_version`).
+        "api-version" => merge(
+            schema,
+            json!({"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$"}),
+        ),
         "$skiptoken" => {
             // Lists of applications page by the last object id; logs by
             // `{unix microseconds}_{id}` (`graph::listing`, `graph::audit_logs`).

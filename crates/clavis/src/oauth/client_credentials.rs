@@ -81,7 +81,7 @@ pub async fn grant(
     let resource_key = scope::resource_of(scope)?;
     let resource = issuer
         .directory
-        .resource(tenant.id, resource_key)
+        .resource(tenant.id, crate::builtin::canonical_resource(resource_key))
         .await?
         .ok_or_else(|| OAuthError::unknown_resource(resource_key, tenant_segment))?;
 

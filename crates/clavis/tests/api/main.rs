@@ -23,8 +23,10 @@ mod sqlite {
     mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod agent;
+    mod arm;
     mod authz_matrix;
     mod azure_identity_rs;
+    mod azure_sdks;
     mod backup;
     mod bad_input;
     mod cli;
@@ -63,6 +65,7 @@ mod sqlite {
 mod postgres {
     mod at_rest;
     pub const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod arm;
     mod authz_matrix;
     mod bad_input;
     mod compromise;
