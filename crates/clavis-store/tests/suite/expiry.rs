@@ -449,7 +449,7 @@ pub async fn paused_webhooks_get_no_deliveries_until_resumed(store: &dyn Store) 
     assert!(store
         .record_expiry_notice(
             &notice(&app, key, NoticeKind::Threshold(30)),
-            &[due.clone()],
+            std::slice::from_ref(&due),
             &[]
         )
         .await
