@@ -336,6 +336,15 @@ async fn restore_and_copy_errors_say_each_cause_once_with_a_hint() {
         c.database_url = source.url.clone();
     })
     .await;
+    let admin = app.admin_token().await;
+    let (status, hook) = app
+        .post(
+            "/v1.0/webhooks",
+            &admin,
+            json!({"url": "https://hooks.example.com/clavis"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
     app.stop().await.unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let pg_backup = scratch.path().join("b.pgdump");
@@ -471,4 +480,22 @@ async fn restore_and_copy_errors_say_each_cause_once_with_a_hint() {
         );
         assert!(!text.contains(":pw@"), "a password in {text}");
     }
+
+    // A copy that runs beside its source can start with its webhooks paused.
+    let beside = super::helpers::TestDatabase::create().await;
+    let (ok, text) = clavis(&[
+        "store",
+        "copy",
+        "--from",
+        &source.url,
+        "--to",
+        &beside.url,
+        "--pause-webhooks",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Paused the destination's 1 webhook(s)")
+            && !text.contains("start no server on the source"),
+        "{text}"
+    );
 }
