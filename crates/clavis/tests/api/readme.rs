@@ -107,6 +107,8 @@ async fn run(step: &Step, work: &Path, path: &str, config: &Path, names: &[&str]
         .arg("-c")
         .arg(&script)
         .current_dir(work)
+        // As in a script: never a terminal, so no confirmation question.
+        .stdin(std::process::Stdio::null())
         .env("PATH", path)
         .env("CLAVIS_CONFIG_DIR", config)
         .env_remove("CLAVIS_PROFILE")
