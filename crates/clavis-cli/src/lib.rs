@@ -43,6 +43,8 @@ mod output;
 mod policy;
 /// Profiles in the config dir: settings in `NAME.json`, the secret in `NAME.secret`.
 mod profile;
+/// `--query PATH`: one field of a command's JSON output, bare, for scripts.
+mod query;
 /// `clavis role`: grant, list and revoke app role assignments.
 mod role;
 /// Rotating a secret: add, prove with a token, remove (`secret rotate`, `agent`).
@@ -80,6 +82,12 @@ pub struct GlobalArgs {
     /// [default: $CLAVIS_OUTPUT, else table]. Also before the command.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
+    /// Print only this field of the JSON output, bare (a string without
+    /// quotes), e.g. `appId`, `secretText`, `[0].keyId`, `[].keyId`: for
+    /// scripts, as in `CLIENT_ID=$(clavis app show NAME --query appId)`.
+    /// Implies `--output json`; fails when nothing matches.
+    #[arg(long, global = true, value_name = "PATH", value_parser = query::Query::parse)]
+    pub query: Option<query::Query>,
 }
 
 /// The same options given before the command (`clavis --output json app
@@ -246,15 +254,45 @@ pub enum Command {
 ///
 /// Errors are printed to stderr here, as `error: <reason>` and, when there is
 /// something to suggest, `hint: <what to do next>`.
-pub async fn run(cmd: Command, leading: Leading) -> i32 {
+pub async fn run(mut cmd: Command, leading: Leading) -> i32 {
     let config = profile::ConfigDir::from_env(|key| std::env::var_os(key));
-    match dispatch(cmd, &leading, config).await {
+    let global = cmd.global_mut();
+    let query = global.query.clone();
+    if query.is_some() {
+        global.output = Some(OutputFormat::Json);
+    }
+    let result =
+        match query::scope(query, dispatch(cmd, &leading, config)).await {
+            (Ok(()), Err(why)) => Err(Error::new(why)
+                .hint("run the command with --output json to see the fields it prints")),
+            (result, _) => result,
+        };
+    match result {
         Ok(()) => 0,
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
             // Nothing sensible is left to do if stderr itself is gone.
             let _ = stderr.write_all(err.render().as_bytes());
             1
+        }
+    }
+}
+
+impl Command {
+    /// The global options the command was given.
+    fn global_mut(&mut self) -> &mut GlobalArgs {
+        match self {
+            Command::Login(args) => &mut args.global,
+            Command::Logout(args) => &mut args.global,
+            Command::App { global, .. }
+            | Command::Secret { global, .. }
+            | Command::Role { global, .. }
+            | Command::Token { global, .. }
+            | Command::Policy { global, .. }
+            | Command::Audit { global, .. }
+            | Command::Webhook { global, .. }
+            | Command::Keys { global, .. }
+            | Command::Agent { global, .. } => global,
         }
     }
 }

@@ -124,8 +124,12 @@ pub fn json(value: &Value) -> String {
     text
 }
 
-/// Write to stdout; a closed pipe (`clavis app list | head`) is not an error.
+/// Write to stdout (through `--query`, when the command has one); a closed
+/// pipe (`clavis app list | head`) is not an error.
 pub fn emit(text: &str) {
+    let Some(text) = crate::query::filter(text) else {
+        return;
+    };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
         .write_all(text.as_bytes())

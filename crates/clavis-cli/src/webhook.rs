@@ -1,6 +1,7 @@
 //! `clavis webhook`: subscribe to secret expiry warnings (`POST
 //! /v1.0/webhooks`, the one time the signing secret is shown), list and
-//! remove subscriptions (by id, name or URL), and read one's delivery log.
+//! remove subscriptions (by id, name or URL), pause and resume them, and
+//! read one's delivery log.
 
 use serde_json::{json, Value};
 use zeroize::{Zeroize as _, Zeroizing};
@@ -51,6 +52,13 @@ pub enum WebhookCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Pause subscriptions: no warnings are sent to them (those that fall
+    /// due meanwhile are recorded, not sent later); `clavis restore` pauses
+    /// every webhook it restores.
+    Pause(Targets),
+    /// Resume paused subscriptions: warnings that fall due from now on are
+    /// sent again (and deliveries left pending are retried).
+    Resume(Targets),
     /// Show a webhook's delivery log, newest first.
     Deliveries {
         /// The webhook's id, name or URL, as shown by `clavis webhook list`.
@@ -60,6 +68,59 @@ pub enum WebhookCommand {
         #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         top: u32,
     },
+}
+
+/// Which subscriptions `pause` and `resume` change.
+#[derive(clap::Args, Debug)]
+pub struct Targets {
+    /// The webhooks' ids, names or URLs, as shown by `clavis webhook list`.
+    #[arg(required_unless_present = "all", value_name = "WEBHOOK")]
+    webhooks: Vec<String>,
+    /// Every webhook of the tenant.
+    #[arg(long, conflicts_with = "webhooks")]
+    all: bool,
+}
+
+/// Pause (`true`) or resume every webhook `targets` names; one line each.
+async fn set_paused(
+    s: &crate::client::Session,
+    format: OutputFormat,
+    targets: Targets,
+    paused: bool,
+) -> Result<(), Error> {
+    let ids: Vec<String> = if targets.all {
+        s.list(s.url(&["webhooks"]), None)
+            .await?
+            .iter()
+            .map(|h| text(&h["id"]))
+            .collect()
+    } else {
+        let mut ids = Vec::new();
+        for webhook in &targets.webhooks {
+            ids.push(lookup::webhook(s, webhook).await?);
+        }
+        ids
+    };
+    let mut done = Vec::new();
+    for id in &ids {
+        s.patch(s.url(&["webhooks", id]), &json!({ "paused": paused }))
+            .await?;
+        done.push(s.get(s.url(&["webhooks", id])).await?);
+    }
+    output::emit(&match format {
+        OutputFormat::Json => output::json(&Value::from(done)),
+        OutputFormat::Table if ids.is_empty() => "The tenant has no webhooks.\n".to_owned(),
+        OutputFormat::Table => ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "{} webhook {id}.\n",
+                    if paused { "Paused" } else { "Resumed" }
+                )
+            })
+            .collect(),
+    });
+    Ok(())
 }
 
 pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
@@ -103,6 +164,8 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
                 output::emit(&format!("Removed webhook {id}.\n"));
             }
         }
+        WebhookCommand::Pause(targets) => set_paused(&s, format, targets, true).await?,
+        WebhookCommand::Resume(targets) => set_paused(&s, format, targets, false).await?,
         WebhookCommand::Deliveries { webhook, top } => {
             let id = lookup::webhook(&s, &webhook).await?;
             let page = top.min(999).to_string();
@@ -156,7 +219,7 @@ fn added_text(format: OutputFormat, added: &Value) -> Result<Zeroizing<String>, 
 }
 
 fn list_table(hooks: &[Value]) -> String {
-    let mut table = Table::new(&["ID", "NAME", "URL", "THRESHOLD DAYS", "CREATED"]);
+    let mut table = Table::new(&["ID", "NAME", "URL", "THRESHOLD DAYS", "CREATED", "STATUS"]);
     for h in hooks {
         table.row(vec![
             text(&h["id"]),
@@ -164,6 +227,11 @@ fn list_table(hooks: &[Value]) -> String {
             text(&h["url"]),
             days(&h["thresholdDays"]),
             output::time(&text(&h["createdDateTime"])),
+            if h["paused"] == true {
+                format!("paused since {}", output::time(&text(&h["pausedDateTime"])))
+            } else {
+                "active".to_owned()
+            },
         ]);
     }
     table.render()
@@ -221,11 +289,15 @@ mod tests {
         let hooks = [
             json!({"id": "w1", "url": "https://h/x", "thresholdDays": [30, 7, 1],
                             "displayName": "ops", "createdDateTime": "2026-01-01T00:00:00.5Z"}),
+            json!({"id": "w2", "url": "https://h/y", "thresholdDays": [1],
+                   "displayName": "", "createdDateTime": "2026-01-01T00:00:00Z",
+                   "paused": true, "pausedDateTime": "2026-01-02T00:00:00Z"}),
         ];
         assert_eq!(
             list_table(&hooks),
-            "ID  NAME  URL          THRESHOLD DAYS  CREATED\n\
-             w1  ops   https://h/x  30,7,1          2026-01-01T00:00:00Z\n"
+            "ID  NAME  URL          THRESHOLD DAYS  CREATED               STATUS\n\
+             w1  ops   https://h/x  30,7,1          2026-01-01T00:00:00Z  active\n\
+             w2        https://h/y  1               2026-01-01T00:00:00Z  paused since 2026-01-02T00:00:00Z\n"
         );
         let rows = [
             json!({"createdDateTime": "2026-01-01T00:00:00Z", "eventType": "secret.expiring",

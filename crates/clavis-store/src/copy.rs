@@ -295,6 +295,7 @@ pub const TABLES: &[Table] = &[
             c("sealed_secret", Bytes),
             c("kek_id", Text),
             c("created_at", Time),
+            c("paused_at", Time),
         ],
         treatment: Treatment::Copy,
     },

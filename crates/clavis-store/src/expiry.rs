@@ -21,6 +21,10 @@ pub struct WebhookSubscription {
     /// Which key-encryption key sealed it.
     pub kek_id: String,
     pub created_at: OffsetDateTime,
+    /// When it was paused (`None`: active). A paused subscription gets no
+    /// deliveries: warnings due meanwhile are recorded unsent, and pending
+    /// deliveries wait until it is resumed.
+    pub paused_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for WebhookSubscription {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for WebhookSubscription {
             .field("sealed_secret", &"[redacted]")
             .field("kek_id", &self.kek_id)
             .field("created_at", &self.created_at)
+            .field("paused_at", &self.paused_at)
             .finish()
     }
 }

@@ -29,6 +29,8 @@ pub mod expiry;
 pub mod model;
 /// Heartbeats of the servers sharing a store; the installation's KEK.
 pub mod nodes;
+/// Why a store could not be opened, in an operator's terms.
+pub mod open_failure;
 /// The PostgreSQL backend (scale-out: several nodes, one database).
 pub mod postgres;
 /// Sealed values, listed and replaced for rewrapping.
@@ -46,6 +48,7 @@ use uuid::Uuid;
 pub use expiry::*;
 pub use model::*;
 pub use nodes::NodeRecord;
+pub use open_failure::OpenFailure;
 pub use sealed::{SealedKind, SealedRecord};
 
 /// What can go wrong in storage. The HTTP layers map these to their own
@@ -196,6 +199,14 @@ pub enum Mutation {
     /// Delete a webhook subscription and its delivery log. `NotFound` if
     /// it is gone (or belongs to another tenant).
     DeleteWebhook { tenant_id: Uuid, id: Uuid },
+    /// Pause a webhook subscription from `paused_at` on (`None`: resume
+    /// it). Pausing a paused one keeps the first time. `NotFound` if it is
+    /// gone (or belongs to another tenant).
+    SetWebhookPaused {
+        tenant_id: Uuid,
+        id: Uuid,
+        paused_at: Option<OffsetDateTime>,
+    },
     /// Make `kek_id` the installation's key-encryption key: every node that
     /// holds it seals new records under it (see [`nodes`]).
     SetInstallationKek { kek_id: String, at: OffsetDateTime },

@@ -24,6 +24,7 @@ mod auth_failures;
 mod codec;
 mod copy;
 mod error;
+pub(crate) use error::sqlstate;
 mod expiry;
 mod feed;
 mod mutate;

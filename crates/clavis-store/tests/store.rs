@@ -69,6 +69,7 @@ on_sqlite!(
     webhooks_are_per_tenant_and_deleted_with_their_log,
     expiry_notices_are_recorded_once,
     webhook_deliveries_are_claimed_once_retried_and_logged,
+    paused_webhooks_get_no_deliveries_until_resumed,
     failed_sign_ins_of_one_bucket_add_up,
     logs_are_trimmed_to_budget_and_purged_by_age,
     expired_revoked_tokens_are_purged,

@@ -71,23 +71,167 @@ async fn backup_sqlite(database_url: &str, to: &Path) -> anyhow::Result<Snapshot
     }
 }
 
+/// What `restore` did, and what the operator does next (its `Display`).
+#[derive(Debug)]
+pub struct Restored {
+    /// What the backup held, e.g. `1 tenant(s), 4 application(s), …`.
+    pub summary: String,
+    data_dir: PathBuf,
+    /// `--database-url` as the next step shows it (password masked).
+    shown_url: Option<String>,
+    kek_installed: bool,
+    tls_present: bool,
+    /// Webhooks the restore paused.
+    pub webhooks_paused: usize,
+}
+
+impl std::fmt::Display for Restored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = self.data_dir.display().to_string();
+        writeln!(f, "restored {} into {dir}.", self.summary)?;
+        writeln!(f, "Next:")?;
+        if !self.kek_installed {
+            writeln!(
+                f,
+                "- put the installation's kek.key into {dir} (or start with --key-provider env): without it nothing sealed in the backup opens"
+            )?;
+        }
+        match &self.shown_url {
+            Some(url) => {
+                write!(
+                    f,
+                    "- start it: clavis serve --data-dir {} --database-url {}",
+                    shell_word(&dir),
+                    shell_word(url)
+                )?;
+                if url.contains(MASK) {
+                    write!(f, " (with the database's password in place of {MASK})")?;
+                }
+                writeln!(f)?;
+            }
+            None => writeln!(
+                f,
+                "- start it: clavis serve --data-dir {}",
+                shell_word(&dir)
+            )?,
+        }
+        if self.tls_present {
+            writeln!(
+                f,
+                "- TLS: it serves the certificate already in {dir}/tls/, signed by the CA in {dir}/tls/ca.pem"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "- TLS: a backup holds no TLS files, so the first start creates a new local CA, {dir}/tls/ca.pem, and clients that trusted the old installation's ca.pem must trust this one instead. To keep the old CA, copy the old data directory's tls/ (ca.pem, server.pem, server-key.pem) into {dir}/tls/ before that start, or serve your own certificate with --tls-cert and --tls-key"
+            )?;
+        }
+        if self.webhooks_paused > 0 {
+            writeln!(
+                f,
+                "- webhooks: {} paused, so this copy does not repeat the expiry warnings the original sends. When it replaces the original, resume them: clavis webhook resume --all",
+                self.webhooks_paused
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What stands for a password in a URL Clavis prints.
+const MASK: &str = "PASSWORD";
+
+/// `url` with its password (in the user part or `?password=`) replaced by
+/// [`MASK`].
+fn masked(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return "postgres://…".into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(MASK));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    MASK.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// `text` as one shell word: as it is when it needs no quoting, else in
+/// single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 /// Put the backup `from` into the empty data directory `data_dir` as its
 /// store — or, with a PostgreSQL `database_url`, into that empty database —
-/// and `kek_file`, if given, as the directory's `kek.key`. Refuses to
-/// overwrite an existing store. Says what it restored.
+/// and `kek_file`, if given, as the directory's `kek.key`; then pause every
+/// webhook of the restored installation ([`crate::expiry::pause`]).
+/// Refuses to overwrite an existing store.
 pub async fn restore(
     from: &Path,
     data_dir: &Path,
     database_url: Option<&str>,
     kek_file: Option<&Path>,
-) -> anyhow::Result<String> {
-    if let Some(url) = database_url.filter(|u| is_postgres(u)) {
-        let _lock = crate::data_dir::prepare(data_dir)?;
-        if let Some(kek) = kek_file {
-            install_kek(kek, data_dir)?;
-        }
-        return postgres::restore(from, url).await;
+) -> anyhow::Result<Restored> {
+    if let Some(url) = database_url.filter(|u| !is_postgres(u)) {
+        let scheme = url.split(':').next().unwrap_or_default();
+        return Err(crate::local_error::hinted(
+            format!("--database-url {scheme}:…: restore takes a postgres:// URL there"),
+            "a SQLite backup is restored into --data-dir alone (its store becomes {data-dir}/clavis.db); leave --database-url and CLAVIS_DATABASE_URL unset",
+        ));
     }
+    let (summary, url) = match database_url {
+        Some(url) => {
+            let _lock = crate::data_dir::prepare(data_dir)?;
+            if let Some(kek) = kek_file {
+                install_kek(kek, data_dir)?;
+            }
+            (postgres::restore(from, url).await?, url.to_owned())
+        }
+        None => {
+            let summary = restore_sqlite(from, data_dir, kek_file).await?;
+            let db = data_dir.join("clavis.db");
+            (summary, format!("sqlite://{}", db.display()))
+        }
+    };
+    let store = clavis_store::connect(&url)
+        .await
+        .with_context(|| "cannot open the restored store")?;
+    let webhooks_paused =
+        crate::expiry::pause::pause_all(store.as_ref(), time::OffsetDateTime::now_utc()).await?;
+    Ok(Restored {
+        summary,
+        data_dir: data_dir.to_owned(),
+        shown_url: database_url.map(masked),
+        kek_installed: kek_file.is_some(),
+        tls_present: data_dir.join("tls").join("ca.pem").exists(),
+        webhooks_paused,
+    })
+}
+
+async fn restore_sqlite(
+    from: &Path,
+    data_dir: &Path,
+    kek_file: Option<&Path>,
+) -> anyhow::Result<String> {
     let info = snapshot::inspect(from)
         .await
         .with_context(|| format!("{} is not a usable backup", from.display()))?;
@@ -155,5 +299,20 @@ mod tests {
         assert!(!is_postgres("sqlite://./x.db"));
         assert!(sqlite_file("sqlite::memory:").is_err());
         assert!(sqlite_file("mysql://x").is_err());
+    }
+
+    #[test]
+    fn printed_urls_hide_the_password_and_are_one_shell_word() {
+        assert_eq!(
+            masked("postgres://clavis:s3cret@db:5433/x?sslmode=require&password=other"),
+            "postgres://clavis:PASSWORD@db:5433/x?sslmode=require&password=PASSWORD"
+        );
+        assert_eq!(masked("postgres://clavis@db/x"), "postgres://clavis@db/x");
+        assert_eq!(shell_word("./restored"), "./restored");
+        assert_eq!(
+            shell_word("postgres://u@h/x?options[statement_timeout]=5s"),
+            "'postgres://u@h/x?options[statement_timeout]=5s'"
+        );
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 }

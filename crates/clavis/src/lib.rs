@@ -54,6 +54,9 @@ pub mod http;
 /// Key-encryption key, signing keys, JWS, per-tenant keyring, key rotation,
 /// PKCS#11 tokens (HSMs).
 pub mod keys;
+/// How `backup`, `restore` and `store copy` print a failure: each cause
+/// once, and a hint (`createdb …`, the URL to check).
+pub mod local_error;
 /// Retention and size budgets of the sign-in log, the audit log and the
 /// revoked tokens, applied every ten minutes.
 pub mod log_retention;

@@ -44,8 +44,10 @@ enum Top {
         #[arg(long)]
         to: std::path::PathBuf,
     },
-    /// Put a backup into a new, empty data directory; start `clavis serve
-    /// --data-dir DIR` on it afterwards.
+    /// Put a backup into a new, empty data directory (and, for PostgreSQL,
+    /// an empty database), pause its webhooks so it does not repeat the
+    /// original's expiry warnings, and print the next steps: the `clavis
+    /// serve` command, the kek.key, the new TLS CA, resuming webhooks.
     Restore {
         /// The backup file written by `clavis backup`.
         #[arg(long)]
@@ -94,6 +96,11 @@ enum StoreCommand {
         /// Destination database URL (empty), e.g. postgres://clavis@db/clavis
         #[arg(long)]
         to: String,
+        /// Pause every webhook in the destination (for a copy that runs
+        /// beside the source, so it does not repeat the source's expiry
+        /// warnings); `clavis webhook resume --all` turns them back on.
+        #[arg(long)]
+        pause_webhooks: bool,
     },
 }
 
@@ -114,17 +121,24 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Top::Store(StoreCommand::Copy { from, to }) => {
-            match clavis::store_copy::run(&from, &to).await {
-                Ok(copied) => {
-                    println!("{copied}");
-                    ExitCode::SUCCESS
+        Top::Store(StoreCommand::Copy {
+            from,
+            to,
+            pause_webhooks,
+        }) => {
+            let copied = clavis::store_copy::run(&from, &to).await;
+            let result = match copied {
+                Ok(mut copied) if pause_webhooks && copied.active_webhooks > 0 => {
+                    clavis::store_copy::pause_webhooks(&to).await.map(|n| {
+                        copied.active_webhooks = 0;
+                        format!(
+                            "{copied}\nPaused the destination's {n} webhook(s): `clavis webhook resume --all` turns them back on."
+                        )
+                    })
                 }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+                other => other.map(|c| c.to_string()),
+            };
+            report(result, |text| text)
         }
         Top::Backup {
             data_dir,
@@ -150,18 +164,7 @@ async fn main() -> ExitCode {
                 kek_file.as_deref(),
             )
             .await,
-            |s| {
-                format!(
-                    "restored {s} into {}; start it with `clavis serve --data-dir {}`{}",
-                    data_dir.display(),
-                    data_dir.display(),
-                    if kek_file.is_some() {
-                        ""
-                    } else {
-                        " after putting its kek.key there (or with --key-provider env)"
-                    }
-                )
-            },
+            |s| s.to_string().trim_end().to_owned(),
         ),
         Top::Admin(AdminCommand::Recover(args)) => {
             report(clavis::recovery::recover(&args, &SystemClock).await, |r| {
@@ -265,7 +268,7 @@ fn report<T>(result: anyhow::Result<T>, done: impl FnOnce(T) -> String) -> ExitC
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!("{}", clavis::local_error::render(&e));
             ExitCode::FAILURE
         }
     }

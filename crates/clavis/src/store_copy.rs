@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use clavis_store::copy::{self, Treatment, TABLES};
-use clavis_store::{ApplicationFilter, Store, StoreError};
+use clavis_store::{ApplicationFilter, Store};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -36,6 +36,8 @@ pub struct TableCount {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Copied {
     pub tables: Vec<TableCount>,
+    /// Active (not paused) webhooks in the destination after the copy.
+    pub active_webhooks: usize,
 }
 
 impl Copied {
@@ -73,7 +75,15 @@ impl std::fmt::Display for Copied {
         write!(
             f,
             "Every copied table holds as many rows in the destination as in the source; the audit log also gained one \"Copy store\" event per tenant."
-        )
+        )?;
+        if self.active_webhooks > 0 {
+            write!(
+                f,
+                "\nThe destination's {} webhook(s) are active: the copy is meant to replace the source, so start no server on the source again (both would send the same expiry warnings). For a copy that runs beside the source, copy with --pause-webhooks, or run `clavis webhook pause --all` against it before it sends any.",
+                self.active_webhooks
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -108,11 +118,15 @@ pub async fn copy(from: &dyn Store, to: &dyn Store, now: OffsetDateTime) -> anyh
     );
     for table in TABLES {
         let rows = to.count_rows(table).await?;
-        anyhow::ensure!(
-            rows == 0,
-            "the destination store is not empty ({} holds {rows} row(s)): copy into a new, empty database",
-            table.name
-        );
+        if rows > 0 {
+            return Err(crate::local_error::hinted(
+                format!(
+                    "the destination store is not empty ({} holds {rows} row(s)): copy into a new, empty database",
+                    table.name
+                ),
+                "create a new database (`createdb NAME`) and name it in --to, or name a new SQLite file there",
+            ));
+        }
     }
     copy::copy_rows(from, to).await?;
 
@@ -152,6 +166,12 @@ pub async fn copy(from: &dyn Store, to: &dyn Store, now: OffsetDateTime) -> anyh
             },
         );
         to.record_audit(&[event]).await?;
+        copied.active_webhooks += to
+            .webhooks(tenant.id)
+            .await?
+            .iter()
+            .filter(|w| w.paused_at.is_none())
+            .count();
     }
     Ok(copied)
 }
@@ -205,11 +225,20 @@ pub async fn run(from_url: &str, to_url: &str) -> anyhow::Result<Copied> {
     };
     let from = clavis_store::connect(from_url)
         .await
-        .map_err(|e| describe_open("source (--from)", e))?;
+        .map_err(|e| crate::local_error::cannot_open("the source store", "--from", from_url, e))?;
     let to = clavis_store::connect(to_url)
         .await
-        .map_err(|e| describe_open("destination (--to)", e))?;
+        .map_err(|e| crate::local_error::cannot_open("the destination store", "--to", to_url, e))?;
     copy(from.as_ref(), to.as_ref(), OffsetDateTime::now_utc()).await
+}
+
+/// Pause every webhook of the (copied) store at `to_url`, audited
+/// (`clavis store copy --pause-webhooks`); how many.
+pub async fn pause_webhooks(to_url: &str) -> anyhow::Result<usize> {
+    let to = clavis_store::connect(to_url)
+        .await
+        .map_err(|e| crate::local_error::cannot_open("the destination store", "--to", to_url, e))?;
+    Ok(crate::expiry::pause::pause_all(to.as_ref(), OffsetDateTime::now_utc()).await?)
 }
 
 /// The file of a `sqlite:` URL (`None` for other schemes and memory).
@@ -231,10 +260,6 @@ fn lock_data_dir(db: &Path, which: &str) -> anyhow::Result<Option<std::fs::File>
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     crate::data_dir::lock_existing(dir).map_err(|e| anyhow::anyhow!("{e:#} (the {which} store)"))
-}
-
-fn describe_open(which: &str, e: StoreError) -> anyhow::Error {
-    anyhow::anyhow!("cannot open the {which} store: {e}")
 }
 
 #[cfg(test)]

@@ -43,6 +43,12 @@ fn constraint_suffix(constraint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// The SQLSTATE of a PostgreSQL error kept as a [`PgFailure`], if `err`
+/// is one.
+pub(crate) fn sqlstate<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    err.downcast_ref::<PgFailure>().map(|f| f.code.as_str())
+}
+
 impl PgFailure {
     fn of(err: &dyn DatabaseError) -> PgFailure {
         PgFailure {

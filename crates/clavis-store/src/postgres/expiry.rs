@@ -31,7 +31,7 @@ pub(crate) async fn insert_webhook(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO webhook_subscriptions (id, tenant_id, url, display_name, threshold_days, \
-         sealed_secret, kek_id, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+         sealed_secret, kek_id, created_at, paused_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
     )
     .bind(id(sub.id))
@@ -42,6 +42,7 @@ pub(crate) async fn insert_webhook(
     .bind(sub.sealed_secret.as_slice())
     .bind(&sub.kek_id)
     .bind(time(sub.created_at)?)
+    .bind(sub.paused_at.map(time).transpose()?)
     .execute(&mut *conn)
     .await
     .map_err(|e| {
@@ -66,6 +67,25 @@ pub(crate) async fn delete_webhook(
     found(done.rows_affected(), "webhook")
 }
 
+pub(crate) async fn set_webhook_paused(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    webhook: Uuid,
+    paused_at: Option<OffsetDateTime>,
+) -> StoreResult<()> {
+    let done = query(
+        "UPDATE webhook_subscriptions SET paused_at = CASE WHEN $1::timestamptz IS NULL \
+         THEN NULL ELSE coalesce(paused_at, $1) END WHERE id = $2 AND tenant_id = $3",
+    )
+    .bind(paused_at.map(time).transpose()?)
+    .bind(id(webhook))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    found(done.rows_affected(), "webhook")
+}
+
 /// Microseconds since the Unix epoch, as the row decoders read times.
 fn micros_of(column: &str) -> String {
     format!("(EXTRACT(EPOCH FROM {column}) * 1000000)::BIGINT")
@@ -78,10 +98,11 @@ pub(crate) async fn webhooks(
 ) -> StoreResult<Vec<WebhookSubscription>> {
     let rows = sqlx::query(&format!(
         "SELECT id::text AS id, tenant_id::text AS tenant_id, url, display_name, threshold_days, \
-                sealed_secret, kek_id, {} AS created_at \
+                sealed_secret, kek_id, {} AS created_at, {} AS paused_at \
          FROM webhook_subscriptions WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id = $2) \
          ORDER BY created_at, id",
-        micros_of("created_at")
+        micros_of("created_at"),
+        micros_of("paused_at")
     ))
     .bind(id(tenant_id))
     .bind(only.map(id))
@@ -100,6 +121,9 @@ pub(crate) async fn webhooks(
                 sealed_secret: get(row, "sealed_secret")?,
                 kek_id: get(row, "kek_id")?,
                 created_at: from_unix_micros(get(row, "created_at")?)?,
+                paused_at: get::<Option<i64>>(row, "paused_at")?
+                    .map(from_unix_micros)
+                    .transpose()?,
             })
         })
         .collect()
@@ -270,7 +294,7 @@ pub(crate) async fn claim(
         let rows = sqlx::query(&format!(
             "SELECT {}, s.url, s.sealed_secret FROM webhook_deliveries d \
              JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND s.paused_at IS NULL \
              ORDER BY d.next_attempt_at, d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
             delivery_columns()
         ))

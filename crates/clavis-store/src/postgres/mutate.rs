@@ -119,6 +119,11 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Store
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
         }
+        Mutation::SetWebhookPaused {
+            tenant_id,
+            id,
+            paused_at,
+        } => super::expiry::set_webhook_paused(conn, *tenant_id, *id, *paused_at).await,
         Mutation::SetInstallationKek { kek_id, at } => {
             super::nodes::set_installation_kek(conn, kek_id, *at).await
         }

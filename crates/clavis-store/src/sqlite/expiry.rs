@@ -32,7 +32,7 @@ pub(crate) async fn insert_webhook(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO webhook_subscriptions (id, tenant_id, url, display_name, threshold_days, \
-         sealed_secret, kek_id, created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? \
+         sealed_secret, kek_id, created_at, paused_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
     )
     .bind(id(sub.id))
@@ -43,6 +43,7 @@ pub(crate) async fn insert_webhook(
     .bind(sub.sealed_secret.as_slice())
     .bind(&sub.kek_id)
     .bind(micros(sub.created_at)?)
+    .bind(sub.paused_at.map(micros).transpose()?)
     .bind(id(sub.tenant_id))
     .execute(&mut *conn)
     .await
@@ -68,8 +69,27 @@ pub(crate) async fn delete_webhook(
     found(done.rows_affected(), "webhook")
 }
 
-const SUBSCRIPTION_COLUMNS: &str =
-    "id, tenant_id, url, display_name, threshold_days, sealed_secret, kek_id, created_at";
+pub(crate) async fn set_webhook_paused(
+    conn: &mut SqliteConnection,
+    tenant_id: Uuid,
+    webhook: Uuid,
+    paused_at: Option<OffsetDateTime>,
+) -> StoreResult<()> {
+    let done = query(
+        "UPDATE webhook_subscriptions SET paused_at = CASE WHEN ?1 IS NULL THEN NULL \
+         ELSE coalesce(paused_at, ?1) END WHERE id = ?2 AND tenant_id = ?3",
+    )
+    .bind(paused_at.map(micros).transpose()?)
+    .bind(id(webhook))
+    .bind(id(tenant_id))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    found(done.rows_affected(), "webhook")
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, tenant_id, url, display_name, threshold_days, \
+     sealed_secret, kek_id, created_at, paused_at";
 
 pub(crate) async fn webhooks(
     pool: &SqlitePool,
@@ -98,6 +118,9 @@ fn subscription(row: &SqliteRow) -> StoreResult<WebhookSubscription> {
         sealed_secret: get(row, "sealed_secret")?,
         kek_id: get(row, "kek_id")?,
         created_at: from_unix_micros(get(row, "created_at")?)?,
+        paused_at: get::<Option<i64>>(row, "paused_at")?
+            .map(from_unix_micros)
+            .transpose()?,
     })
 }
 
@@ -274,7 +297,7 @@ async fn claim_on(
     let rows = sqlx::query(&format!(
         "SELECT {DELIVERY_COLUMNS}, s.url, s.sealed_secret FROM webhook_deliveries d \
              JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND s.paused_at IS NULL \
              ORDER BY d.next_attempt_at, d.id LIMIT ?"
     ))
     .bind(now)

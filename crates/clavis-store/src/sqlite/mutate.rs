@@ -117,6 +117,11 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         Mutation::DeleteWebhook { tenant_id, id } => {
             super::expiry::delete_webhook(conn, *tenant_id, *id).await
         }
+        Mutation::SetWebhookPaused {
+            tenant_id,
+            id,
+            paused_at,
+        } => super::expiry::set_webhook_paused(conn, *tenant_id, *id, *paused_at).await,
         Mutation::SetInstallationKek { kek_id, at } => {
             super::nodes::set_installation_kek(conn, kek_id, *at).await
         }

@@ -22,6 +22,7 @@ pub fn webhook(tenant: Uuid, created_secs: i64) -> WebhookSubscription {
         sealed_secret: vec![0xab; 40],
         kek_id: "file:v1".into(),
         created_at: at(created_secs, 5_000),
+        paused_at: None,
     }
 }
 
@@ -433,6 +434,81 @@ pub async fn webhook_deliveries_are_claimed_once_retried_and_logged(store: &dyn 
 
 /// `credential_ends`: every password credential of every tenant, with its
 /// end, ordered by tenant, client id and key id; removed ones are gone.
+/// A paused subscription is read back paused (the first pause time kept),
+/// its due deliveries are not taken until it is resumed, and pausing one of
+/// another tenant is `NotFound`.
+pub async fn paused_webhooks_get_no_deliveries_until_resumed(store: &dyn Store) {
+    let tenant = given_tenant(store, "default").await;
+    let other = given_tenant(store, "other").await;
+    let sub = webhook(tenant.id, 1);
+    apply(store, vec![Mutation::InsertWebhook(sub.clone())]).await;
+    let app = holder(store, &tenant, at(86_400 * 40, 0)).await;
+    let key = app.password_credentials[0].key_id;
+    let t0 = at(1_000, 0);
+    let due = delivery(&sub, key, t0);
+    assert!(store
+        .record_expiry_notice(
+            &notice(&app, key, NoticeKind::Threshold(30)),
+            std::slice::from_ref(&due),
+            &[]
+        )
+        .await
+        .unwrap());
+    let pause = |paused_at| Mutation::SetWebhookPaused {
+        tenant_id: tenant.id,
+        id: sub.id,
+        paused_at,
+    };
+    apply(store, vec![pause(Some(at(2_000, 0)))]).await;
+    apply(store, vec![pause(Some(at(3_000, 0)))]).await;
+    let read = store.webhook(tenant.id, sub.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.paused_at,
+        Some(at(2_000, 0)),
+        "the first pause is kept"
+    );
+    assert_eq!(
+        store.webhooks(tenant.id).await.unwrap()[0].paused_at,
+        read.paused_at
+    );
+
+    let now = t0 + Duration::seconds(5);
+    let lease = now + Duration::minutes(5);
+    assert!(store
+        .claim_webhook_deliveries(now, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let wrong_tenant = Mutation::SetWebhookPaused {
+        tenant_id: other.id,
+        id: sub.id,
+        paused_at: None,
+    };
+    assert!(matches!(
+        store.commit(&[wrong_tenant], &[]).await,
+        Err(clavis_store::StoreError::NotFound(_))
+    ));
+
+    apply(store, vec![pause(None)]).await;
+    assert_eq!(
+        store
+            .webhook(tenant.id, sub.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused_at,
+        None
+    );
+    let taken = store
+        .claim_webhook_deliveries(now, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|d| d.delivery.id).collect::<Vec<_>>(),
+        vec![due.id]
+    );
+}
+
 pub async fn credential_ends_list_every_secret_of_every_tenant(store: &dyn Store) {
     assert!(store.credential_ends().await.expect("read").is_empty());
     let tenant = given_tenant(store, "default").await;

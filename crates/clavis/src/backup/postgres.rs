@@ -197,11 +197,19 @@ pub async fn restore(from: &Path, database_url: &str) -> anyhow::Result<String> 
         tables_in(from).with_context(|| format!("{} is not a pg_dump archive", from.display()))?;
     let existing = clavis_store::postgres::table_count(database_url)
         .await
-        .context("cannot connect to --database-url")?;
+        .map_err(|e| {
+            crate::local_error::cannot_open("the database", "--database-url", database_url, e)
+        })?;
     if existing > 0 {
-        anyhow::bail!(
-            "the database at --database-url already holds {existing} table(s): restore into a new, empty database (CREATE DATABASE ...)"
-        );
+        return Err(crate::local_error::hinted(
+            format!(
+                "the database at --database-url already holds {existing} table(s): restore into a new, empty database"
+            ),
+            format!(
+                "create one (`{}`, with a new name) and name it in --database-url",
+                crate::local_error::createdb(database_url).unwrap_or_else(|| "createdb NAME".into())
+            ),
+        ));
     }
     let mut restore = tool("pg_restore", database_url)?;
     // pg_restore writes a script instead of restoring unless --dbname is

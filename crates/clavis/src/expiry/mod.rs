@@ -10,6 +10,8 @@
 //! - [`delivery`]: one HTTP attempt and the backoff that follows a failure.
 //! - [`egress`]: where a delivery may connect (no internal addresses unless
 //!   allowed) and the fixed texts a failed attempt shows.
+//! - [`pause`]: pausing every webhook at once (`clavis restore`); a paused
+//!   subscription's warnings are recorded with their notice, never sent.
 //!
 //! Everything goes through the store, so a restart or another node picks
 //! up where this one left off: notices are rows with a uniqueness key (the
@@ -19,6 +21,7 @@
 
 pub mod delivery;
 pub mod egress;
+pub mod pause;
 pub mod plan;
 pub mod signature;
 
@@ -121,6 +124,11 @@ impl ExpiryNotifier {
         let now = self.clock.now();
         for tenant in self.store.tenants().await? {
             let subs = self.store.webhooks(tenant.id).await?;
+            let paused: Vec<Uuid> = subs
+                .iter()
+                .filter(|s| s.paused_at.is_some())
+                .map(|s| s.id)
+                .collect();
             let horizon = subs
                 .iter()
                 .flat_map(|s| s.threshold_days.iter().copied())
@@ -132,9 +140,12 @@ impl ExpiryNotifier {
                     .into_iter()
                     .filter(|p| !cred.noticed.contains(&p.kind.days()));
                 for planned in fresh {
+                    // A paused subscription's warning is recorded with the
+                    // notice but never sent (it is not sent on resume either).
                     let deliveries: Vec<WebhookDelivery> = planned
                         .subscribers
                         .iter()
+                        .filter(|&&sub| !paused.contains(&sub))
                         .map(|&sub| new_delivery(sub, planned.kind, &cred, now))
                         .collect();
                     let audit = match planned.kind {

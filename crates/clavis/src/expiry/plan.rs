@@ -122,6 +122,7 @@ mod tests {
             sealed_secret: Vec::new(),
             kek_id: String::new(),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            paused_at: None,
         }
     }
 

@@ -64,7 +64,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
             policies::update_application
         ))
         .routes(routes!(webhooks::create, webhooks::list))
-        .routes(routes!(webhooks::get, webhooks::delete))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(signing_keys::list))
         .routes(routes!(signing_keys::rotate))

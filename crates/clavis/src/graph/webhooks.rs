@@ -42,6 +42,16 @@ pub struct CreateWebhook {
     pub display_name: Option<String>,
 }
 
+/// Body of `PATCH /v1.0/webhooks/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateWebhook {
+    /// `true` pauses the subscription (no deliveries; warnings that fall
+    /// due meanwhile are recorded unsent, pending deliveries wait); `false`
+    /// resumes it. `clavis restore` pauses every webhook it restores.
+    pub paused: bool,
+}
+
 /// A webhook subscription (never with its signing secret, except in the
 /// response that creates it).
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,6 +65,10 @@ pub struct WebhookDto {
     pub threshold_days: Vec<u32>,
     pub display_name: String,
     pub created_date_time: String,
+    /// Whether deliveries are paused (`PATCH {"paused": false}` resumes).
+    pub paused: bool,
+    /// When it was paused; `null` while active.
+    pub paused_date_time: Option<String>,
     /// `whsec_…`: only in the creation response. Verify `Clavis-Signature`
     /// with it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +96,8 @@ impl From<&WebhookSubscription> for WebhookDto {
             threshold_days: w.threshold_days.clone(),
             display_name: w.display_name.clone(),
             created_date_time: rfc3339(w.created_at),
+            paused: w.paused_at.is_some(),
+            paused_date_time: w.paused_at.map(rfc3339),
             signing_secret: None,
         }
     }
@@ -150,10 +166,10 @@ fn may_write(caller: &Caller) -> Result<(), GraphError> {
 
 fn action(operation: &'static str, id: Uuid, name: &str) -> Action {
     Action {
-        activity: if operation == "Add" {
-            "Add webhook subscription"
-        } else {
-            "Delete webhook subscription"
+        activity: match operation {
+            "Add" => "Add webhook subscription",
+            "Delete" => "Delete webhook subscription",
+            _ => "Update webhook subscription",
         },
         category: "ApplicationManagement",
         operation,
@@ -161,6 +177,15 @@ fn action(operation: &'static str, id: Uuid, name: &str) -> Action {
         target_id: id.to_string(),
         target_name: name.to_owned(),
         target_key_id: None,
+    }
+}
+
+/// The audit activity of pausing (`true`) or resuming a subscription.
+pub fn pause_activity(paused: bool) -> &'static str {
+    if paused {
+        "Pause webhook subscription"
+    } else {
+        "Resume webhook subscription"
     }
 }
 
@@ -209,6 +234,7 @@ pub async fn create(
         sealed_secret: sealed.blob,
         kek_id: sealed.kek_id,
         created_at: state.clock.now(),
+        paused_at: None,
     };
     let event = Audited::success(&state, &caller, action("Add", id, &sub.display_name));
     commit(&state, vec![Mutation::InsertWebhook(sub.clone())], event).await?;
@@ -277,6 +303,40 @@ pub async fn delete(
     };
     commit(&state, vec![delete], event).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pause or resume a webhook subscription (`{"paused": true|false}`).
+#[utoipa::path(patch, path = "/v1.0/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    request_body = UpdateWebhook,
+    responses((status = 200, body = WebhookDto), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+    GraphJson(body): GraphJson<UpdateWebhook>,
+) -> Result<Json<WebhookDto>, GraphError> {
+    let id = object_id(id)?;
+    Audited::check(
+        &state,
+        &caller,
+        may_write(&caller),
+        action("Update", id, ""),
+    )
+    .await?;
+    let sub = load(&state, &caller, id).await?;
+    let paused_at = body.paused.then(|| state.clock.now());
+    let mut done = action("Update", id, &sub.display_name);
+    done.activity = pause_activity(body.paused);
+    let event = Audited::success(&state, &caller, done);
+    let change = Mutation::SetWebhookPaused {
+        tenant_id: caller.tenant.id,
+        id,
+        paused_at,
+    };
+    commit(&state, vec![change], event).await?;
+    let sub = load(&state, &caller, id).await?;
+    Ok(Json(WebhookDto::for_caller(&sub, &caller)))
 }
 
 /// A webhook's delivery log, newest first (`$top`, `$skiptoken`).

@@ -72,7 +72,10 @@ pub fn ensure_local_ca(data_dir: &Path) -> anyhow::Result<LocalCa> {
     write_private(&paths.server_key, &server_key.serialize_pem())?;
     std::fs::write(&paths.server_cert, server_cert.pem())?;
     std::fs::write(&paths.ca_cert, ca_cert.pem())?;
-    tracing::info!(ca = %paths.ca_cert.display(), "created a local CA and server certificate");
+    tracing::info!(
+        ca = %paths.ca_cert.display(),
+        "created a local CA and server certificate: clients must trust this ca.pem (a data directory restored from a backup or copied without its tls/ gets a new CA this way; copy the old tls/ in before the first start to keep the old one)"
+    );
     Ok(paths)
 }
 

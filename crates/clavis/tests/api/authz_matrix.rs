@@ -75,6 +75,7 @@ const TABLE: &[Row] = &[
     row("POST", "/v1.0/webhooks", false,                                       "401 401 403 403 403 ok  403 403 403 403 ok  ok  403"),
     row("GET", "/v1.0/webhooks", false,                                        "401 401 403 ok  403 ok  403 403 403 403 ok  ok  403"),
     row("GET", "/v1.0/webhooks/{id}", false,                                   "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
+    row("PATCH", "/v1.0/webhooks/{id}", false,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
     row("DELETE", "/v1.0/webhooks/{id}", true,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
     row("GET", "/v1.0/webhooks/{id}/deliveries", false,                        "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
 ];
@@ -558,6 +559,7 @@ fn body(method: &str, path: &str, t: &Target) -> Option<Value> {
         ("POST", "/v1.0/webhooks") => {
             json!({"url": "https://hooks.example.com/matrix", "displayName": "matrix"})
         }
+        ("PATCH", "/v1.0/webhooks/{id}") => json!({"paused": true}),
         _ => return None,
     })
 }

@@ -4,6 +4,8 @@
 //! holds no secret value; nothing is ever overwritten.
 
 use clavis::Tls;
+use reqwest::StatusCode;
+use serde_json::json;
 
 use super::helpers::run_clavis as clavis;
 use super::helpers::{spawn_app, spawn_in};
@@ -229,6 +231,16 @@ async fn a_postgresql_backup_takes_the_server_s_url_and_keeps_the_password_off_t
         app.dir.path().join("kek.key").to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
+    // Issue 13: the next step names the database, or `clavis serve` would
+    // start a new, empty SQLite installation; never with the password.
+    assert!(
+        text.contains(&format!(
+            "clavis serve --data-dir {} --database-url '",
+            target.path().display()
+        )) && text.contains("password=PASSWORD")
+            && !text.contains("password=x"),
+        "{text}"
+    );
     std::fs::copy(
         app.dir.path().join("bootstrap-admin.json"),
         target.path().join("bootstrap-admin.json"),
@@ -242,4 +254,248 @@ async fn a_postgresql_backup_takes_the_server_s_url_and_keeps_the_password_off_t
     restored
         .token(&client.app_id, &client.secret, "api://clavis/.default")
         .await;
+}
+
+/// Issue 13: a restored copy sends no webhooks until an operator resumes
+/// them (it would repeat the original's warnings), and `restore` says so,
+/// with the command that starts it and why its TLS CA is new.
+#[tokio::test]
+async fn a_restored_copy_pauses_its_webhooks_and_says_what_comes_next() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (status, hook) = app
+        .post(
+            "/v1.0/webhooks",
+            &admin,
+            json!({"url": "https://hooks.example.com/clavis", "displayName": "ops"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("clavis.backup");
+    let data = app.dir.path().to_str().unwrap().to_owned();
+    let (ok, text) = clavis(&[
+        "backup",
+        "--data-dir",
+        &data,
+        "--to",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+
+    let target = tempfile::tempdir().unwrap();
+    let restored_dir = target.path().to_owned();
+    let dir = restored_dir.to_str().unwrap();
+    let (ok, text) = clavis(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dir,
+    ]);
+    assert!(ok, "{text}");
+    for expected in [
+        format!("start it: clavis serve --data-dir {dir}\n"),
+        format!("put the installation's kek.key into {dir}"),
+        format!("creates a new local CA, {dir}/tls/ca.pem"),
+        "copy the old data directory's tls/".to_owned(),
+        "webhooks: 1 paused".to_owned(),
+        "clavis webhook resume --all".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} in:\n{text}");
+    }
+    assert_eq!(text.matches("error").count(), 0, "{text}");
+
+    std::fs::copy(app.dir.path().join("kek.key"), restored_dir.join("kek.key")).unwrap();
+    std::fs::copy(
+        app.dir.path().join("bootstrap-admin.json"),
+        restored_dir.join("bootstrap-admin.json"),
+    )
+    .unwrap();
+    let restored = spawn_in(target, Tls::Off).await;
+    let admin = restored.admin_token().await;
+    let (status, hooks) = restored.get("/v1.0/webhooks", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{hooks}");
+    assert_eq!(hooks["value"][0]["paused"], true, "{hooks}");
+    let (_, audit) = restored
+        .get(
+            "/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName%20eq%20'Pause%20webhook%20subscription'",
+            &admin,
+        )
+        .await;
+    assert_eq!(audit["value"].as_array().map(Vec::len), Some(1), "{audit}");
+}
+
+/// Issue 13: store and restore errors say each cause once (the drivers
+/// repeat theirs) and carry a hint an operator can act on.
+#[tokio::test]
+async fn restore_and_copy_errors_say_each_cause_once_with_a_hint() {
+    // A PostgreSQL installation, stopped (so no live node blocks a copy).
+    let source = super::helpers::TestDatabase::create().await;
+    let app = super::helpers::spawn_tuned(tempfile::tempdir().unwrap(), Tls::Off, |c| {
+        c.database_url = source.url.clone();
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (status, hook) = app
+        .post(
+            "/v1.0/webhooks",
+            &admin,
+            json!({"url": "https://hooks.example.com/clavis"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    app.stop().await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let pg_backup = scratch.path().join("b.pgdump");
+    let (ok, text) = clavis(&[
+        "backup",
+        "--database-url",
+        &source.url,
+        "--to",
+        pg_backup.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+
+    let base = super::helpers::postgres_admin_url();
+    let base = base
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&base)
+        .to_owned();
+    let missing = format!("{base}/clavis_missing_db_13");
+    let dir = |name: &str| scratch.path().join(name).to_str().unwrap().to_owned();
+    let pg = pg_backup.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            vec![
+                "restore".into(),
+                "--from".into(),
+                pg.into(),
+                "--data-dir".into(),
+                dir("a"),
+                "--database-url".into(),
+                missing.clone(),
+            ],
+            "does not exist",
+            "createdb -h ",
+        ),
+        (
+            vec![
+                "restore".into(),
+                "--from".into(),
+                pg.into(),
+                "--data-dir".into(),
+                dir("b"),
+                "--database-url".into(),
+                "postgres://postgres:pw@127.0.0.1:1/x".into(),
+            ],
+            "Connection refused",
+            "pg_isready -h 127.0.0.1 -p 1",
+        ),
+        (
+            vec![
+                "restore".into(),
+                "--from".into(),
+                pg.into(),
+                "--data-dir".into(),
+                dir("c"),
+                "--database-url".into(),
+                source.url.clone(),
+            ],
+            "already holds",
+            "createdb -h ",
+        ),
+        (
+            vec![
+                "restore".into(),
+                "--from".into(),
+                pg.into(),
+                "--data-dir".into(),
+                dir("d"),
+                "--database-url".into(),
+                "sqlite://x.db".into(),
+            ],
+            "takes a postgres:// URL",
+            "--data-dir alone",
+        ),
+        (
+            vec![
+                "store".into(),
+                "copy".into(),
+                "--from".into(),
+                source.url.clone(),
+                "--to".into(),
+                missing.clone(),
+            ],
+            "does not exist",
+            "createdb -h ",
+        ),
+        (
+            vec![
+                "store".into(),
+                "copy".into(),
+                "--from".into(),
+                source.url.clone(),
+                "--to".into(),
+                source.url.clone(),
+            ],
+            "is not empty",
+            "createdb NAME",
+        ),
+        (
+            vec![
+                "store".into(),
+                "copy".into(),
+                "--from".into(),
+                source.url.clone(),
+                "--to".into(),
+                "postgres//x".into(),
+            ],
+            "unsupported database URL",
+            "--to takes sqlite://PATH or postgres://",
+        ),
+    ];
+    for (args, cause, hint) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = clavis(&args);
+        assert!(!ok, "{args:?}: {text}");
+        assert_eq!(
+            text.matches(cause).count(),
+            1,
+            "{cause:?} once, for {args:?}:\n{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{text}"
+        );
+        let hint_line = text
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("no hint for {args:?}:\n{text}"));
+        assert!(
+            hint_line.contains(hint),
+            "{hint:?} in the hint for {args:?}:\n{text}"
+        );
+        assert!(!text.contains(":pw@"), "a password in {text}");
+    }
+
+    // A copy that runs beside its source can start with its webhooks paused.
+    let beside = super::helpers::TestDatabase::create().await;
+    let (ok, text) = clavis(&[
+        "store",
+        "copy",
+        "--from",
+        &source.url,
+        "--to",
+        &beside.url,
+        "--pause-webhooks",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Paused the destination's 1 webhook(s)")
+            && !text.contains("start no server on the source"),
+        "{text}"
+    );
 }

@@ -640,3 +640,73 @@ pub(super) async fn the_background_task_checks_on_its_own() {
     }
     assert_eq!(rx.got()[0].json()["thresholdDays"], 7);
 }
+
+/// Issue 13: a paused webhook (as `clavis restore` leaves them) is sent
+/// nothing. A warning that falls due while it is paused is recorded, not
+/// sent — not on resume either (the original installation sent it) — and
+/// the next one after resuming is sent. Pausing and resuming are audited.
+#[tokio::test]
+pub(super) async fn a_paused_webhook_gets_nothing_until_resumed() {
+    let app = spawn_allowing_internal().await;
+    let rx = Receiver::start().await;
+    let admin = app.admin_token().await;
+    let hook = subscribe(&app, &admin, &rx.url, json!({"thresholdDays": [7, 1]})).await;
+    let path = format!("/v1.0/webhooks/{}", s(&hook["id"]));
+    let patch = |paused: bool| {
+        app.graph(
+            reqwest::Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "paused": paused })),
+        )
+    };
+    let (status, paused) = patch(true).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    assert!(paused["pausedDateTime"].is_string(), "{paused}");
+
+    app_with_secret(&app, &admin, "paused", 5).await;
+    run(&app).await;
+    assert!(rx.got().is_empty(), "a paused webhook got {:?}", rx.got());
+
+    let (status, resumed) = patch(false).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["paused"], false);
+    assert!(resumed["pausedDateTime"].is_null());
+    run(&app).await;
+    assert!(
+        rx.got().is_empty(),
+        "the warning that fell due while paused is not sent late: {:?}",
+        rx.got()
+    );
+
+    app.clock.advance(Duration::days(4) + Duration::minutes(1));
+    run(&app).await;
+    let got = rx.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].json()["thresholdDays"], 1);
+
+    let admin = app.admin_token().await;
+    let (status, bad) = app
+        .graph(
+            reqwest::Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({ "paused": "yes" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    let (status, audit) = app
+        .get("/v1.0/auditLogs/directoryAudits?$top=999", &admin)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let activities: Vec<String> = audit["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(&e["activityDisplayName"]))
+        .collect();
+    for activity in ["Pause webhook subscription", "Resume webhook subscription"] {
+        assert!(activities.iter().any(|a| a == activity), "{activities:?}");
+    }
+}

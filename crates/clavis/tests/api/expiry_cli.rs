@@ -82,6 +82,16 @@ async fn the_cli_adds_lists_shows_deliveries_and_removes_webhooks() {
         "{deliveries}"
     );
 
+    // Issue 13: pause and resume, by id or all at once; the list shows it.
+    let paused = ok(clavis_cli(cfg, &["webhook", "pause", "--all"]).await);
+    assert_eq!(paused, format!("Paused webhook {id}.\n"));
+    let table = ok(clavis_cli(cfg, &["webhook", "list"]).await);
+    assert!(table.contains("paused since"), "{table}");
+    let resumed = ok(clavis_cli(cfg, &["webhook", "resume", &id, "--query", "[].paused"]).await);
+    assert_eq!(resumed, "false\n");
+    let (code, _, err) = clavis_cli(cfg, &["webhook", "pause"]).await;
+    assert_eq!(code, 2, "an id or --all is required: {err}");
+
     ok(clavis_cli(cfg, &["webhook", "remove", &id]).await);
     let (code, _, err) = clavis_cli(cfg, &["webhook", "remove", &id]).await;
     assert_eq!(code, 1);

@@ -47,6 +47,7 @@ mod sqlite {
     mod metrics;
     mod pkcs11_provider;
     mod policies;
+    mod readme;
     mod recovery;
     mod revocation;
     mod schema_conformance;

@@ -165,6 +165,13 @@ async fn a_copy_to_postgresql_and_back_keeps_every_table_and_what_it_means() {
         shown.contains("sign_ins") && shown.contains("not copied"),
         "{shown}"
     );
+    // Issue 13: a copy is a move; its active webhooks are named, with the
+    // way to pause them for a copy that runs beside the source.
+    assert_eq!(copied.active_webhooks, 1, "{shown}");
+    assert!(
+        shown.contains("start no server on the source again") && shown.contains("--pause-webhooks"),
+        "{shown}"
+    );
     assert!(
         clavis::store_copy::run(&sqlite_url, &db.url).await.is_err(),
         "a second copy into a store that is not empty is refused"

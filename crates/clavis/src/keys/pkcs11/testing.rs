@@ -32,7 +32,7 @@ fn root() -> &'static Path {
     ROOT.get_or_init(|| {
         assert!(
             Path::new(SOFTHSM_MODULE).is_file(),
-            "{SOFTHSM_MODULE} is missing: install SoftHSM2 (`apt-get install softhsm2`; .ci/run does)"
+            "{SOFTHSM_MODULE} is missing: install SoftHSM2 (`apt-get install softhsm2`; scripts/test does)"
         );
         remove_stale_roots();
         let dir = std::env::temp_dir().join(format!("{ROOT_PREFIX}{}", std::process::id()));
@@ -138,7 +138,7 @@ impl SoftHsm {
             .args(["--login", "--pin", &self.pin])
             .args(args)
             .output()
-            .expect("pkcs11-tool runs (apt-get install opensc; .ci/run does)");
+            .expect("pkcs11-tool runs (apt-get install opensc; scripts/test does)");
         assert!(
             output.status.success(),
             "pkcs11-tool {args:?}: {}",
