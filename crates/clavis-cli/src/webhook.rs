@@ -46,6 +46,13 @@ pub enum WebhookCommand {
         /// The webhook's id, as shown by `clavis webhook list`.
         id: Uuid,
     },
+    /// Send the webhook a signed `ping` now and say what the receiver
+    /// answered (recorded in its delivery log; no retries). Exits non-zero
+    /// when it was not delivered.
+    Test {
+        /// The webhook's id, as shown by `clavis webhook list`.
+        id: Uuid,
+    },
     /// Show a webhook's delivery log, newest first.
     Deliveries {
         /// The webhook's id, as shown by `clavis webhook list`.
@@ -90,6 +97,37 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
             s.delete(s.url(&["webhooks", &id.to_string()])).await?;
             if format == OutputFormat::Table {
                 output::emit(&format!("Removed webhook {id}.\n"));
+            }
+        }
+        WebhookCommand::Test { id } => {
+            let delivery = s
+                .post(s.url(&["webhooks", &id.to_string(), "test"]), &json!({}))
+                .await?
+                .ok_or_else(|| {
+                    Error::new("the server sent the ping but did not say how it went")
+                })?;
+            if format == OutputFormat::Json {
+                output::emit(&output::json(&delivery));
+            }
+            let status = &delivery["lastHttpStatus"];
+            if delivery["status"] == "delivered" {
+                if format == OutputFormat::Table {
+                    output::emit(&format!(
+                        "Sent a signed ping to webhook {id}: delivered (the receiver answered HTTP {status}).\n"
+                    ));
+                }
+            } else {
+                let why = match (&delivery["lastError"], status) {
+                    (_, Value::Number(n)) => format!("the receiver answered HTTP {n}"),
+                    (Value::String(e), _) => e.clone(),
+                    _ => "no answer".to_owned(),
+                };
+                return Err(Error::new(format!(
+                    "the ping to webhook {id} was not delivered: {why}"
+                ))
+                .hint(format!(
+                    "the attempt is in `clavis webhook deliveries {id}`"
+                )));
             }
         }
         WebhookCommand::Deliveries { id, top } => {

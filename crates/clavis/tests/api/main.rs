@@ -47,6 +47,7 @@ mod sqlite {
     mod schema_conformance;
     mod secrets;
     mod serve;
+    mod serve_output;
     mod signins;
     mod tenants;
     mod throttle;
