@@ -404,7 +404,10 @@ pub(super) fn roughly(d: Duration) -> String {
     } else if d >= Duration::hours(2) {
         format!("{} hours", d.whole_hours())
     } else {
-        format!("{} minutes", d.whole_minutes().max(1))
+        match d.whole_minutes().max(1) {
+            1 => "1 minute".to_owned(),
+            n => format!("{n} minutes"),
+        }
     }
 }
 
@@ -417,7 +420,8 @@ mod tests {
     fn waits_read_in_the_largest_whole_unit() {
         assert_eq!(roughly(Duration::days(59) + Duration::hours(5)), "59 days");
         assert_eq!(roughly(Duration::hours(30)), "30 hours");
-        assert_eq!(roughly(Duration::seconds(20)), "1 minutes");
+        assert_eq!(roughly(Duration::seconds(20)), "1 minute");
+        assert_eq!(roughly(Duration::hours(1)), "60 minutes");
     }
 
     #[test]

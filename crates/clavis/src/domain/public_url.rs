@@ -37,7 +37,7 @@ pub fn parse(text: &str) -> Result<String, String> {
             "{shown} has a query or fragment (`?`, `#`): {usage}"
         ));
     }
-    if url.path().trim_end_matches('/') != "" {
+    if !url.path().trim_end_matches('/').is_empty() {
         return Err(format!(
             "{shown} has a path (`{}`), but Clavis serves at the root of its host: give it \
              a host name or port of its own (a proxy that strips a prefix would still leave \

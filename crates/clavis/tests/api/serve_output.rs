@@ -337,6 +337,37 @@ async fn plain_http_on_the_tls_port_is_told_to_use_https() {
         "{text}"
     );
 
+    // The CLI, given http:// for this https server, says to use https.
+    let config = tempfile::tempdir().unwrap();
+    let login = |authority: String| {
+        Command::new(env!("CARGO_BIN_EXE_clavis"))
+            .args([
+                "login",
+                "--bootstrap",
+                data.to_str().unwrap(),
+                "--authority",
+                &authority,
+            ])
+            .env("CLAVIS_CONFIG_DIR", config.path())
+            .env_remove("CLAVIS_PROFILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = login(format!("http://{}/default", server.addr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("sent as plain HTTP") && err.contains("use https://"),
+        "{err}"
+    );
+    let out = login(format!("https://{}/default", server.addr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // TLS on the same port still works.
     let r = https_client(&data)
         .get(format!("https://{}{path}", server.addr))
