@@ -728,6 +728,7 @@ pub(super) async fn a_test_ping_is_signed_sent_at_once_and_logged() {
 
     // The receiver refuses: failed at once, with its status; never retried.
     rx.answer(503);
+    app.clock.advance(Duration::seconds(1));
     let (status, failed) = app.post(&test, &admin, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{failed}");
     assert_eq!(failed["status"], "failed", "{failed}");
