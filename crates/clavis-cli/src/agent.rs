@@ -127,6 +127,7 @@ pub struct AgentArgs {
 /// Run the agent until killed (or once, with `--once`); or, with `--init`,
 /// create its credentials file.
 pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
+    check_timing(args.rotate_before, args.lifetime)?;
     let file = CredentialsFile::new(&args.credentials)?;
     if let Some(app) = &args.init {
         return init::init(ctx, &file, app, &args).await;
@@ -192,6 +193,7 @@ pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
         orphan_min_age: args.orphan_min_age,
         start: None,
         sweep_pending: true,
+        done: Vec::new(),
     };
     let mut failures = 0u32;
     loop {
@@ -202,6 +204,7 @@ pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
                 }
                 failures = 0;
                 if args.once {
+                    crate::output::emit(&agent.once_summary(time::OffsetDateTime::now_utc()));
                     return Ok(());
                 }
             }
@@ -220,6 +223,22 @@ pub async fn run(ctx: &Ctx, args: AgentArgs) -> Result<(), Error> {
             }
         }
         tokio::time::sleep(args.check_interval.unsigned_abs()).await;
+    }
+}
+
+/// `--rotate-before` must leave a new secret some life before its own
+/// rotation: at or past `--lifetime`, every new secret would be due at once
+/// and the agent would rotate on every check.
+fn check_timing(rotate_before: Option<Duration>, lifetime: Option<Duration>) -> Result<(), Error> {
+    match (rotate_before, lifetime) {
+        (Some(before), Some(lifetime)) if before >= lifetime => Err(Error::new(format!(
+            "--rotate-before ({}) must be shorter than --lifetime ({}): each new secret would \
+             be due for rotation as soon as it was made",
+            cycle::roughly(before),
+            cycle::roughly(lifetime)
+        ))
+        .hint("leave it out (a third of the lifetime) or choose e.g. --lifetime 90d --rotate-before 30d")),
+        _ => Ok(()),
     }
 }
 
@@ -243,6 +262,19 @@ pub(super) fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotate_before_must_be_shorter_than_the_lifetime() {
+        let d = Duration::days;
+        assert!(check_timing(Some(d(30)), Some(d(90))).is_ok());
+        assert!(check_timing(Some(d(30)), None).is_ok());
+        assert!(check_timing(None, Some(d(1))).is_ok());
+        for (before, lifetime) in [(d(7), d(7)), (d(30), d(7))] {
+            let err = check_timing(Some(before), Some(lifetime)).unwrap_err();
+            assert!(err.reason().contains("--rotate-before"), "{err}");
+            assert!(err.reason().contains("--lifetime"), "{err}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_a_minute() {

@@ -192,12 +192,23 @@ pub fn from_graph_response(status: u16, body: &[u8]) -> Error {
 fn unexpected(status: u16, body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
+    if status == 400 && text.contains(PLAIN_HTTP_TO_HTTPS) {
+        // Clavis's (and nginx's) answer to http:// sent to its TLS port.
+        return Error::new("the server speaks HTTPS, but the request was sent as plain HTTP").hint(
+            "use https:// in the authority (`clavis login --authority https://HOST:PORT/TENANT`)",
+        );
+    }
     if !text.is_empty() && text.len() <= 200 && !text.starts_with('<') {
         Error::new(format!("the server answered {status}: {text}"))
     } else {
         Error::new(format!("the server answered {status}"))
     }
 }
+
+/// What the answer to plain HTTP sent to an HTTPS port says (Clavis's
+/// `http/plain_on_tls.rs`, and nginx's "The plain HTTP request was sent to
+/// HTTPS port").
+const PLAIN_HTTP_TO_HTTPS: &str = "plain HTTP request was sent to";
 
 /// Map a failure to get any answer at all (connection, TLS, timeout).
 ///
@@ -265,9 +276,17 @@ pub fn from_transport_chain(
         return Error::new(format!("{origin} did not answer in time")).hint(serve_hint);
     }
     if has("InvalidContentType") || has("corrupt message") || has("wrong version number") {
-        return Error::new(format!("TLS handshake with {origin} failed")).hint(
-            "check the authority's scheme: http:// for a plain-HTTP server, https:// for TLS",
-        );
+        let err = Error::new(format!("TLS handshake with {origin} failed"));
+        return match origin.strip_prefix("https://") {
+            // A plain-HTTP server answers a TLS ClientHello with HTTP.
+            Some(rest) => err.hint(format!(
+                "the server at {origin} speaks plain HTTP, not HTTPS: use http://{rest} in the \
+                 authority (`clavis login --authority http://{rest}/TENANT`)"
+            )),
+            None => err.hint(
+                "check the authority's scheme: http:// for a plain-HTTP server, https:// for TLS",
+            ),
+        };
     }
     // The innermost cause is usually the most telling one.
     let cause = chain
@@ -393,6 +412,23 @@ mod tests {
         assert!(from_transport_chain(&timeout, true, "https://h", None)
             .reason()
             .contains("did not answer"));
+        // https:// to a plain-HTTP server: rustls reads HTTP as a bad record.
+        let plain = chain(&[
+            "error sending request",
+            "received corrupt message of type InvalidContentType",
+        ]);
+        let err = from_transport_chain(&plain, false, "https://h:8080", None);
+        assert!(
+            err.hint_text().unwrap().contains("use http://h:8080"),
+            "{:?}",
+            err.hint_text()
+        );
+        // http:// to an HTTPS server: its plain answer says to use https.
+        let err = from_graph_response(
+            400,
+            b"400 Bad Request: the plain HTTP request was sent to an HTTPS port; use https://h/",
+        );
+        assert!(err.hint_text().unwrap().contains("use https://"), "{err}");
         let other = chain(&["error sending request", "something odd"]);
         assert_eq!(
             from_transport_chain(&other, false, "https://h", None).reason(),

@@ -28,12 +28,9 @@ const BOOTSTRAP_FILE: &str = "bootstrap-admin.json";
     clavis login --authority https://id.example:8443/contoso --client-id APP_ID < secret.txt")]
 pub struct LoginArgs {
     /// The server and tenant: https://HOST:PORT/TENANT (the tenant's name or id).
-    #[arg(
-        long,
-        value_name = "URL",
-        required_unless_present = "bootstrap",
-        conflicts_with = "bootstrap"
-    )]
+    /// With --bootstrap, it replaces the file's authority (e.g. the server's
+    /// public URL, when you log in through it).
+    #[arg(long, value_name = "URL", required_unless_present = "bootstrap")]
     authority: Option<String>,
 
     /// The application's client id (its appId), or its name: a name is
@@ -83,9 +80,9 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<(), Error> {
     let config = ctx.config()?;
     let (authority, client_id, ca_file, secret) =
         match (&args.bootstrap, &args.authority, &args.client_id) {
-            (Some(dir), _, _) => {
+            (Some(dir), authority, _) => {
                 let file = read_bootstrap(dir)?;
-                let authority = Authority::parse(&file.authority)?;
+                let authority = Authority::parse(authority.as_deref().unwrap_or(&file.authority))?;
                 (
                     authority,
                     file.client_id,

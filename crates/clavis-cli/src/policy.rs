@@ -191,7 +191,19 @@ fn table(policy: &Value, app: Option<&str>) -> String {
                 policy["signingAlgorithm"].as_str().unwrap_or("").to_owned(),
             ));
             for (label, field, unit) in RULES {
-                pairs.push((label, shown(policy.get(field), unit)));
+                let mut line = shown(policy.get(field), unit);
+                let effective = &policy["effectiveDefaultSecretLifetimeDays"];
+                if field == "defaultSecretLifetimeDays"
+                    && effective.is_i64()
+                    && policy.get(field) != Some(effective)
+                {
+                    // Kept as configured; the maximum caps it for now.
+                    line = format!(
+                        "{line} as set; {} in effect (capped by the max secret lifetime)",
+                        shown(Some(effective), unit)
+                    );
+                }
+                pairs.push((label, line));
             }
         }
         Some(name) => {
@@ -236,6 +248,28 @@ mod tests {
             json!(false)
         );
         assert!(rule(false, "--secrets", "maybe", parse_allow).is_err());
+    }
+
+    #[test]
+    fn tenant_table_shows_a_default_capped_by_the_maximum() {
+        let policy = json!({
+            "signingAlgorithm": "ES256", "maxSecretLifetimeDays": 30,
+            "defaultSecretLifetimeDays": 180, "effectiveDefaultSecretLifetimeDays": 30,
+            "maxSecretsPerApplication": 10, "passwordCredentialsAllowed": true
+        });
+        let text = table(&policy, None);
+        assert!(text.contains("max secret lifetime:      30 days"), "{text}");
+        assert!(
+            text.contains(
+                "default secret lifetime:  180 days as set; 30 days in effect (capped by the max secret lifetime)"
+            ),
+            "{text}"
+        );
+        let uncapped = json!({
+            "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180,
+            "effectiveDefaultSecretLifetimeDays": 180
+        });
+        assert!(table(&uncapped, None).contains("default secret lifetime:  180 days\n"));
     }
 
     #[test]

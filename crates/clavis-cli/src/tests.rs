@@ -206,6 +206,8 @@ fn usage_errors_are_clap_errors() {
     .is_err());
     assert!(parse(&["login", "--bootstrap", "/d"]).is_ok());
     // Ids also take names: a name is looked up when the command runs.
+    // The bootstrap file's authority may be replaced (a public URL).
+    assert!(parse(&["login", "--bootstrap", "/d", "--authority", "https://h/t"]).is_ok());
     assert!(parse(&[
         "login",
         "--authority",

@@ -59,6 +59,14 @@ pub enum WebhookCommand {
     /// Resume paused subscriptions: warnings that fall due from now on are
     /// sent again (and deliveries left pending are retried).
     Resume(Targets),
+    /// Send the webhook a signed `ping` now and say what the receiver
+    /// answered (recorded in its delivery log; no retries). Exits non-zero
+    /// when it was not delivered.
+    Test {
+        /// The webhook's id, name or URL, as shown by `clavis webhook list`.
+        #[arg(value_name = "WEBHOOK")]
+        webhook: String,
+    },
     /// Show a webhook's delivery log, newest first.
     Deliveries {
         /// The webhook's id, name or URL, as shown by `clavis webhook list`.
@@ -166,6 +174,38 @@ pub async fn run(ctx: &Ctx, cmd: WebhookCommand) -> Result<(), Error> {
         }
         WebhookCommand::Pause(targets) => set_paused(&s, format, targets, true).await?,
         WebhookCommand::Resume(targets) => set_paused(&s, format, targets, false).await?,
+        WebhookCommand::Test { webhook } => {
+            let id = lookup::webhook(&s, &webhook).await?;
+            let delivery = s
+                .post(s.url(&["webhooks", &id, "test"]), &json!({}))
+                .await?
+                .ok_or_else(|| {
+                    Error::new("the server sent the ping but did not say how it went")
+                })?;
+            if format == OutputFormat::Json {
+                output::emit(&output::json(&delivery));
+            }
+            let status = &delivery["lastHttpStatus"];
+            if delivery["status"] == "delivered" {
+                if format == OutputFormat::Table {
+                    output::emit(&format!(
+                        "Sent a signed ping to webhook {id}: delivered (the receiver answered HTTP {status}).\n"
+                    ));
+                }
+            } else {
+                let why = match (&delivery["lastError"], status) {
+                    (_, Value::Number(n)) => format!("the receiver answered HTTP {n}"),
+                    (Value::String(e), _) => e.clone(),
+                    _ => "no answer".to_owned(),
+                };
+                return Err(Error::new(format!(
+                    "the ping to webhook {id} was not delivered: {why}"
+                ))
+                .hint(format!(
+                    "the attempt is in `clavis webhook deliveries {id}`"
+                )));
+            }
+        }
         WebhookCommand::Deliveries { webhook, top } => {
             let id = lookup::webhook(&s, &webhook).await?;
             let page = top.min(999).to_string();

@@ -56,6 +56,9 @@ pub struct ExpiringCredential {
     pub key_id: Uuid,
     pub display_name: String,
     pub hint: String,
+    /// When it started to be valid: a warning threshold at least as long
+    /// as its whole life is not meant for it.
+    pub start_at: OffsetDateTime,
     pub end_at: OffsetDateTime,
     /// Thresholds (in days) already announced for it, by any node: a run
     /// skips them without a write.

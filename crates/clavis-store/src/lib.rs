@@ -210,6 +210,10 @@ pub enum Mutation {
     /// Make `kek_id` the installation's key-encryption key: every node that
     /// holds it seals new records under it (see [`nodes`]).
     SetInstallationKek { kek_id: String, at: OffsetDateTime },
+    /// Record a delivery made outside the scheduler (a test ping), as it
+    /// ended. `NotFound` if its subscription is gone (or belongs to another
+    /// tenant).
+    InsertWebhookDelivery(WebhookDelivery),
 }
 
 /// What the change feed says: how many changes were seen, and whether the

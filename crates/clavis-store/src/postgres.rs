@@ -208,13 +208,18 @@ async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let mut conn = pool.acquire().await.map_err(db)?;
     // A migration may rewrite a large table, and a second node waits on the
     // migration lock for as long as the first one migrates.
-    sqlx::query("SET statement_timeout = 0")
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    // `client_min_messages`: the migrator's `CREATE TABLE IF NOT EXISTS
+    // _sqlx_migrations` draws a NOTICE on every start after the first, which
+    // sqlx logs at INFO ("relation ... already exists, skipping").
+    for setting in [
+        "SET statement_timeout = 0",
+        "SET client_min_messages = warning",
+    ] {
+        sqlx::query(setting).execute(&mut *conn).await.map_err(db)?;
+    }
     let mut migrated = MIGRATOR.run(&mut *conn).await;
     if migrated.is_ok() {
-        migrated = sqlx::query("RESET statement_timeout")
+        migrated = sqlx::raw_sql("RESET statement_timeout; RESET client_min_messages")
             .execute(&mut *conn)
             .await
             .map(|_| ())

@@ -221,6 +221,7 @@ on_postgres!(
     expiry_notices_are_recorded_once,
     webhook_deliveries_are_claimed_once_retried_and_logged,
     paused_webhooks_get_no_deliveries_until_resumed,
+    a_finished_delivery_is_recorded_for_its_own_tenant_only,
     failed_sign_ins_of_one_bucket_add_up,
     logs_are_trimmed_to_budget_and_purged_by_age,
     expired_revoked_tokens_are_purged,

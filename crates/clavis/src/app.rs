@@ -127,8 +127,8 @@ impl App {
         kek.follow_installation_kek(&installation_kek);
         let hasher = load_secret_hasher(store.as_ref(), &kek).await?;
 
-        let listener = crate::http::server::bind(config.listen)
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener =
+            crate::http::server::bind(config.listen).map_err(|e| listen_error(config.listen, e))?;
         let local_addr = listener.local_addr()?;
         let base_url = config.base_url(local_addr);
         let metrics = metrics_listener(&config)?;
@@ -155,6 +155,22 @@ impl App {
             ca_file.as_deref(),
         )
         .await?;
+        if bootstrapped.is_none() {
+            match crate::bootstrap::follow_base_url(&config.data_dir, &base_url, ca_file.as_deref())
+            {
+                Ok(Some(authority)) => tracing::info!(
+                    %authority,
+                    "{} now names this server's authority",
+                    crate::bootstrap::BOOTSTRAP_FILE
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not update the authority in {}",
+                    crate::bootstrap::BOOTSTRAP_FILE
+                ),
+            }
+        }
         // Another node may have bootstrapped while this one looked.
         directory.reload_tenants().await?;
         add_missing_management_roles(&directory, clock.as_ref()).await?;
@@ -276,6 +292,7 @@ impl App {
             tls: self.tls,
             idle_timeout: self.header_read_timeout,
             connections: self.state.connections.clone(),
+            base_url: self.state.base_url.as_str().into(),
         };
         let metrics = self.metrics.map(|(listener, token)| {
             let config = crate::http::server::Listener {
@@ -285,6 +302,7 @@ impl App {
                 connections: Arc::new(crate::http::server::Connections::new(
                     METRICS_MAX_CONNECTIONS,
                 )),
+                base_url: self.state.base_url.as_str().into(),
             };
             let router = crate::http::metrics::router(self.state.clone(), token);
             tokio::spawn(crate::http::server::serve(
@@ -314,6 +332,26 @@ impl App {
             tracing::warn!(error = %e, "could not remove this node's heartbeat row");
         }
         Ok(())
+    }
+}
+
+/// Why the main listener could not be bound, with what to do about it.
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {addr}: the address is already in use (is another Clavis, or \
+             another program, serving there?). Stop it, or choose another address with \
+             --listen (e.g. --listen 127.0.0.1:8444)"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
+            "cannot listen on {addr}: this machine has no such address; give one of its own \
+             addresses (or 0.0.0.0) to --listen"
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot listen on {addr}: permission denied (ports below 1024 need privileges); \
+             choose a port above 1023 with --listen"
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot listen on {addr} (--listen)")),
     }
 }
 

@@ -270,6 +270,43 @@ pub async fn bootstrap_if_empty(
     }))
 }
 
+/// On a later start, keep `{data-dir}/bootstrap-admin.json` pointing at
+/// this server: when `--public-url` or `--listen` changed, its `authority`
+/// (and `caFile`) follow, so `clavis login --bootstrap DIR` reaches the
+/// server that runs now. The file is replaced whole (0600), its secret
+/// untouched; a missing file (deleted after first use, as advised) stays
+/// missing. Returns the new authority when it changed.
+pub fn follow_base_url(
+    data_dir: &Path,
+    base_url: &str,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<Option<String>> {
+    let file = data_dir.join(BOOTSTRAP_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => zeroize::Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut contents: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| anyhow::anyhow!("{} is not JSON", file.display()))?;
+    drop(text);
+    let tenant = contents["tenantName"]
+        .as_str()
+        .unwrap_or(DEFAULT_TENANT)
+        .to_owned();
+    let authority = format!("{base_url}/{tenant}");
+    let ca_file = ca_file.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    let ca_value = json!(ca_file);
+    if contents["authority"] == authority.as_str() && contents["caFile"] == ca_value {
+        return Ok(None);
+    }
+    contents["authority"] = authority.clone().into();
+    contents["caFile"] = ca_value;
+    let staging = stage_file(data_dir, contents)?;
+    std::fs::rename(&staging, &file)?;
+    Ok(Some(authority))
+}
+
 /// Write `contents` (which hold a secret) to `{BOOTSTRAP_FILE}.new` in
 /// `data_dir`, private (0600) and durable, for a rename over the bootstrap
 /// file once the secret it holds is committed. Returns its path.

@@ -19,9 +19,10 @@ pub struct ServeArgs {
     /// Database URL; default: `sqlite://{data-dir}/clavis.db`.
     #[arg(long, env = "CLAVIS_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Base URL clients use (the token issuer is `{public-url}/{tenant-id}/v2.0`);
-    /// default: derived from --listen.
-    #[arg(long, env = "CLAVIS_PUBLIC_URL")]
+    /// Base URL clients use (the token issuer is `{public-url}/{tenant-id}/v2.0`):
+    /// `https://HOST[:PORT]`, no path, query or fragment; default: derived
+    /// from --listen.
+    #[arg(long, env = "CLAVIS_PUBLIC_URL", value_parser = PublicUrlParser)]
     pub public_url: Option<String>,
     /// PEM certificate chain to serve instead of the generated local CA's.
     #[arg(long, env = "CLAVIS_TLS_CERT", requires = "tls_key")]
@@ -121,8 +122,8 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_seconds: u64,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "CLAVIS_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    #[arg(long, env = "CLAVIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Leading bits that make IPv6 addresses one source address for the
     /// throttle (32–128): 64 is one subscriber's allocation, 48 a site, 128
     /// each address alone. Use the same value on every node.
@@ -184,6 +185,52 @@ fn parse_ipv6_prefix(s: &str) -> Result<u8, String> {
                 range.end()
             )
         })
+}
+
+/// `--public-url` (of `serve` and `admin recover`): checked by
+/// [`crate::domain::public_url::parse`]. Unlike clap's own errors, a
+/// refusal does not repeat the value, which may carry a password.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicUrlParser;
+
+impl clap::builder::TypedValueParser for PublicUrlParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let flag = arg.map_or_else(|| "--public-url".to_owned(), |a| a.to_string());
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("it is not valid UTF-8".into()))?;
+        crate::domain::public_url::parse(text).map_err(refuse)
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people; colours only on a terminal and
+    /// without `NO_COLOR`.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Whether the text log may use colour codes: only when it goes to a
+/// terminal and `NO_COLOR` (<https://no-color.org>) is unset or empty.
+pub fn log_colours(to_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    to_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `--metrics-listen`: an address or `off`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use clavis::clock::SystemClock;
+use clavis::config::LogFormat;
 use clavis::{App, Config, ServeArgs};
 
 /// Clavis: self-hosted, Entra ID compatible identity for applications.
@@ -177,21 +178,26 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAVIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let colours = clavis::config::log_colours(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+        .with_target(false)
+        .with_ansi(colours);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
+    init_tracing(args.log_format);
     log_file_limit(clavis::http::file_limit::raise());
     let config = Config::from_args(&args);
     let app = App::build(config, Arc::new(SystemClock)).await?;

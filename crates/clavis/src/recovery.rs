@@ -55,7 +55,7 @@ pub struct RecoverArgs {
     pub tenant: String,
     /// Base URL clients use, for the file's `authority`; default: the one
     /// the previous bootstrap file names, else https://127.0.0.1:8443.
-    #[arg(long, env = "CLAVIS_PUBLIC_URL")]
+    #[arg(long, env = "CLAVIS_PUBLIC_URL", value_parser = crate::config::PublicUrlParser)]
     pub public_url: Option<String>,
     /// Where the key-encryption keys come from, as for `clavis serve`.
     #[arg(long, env = "CLAVIS_KEY_PROVIDER", default_value = "file",

@@ -48,6 +48,8 @@ pub struct Agent {
     /// Look for unrecorded secrets at the next pass (at start-up, and while
     /// one is too young to remove).
     pub sweep_pending: bool,
+    /// What the passes so far changed, for `--once`'s summary.
+    pub done: Vec<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -133,6 +135,49 @@ impl Agent {
             self.creds.start_date_time.or(self.start),
             self.creds.end_date_time,
             self.rotate_before,
+        )
+    }
+
+    /// When the current secret falls due for rotation (`None` while its
+    /// start, which the default rotation point needs, is unknown).
+    pub fn next_rotation(&self) -> Option<OffsetDateTime> {
+        let end = self.creds.end_date_time;
+        let before = match self.rotate_before {
+            Some(before) => before,
+            None => (end - self.creds.start_date_time.or(self.start)?) / 3,
+        };
+        Some(end - before)
+    }
+
+    /// What `--once` did and what comes next, in one line for people (and
+    /// cron mail).
+    pub fn once_summary(&self, now: OffsetDateTime) -> String {
+        let did = if self.done.is_empty() {
+            "nothing was due".to_owned()
+        } else {
+            self.done.join("; ")
+        };
+        let next = match self.next_rotation() {
+            Some(at) if at <= now => "the next rotation is due now".to_owned(),
+            Some(at) => format!(
+                "next rotation due {} (in {})",
+                crate::output::rfc3339(at),
+                roughly(at - now)
+            ),
+            None => "next rotation: when a third of the secret's life is left".to_owned(),
+        };
+        let pending = match self.creds.retiring.iter().map(|r| r.remove_after).max() {
+            Some(last) => format!(
+                "; {} old secret(s) to remove from {}",
+                self.creds.retiring.len(),
+                crate::output::rfc3339(last)
+            ),
+            None => String::new(),
+        };
+        format!(
+            "{did}. Secret {} ends {}; {next}{pending}.\n",
+            self.creds.key_id,
+            crate::output::rfc3339(self.creds.end_date_time)
         )
     }
 
@@ -226,6 +271,8 @@ impl Agent {
             log::info(format!(
                 "removed secret {key}: added by this agent but never written to the file (an earlier run stopped in between)"
             ));
+            self.done
+                .push(format!("removed unrecorded secret {key} of an earlier run"));
         }
         self.sweep_pending = young;
         Ok(())
@@ -261,6 +308,7 @@ impl Agent {
                 match rotation::remove(s, target, r.key_id).await {
                     Ok(_) => {
                         log::info(format!("removed old secret {}", r.key_id));
+                        self.done.push(format!("removed old secret {}", r.key_id));
                         continue;
                     }
                     Err(e) => result = Err(e),
@@ -316,6 +364,11 @@ impl Agent {
         }
         self.creds = next;
         self.start = None;
+        self.done.push(format!(
+            "rotated: secret {old} replaced by {} (ends {})",
+            new.key_id,
+            crate::output::rfc3339(end)
+        ));
         log::info(format!(
             "wrote {} (secret {}); old secret {old} goes in {}",
             self.file.path().display(),
@@ -344,10 +397,32 @@ impl Agent {
     }
 }
 
+/// A wait for people: whole days, else hours, else minutes.
+pub(super) fn roughly(d: Duration) -> String {
+    if d >= Duration::days(2) {
+        format!("{} days", d.whole_days())
+    } else if d >= Duration::hours(2) {
+        format!("{} hours", d.whole_hours())
+    } else {
+        match d.whole_minutes().max(1) {
+            1 => "1 minute".to_owned(),
+            n => format!("{n} minutes"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn waits_read_in_the_largest_whole_unit() {
+        assert_eq!(roughly(Duration::days(59) + Duration::hours(5)), "59 days");
+        assert_eq!(roughly(Duration::hours(30)), "30 hours");
+        assert_eq!(roughly(Duration::seconds(20)), "1 minute");
+        assert_eq!(roughly(Duration::hours(1)), "60 minutes");
+    }
 
     #[test]
     fn rotation_is_due_a_third_of_the_lifetime_before_the_end_by_default() {

@@ -24,6 +24,18 @@ pub async fn init(
         return Err(Error::new(format!("{path} already exists"))
             .hint("start the agent on it without --init, or choose another file"));
     }
+    let dir = match file.path().parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(
+            Error::new(format!("the directory {} does not exist", dir.display())).hint(format!(
+                "create it first, private to the user the agent runs as: mkdir -p -m 700 {}",
+                dir.display()
+            )),
+        );
+    }
     let _lock = file.lock()?;
     let profile = ctx.config()?.load(&ctx.global.profile)?;
     let s = Session::open(&profile).await?;
@@ -66,14 +78,45 @@ pub async fn init(
     if let Err(e) = file.store(&creds) {
         return Err(rotation::undo(&s, &target, &new, &e).await);
     }
+    let grant = if holds_rotate_role(&s, &target, &new.secret).await {
+        String::new()
+    } else {
+        format!(
+            "Grant it its role: clavis role grant --client {} --resource api://clavis --role {ROTATE_ROLE}\n",
+            target.app_id
+        )
+    };
     crate::output::emit(&format!(
-        "Wrote {path} for application '{}' (secret {}, ends {}).\n\
-         Grant it its role: clavis role grant --client {} --resource api://clavis --role Application.Credentials.RotateSelf\n\
-         Then start the agent: clavis agent --credentials {path}\n",
+        "Wrote {path} for application '{}' (secret {}, ends {}).\n{grant}\
+         {}start the agent: clavis agent --credentials {path}\n",
         found.view.display_name,
         new.key_id,
         crate::output::rfc3339(end),
-        target.app_id,
+        if grant.is_empty() { "Now " } else { "Then " },
     ));
     Ok(())
+}
+
+/// The management role the agent needs.
+const ROTATE_ROLE: &str = "Application.Credentials.RotateSelf";
+
+/// Whether the application already holds [`ROTATE_ROLE`], as the agent will
+/// see it: the roles of a management API token got with its new secret
+/// (no token, or no such role: it does not).
+async fn holds_rotate_role(
+    s: &Session,
+    target: &Target,
+    secret: &crate::profile::ClientSecret,
+) -> bool {
+    let Ok(token) = s
+        .connection()
+        .token(target.app_id, secret, "api://clavis/.default")
+        .await
+    else {
+        return false;
+    };
+    crate::token::decode_jwt(token.access_token.expose())
+        .ok()
+        .and_then(|(_, claims)| claims["roles"].as_array().cloned())
+        .is_some_and(|roles| roles.iter().any(|r| r == ROTATE_ROLE))
 }

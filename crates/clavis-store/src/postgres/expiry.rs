@@ -137,13 +137,14 @@ pub(crate) async fn expiring_credentials(
     let rows = sqlx::query(&format!(
         "SELECT a.tenant_id::text AS tenant_id, a.id::text AS application_id, \
                 a.app_id::text AS app_id, a.display_name AS application_name, \
-                c.key_id::text AS key_id, c.display_name, c.hint, {} AS end_at, \
+                c.key_id::text AS key_id, c.display_name, c.hint, {} AS start_at, {} AS end_at, \
                 (SELECT string_agg(n.threshold_days::text, ',') FROM expiry_notices n \
                  WHERE n.key_id = c.key_id) AS noticed \
          FROM password_credentials c JOIN applications a ON a.id = c.application_id \
          WHERE a.tenant_id = $1 AND c.end_at <= $2 AND NOT EXISTS \
            (SELECT 1 FROM expiry_notices n WHERE n.key_id = c.key_id AND n.threshold_days = 0) \
          ORDER BY c.end_at, c.key_id",
+        micros_of("c.start_at"),
         micros_of("c.end_at")
     ))
     .bind(id(tenant_id))
@@ -161,6 +162,7 @@ pub(crate) async fn expiring_credentials(
                 key_id: uuid(row, "key_id")?,
                 display_name: get(row, "display_name")?,
                 hint: get(row, "hint")?,
+                start_at: from_unix_micros(get(row, "start_at")?)?,
                 end_at: from_unix_micros(get(row, "end_at")?)?,
                 noticed: parse_thresholds(
                     &get::<Option<String>>(row, "noticed")?.unwrap_or_default(),
@@ -238,6 +240,23 @@ pub(crate) async fn record_notice(
     })
     .await
     .map_err(|e| StoreError::Internal(Box::new(e)))?
+}
+
+/// [`Mutation::InsertWebhookDelivery`](crate::Mutation::InsertWebhookDelivery).
+pub(crate) async fn record_delivery(
+    conn: &mut PgConnection,
+    d: &WebhookDelivery,
+) -> StoreResult<()> {
+    let subscribed = query("SELECT 1 FROM webhook_subscriptions WHERE id = $1 AND tenant_id = $2")
+        .bind(id(d.subscription_id))
+        .bind(id(d.tenant_id))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    if subscribed.is_none() {
+        return Err(StoreError::NotFound("webhook"));
+    }
+    insert_delivery(conn, d).await
 }
 
 async fn insert_delivery(conn: &mut PgConnection, d: &WebhookDelivery) -> StoreResult<()> {

@@ -131,7 +131,7 @@ pub(crate) async fn expiring_credentials(
 ) -> StoreResult<Vec<ExpiringCredential>> {
     let rows = sqlx::query(
         "SELECT a.tenant_id, a.id AS application_id, a.app_id, a.display_name AS application_name, \
-                c.key_id, c.display_name, c.hint, c.end_at, \
+                c.key_id, c.display_name, c.hint, c.start_at, c.end_at, \
                 (SELECT group_concat(n.threshold_days) FROM expiry_notices n \
                  WHERE n.key_id = c.key_id) AS noticed \
          FROM password_credentials c JOIN applications a ON a.id = c.application_id \
@@ -154,6 +154,7 @@ pub(crate) async fn expiring_credentials(
                 key_id: uuid(row, "key_id")?,
                 display_name: get(row, "display_name")?,
                 hint: get(row, "hint")?,
+                start_at: from_unix_micros(get(row, "start_at")?)?,
                 end_at: from_unix_micros(get(row, "end_at")?)?,
                 noticed: thresholds(&get::<Option<String>>(row, "noticed")?.unwrap_or_default())?,
             })
@@ -238,6 +239,23 @@ async fn record_notice_on(
     insert_audit(&mut tx, audit).await?;
     tx.commit().await.map_err(db)?;
     Ok(true)
+}
+
+/// [`Mutation::InsertWebhookDelivery`](crate::Mutation::InsertWebhookDelivery).
+pub(crate) async fn record_delivery(
+    conn: &mut SqliteConnection,
+    d: &WebhookDelivery,
+) -> StoreResult<()> {
+    let subscribed = query("SELECT 1 FROM webhook_subscriptions WHERE id = ? AND tenant_id = ?")
+        .bind(id(d.subscription_id))
+        .bind(id(d.tenant_id))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    if subscribed.is_none() {
+        return Err(StoreError::NotFound("webhook"));
+    }
+    insert_delivery(conn, d).await
 }
 
 async fn insert_delivery(conn: &mut SqliteConnection, d: &WebhookDelivery) -> StoreResult<()> {

@@ -125,6 +125,7 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
         Mutation::SetInstallationKek { kek_id, at } => {
             super::nodes::set_installation_kek(conn, kek_id, *at).await
         }
+        Mutation::InsertWebhookDelivery(d) => super::expiry::record_delivery(conn, d).await,
     }
 }
 

@@ -549,3 +549,61 @@ pub async fn credential_ends_list_every_secret_of_every_tenant(store: &dyn Store
     expected.sort_by_key(|e| (e.tenant_id, e.app_id, e.key_id));
     assert_eq!(store.credential_ends().await.expect("read"), expected);
 }
+
+pub async fn a_finished_delivery_is_recorded_for_its_own_tenant_only(store: &dyn Store) {
+    let tenant = given_tenant(store, "default").await;
+    let other = given_tenant(store, "other").await;
+    let (ours, theirs) = (webhook(tenant.id, 1), webhook(other.id, 2));
+    apply(
+        store,
+        vec![
+            Mutation::InsertWebhook(ours.clone()),
+            Mutation::InsertWebhook(theirs.clone()),
+        ],
+    )
+    .await;
+    // A test ping, as it ended: no credential, never due again.
+    let ping = WebhookDelivery {
+        event_type: "ping".into(),
+        status: DeliveryStatus::Failed,
+        attempts: 1,
+        last_status: Some(503),
+        last_attempt_at: Some(at(100, 0)),
+        next_attempt_at: None,
+        ..delivery(&ours, Uuid::nil(), at(100, 0))
+    };
+    apply(store, vec![Mutation::InsertWebhookDelivery(ping.clone())]).await;
+    let logged = store.webhook_deliveries(&log(&ours, 10)).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (
+            logged[0].id,
+            logged[0].event_type.as_str(),
+            logged[0].key_id
+        ),
+        (ping.id, "ping", Uuid::nil())
+    );
+    assert_eq!(logged[0].status, DeliveryStatus::Failed);
+    assert!(store
+        .claim_webhook_deliveries(at(86_400, 0), at(86_400 + 300, 0), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Into another tenant's webhook, or a webhook that is gone: NotFound.
+    for sub in [&theirs, &webhook(tenant.id, 3)] {
+        let stray = WebhookDelivery {
+            tenant_id: tenant.id,
+            ..delivery(sub, Uuid::nil(), at(200, 0))
+        };
+        let err = store
+            .commit(&[Mutation::InsertWebhookDelivery(stray)], &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    }
+    assert!(store
+        .webhook_deliveries(&log(&theirs, 10))
+        .await
+        .unwrap()
+        .is_empty());
+}

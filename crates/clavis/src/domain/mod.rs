@@ -5,6 +5,7 @@
 
 pub mod credential_policy;
 pub mod internal_address;
+pub mod public_url;
 pub mod registration;
 pub mod secret_lifetime;
 pub mod webhook;

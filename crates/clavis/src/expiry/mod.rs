@@ -29,7 +29,7 @@ use std::sync::{Arc, Weak};
 
 use clavis_store::{
     DeliveryStatus, ExpiringCredential, ExpiryNotice, NoticeKind, Store, StoreError,
-    WebhookDelivery,
+    WebhookDelivery, WebhookSubscription,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -110,6 +110,50 @@ impl ExpiryNotifier {
         )
     }
 
+    /// Send `sub` a signed `ping` now, once (no retries: whoever asked is
+    /// waiting for the answer), and say how it went, as a delivery to
+    /// record: `delivered` on a 2xx, else `failed` with the status or the
+    /// reason (the egress rules' refusal included).
+    pub async fn ping(&self, sub: &WebhookSubscription) -> WebhookDelivery {
+        let now = self.clock.now();
+        let id = Uuid::new_v4();
+        let delivery = WebhookDelivery {
+            id,
+            tenant_id: sub.tenant_id,
+            subscription_id: sub.id,
+            event_type: plan::PING.to_owned(),
+            key_id: Uuid::nil(),
+            payload: plan::ping_payload(id, sub.tenant_id, sub.id, now),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            last_attempt_at: None,
+            next_attempt_at: None,
+        };
+        let due = clavis_store::DueDelivery {
+            delivery,
+            url: sub.url.clone(),
+            sealed_secret: sub.sealed_secret.clone(),
+        };
+        let outcome = delivery::attempt(&self.http, &self.kek, &due, now).await;
+        let delivered = outcome.status == DeliveryStatus::Delivered;
+        WebhookDelivery {
+            status: if delivered {
+                DeliveryStatus::Delivered
+            } else {
+                DeliveryStatus::Failed
+            },
+            attempts: outcome.attempt,
+            last_status: outcome.http_status,
+            last_error: outcome.error,
+            last_attempt_at: Some(outcome.at),
+            next_attempt_at: None,
+            ..due.delivery
+        }
+    }
+
     /// One pass: record and enqueue what has become due, then send every
     /// delivery that is due (first attempts and retries). Safe to run at
     /// the same time on several nodes, or twice on one.
@@ -136,7 +180,7 @@ impl ExpiryNotifier {
                 .unwrap_or(0);
             let until = now + Duration::days(i64::from(horizon));
             for cred in self.store.expiring_credentials(tenant.id, until).await? {
-                let fresh = plan::notices(cred.end_at, now, &subs)
+                let fresh = plan::notices(cred.start_at, cred.end_at, now, &subs)
                     .into_iter()
                     .filter(|p| !cred.noticed.contains(&p.kind.days()));
                 for planned in fresh {

@@ -3,6 +3,10 @@
 //! JSON body of a delivery. No I/O.
 //!
 //! The rules:
+//! - threshold `t` is meant only for credentials whose whole life (start to
+//!   end) is longer than `t` days: a 7-day secret (an agent's healthy
+//!   rotation) gets neither the 30-day nor the 7-day warning at creation,
+//!   only the 1-day one if it is still there a day before its end;
 //! - threshold `t` is crossed once `now >= end - t days`;
 //! - every crossed threshold (of any of the tenant's subscriptions) is
 //!   recorded as a notice, but a subscription is sent only its *most urgent*
@@ -24,14 +28,18 @@ pub struct Planned {
     pub subscribers: Vec<Uuid>,
 }
 
-/// The notices `end` calls for at `now`, given the tenant's subscriptions;
-/// the least urgent first.
+/// The notices a credential valid from `start` to `end` calls for at
+/// `now`, given the tenant's subscriptions; the least urgent first.
 pub fn notices(
+    start: OffsetDateTime,
     end: OffsetDateTime,
     now: OffsetDateTime,
     subs: &[WebhookSubscription],
 ) -> Vec<Planned> {
-    let crossed = |t: u32| now >= end - Duration::days(i64::from(t));
+    let crossed = |t: u32| {
+        let t = Duration::days(i64::from(t));
+        end - start > t && now >= end - t
+    };
     let mut all: Vec<u32> = subs
         .iter()
         .flat_map(|s| s.threshold_days.iter().copied())
@@ -69,6 +77,22 @@ fn most_urgent_crossed(sub: &WebhookSubscription, crossed: &impl Fn(u32) -> bool
         .copied()
         .filter(|&t| crossed(t))
         .min()
+}
+
+/// Event type of a test delivery (`POST /v1.0/webhooks/{id}/test`).
+pub const PING: &str = "ping";
+
+/// The JSON body of test delivery `id` to `webhook` (a `ping`: no
+/// credential in it).
+pub fn ping_payload(id: Uuid, tenant_id: Uuid, webhook: Uuid, now: OffsetDateTime) -> String {
+    json!({
+        "id": id,
+        "type": PING,
+        "tenantId": tenant_id,
+        "webhookId": webhook,
+        "occurredDateTime": crate::graph::shapes::rfc3339(now),
+    })
+    .to_string()
 }
 
 /// Event type of a notice's deliveries.
@@ -127,6 +151,8 @@ mod tests {
     }
 
     const END: OffsetDateTime = datetime!(2030-01-31 00:00 UTC);
+    /// A start long enough ago for every threshold to apply.
+    const START: OffsetDateTime = datetime!(2029-01-01 00:00 UTC);
 
     fn at_days_left(days: i64) -> OffsetDateTime {
         END - Duration::days(days)
@@ -135,13 +161,13 @@ mod tests {
     #[test]
     fn nothing_before_the_first_threshold() {
         let s = sub(&[30, 7, 1]);
-        assert!(notices(END, at_days_left(31), &[s]).is_empty());
+        assert!(notices(START, END, at_days_left(31), &[s]).is_empty());
     }
 
     #[test]
     fn each_threshold_once_crossed_goes_to_its_subscribers() {
         let (a, b) = (sub(&[30, 7, 1]), sub(&[7]));
-        let plan = notices(END, at_days_left(30), &[a.clone(), b.clone()]);
+        let plan = notices(START, END, at_days_left(30), &[a.clone(), b.clone()]);
         assert_eq!(
             plan,
             vec![Planned {
@@ -149,7 +175,7 @@ mod tests {
                 subscribers: vec![a.id]
             }]
         );
-        let plan = notices(END, at_days_left(6), &[a.clone(), b.clone()]);
+        let plan = notices(START, END, at_days_left(6), &[a.clone(), b.clone()]);
         assert_eq!(
             plan,
             vec![
@@ -168,7 +194,12 @@ mod tests {
     #[test]
     fn only_the_most_urgent_crossed_threshold_is_sent() {
         let a = sub(&[30, 7, 1]);
-        let plan = notices(END, END - Duration::hours(12), std::slice::from_ref(&a));
+        let plan = notices(
+            START,
+            END,
+            END - Duration::hours(12),
+            std::slice::from_ref(&a),
+        );
         let sent: Vec<_> = plan
             .iter()
             .filter(|p| !p.subscribers.is_empty())
@@ -181,7 +212,7 @@ mod tests {
     #[test]
     fn after_the_end_only_expired_is_sent_to_everyone() {
         let (a, b) = (sub(&[30]), sub(&[1]));
-        let plan = notices(END, END, &[a.clone(), b.clone()]);
+        let plan = notices(START, END, END, &[a.clone(), b.clone()]);
         assert_eq!(plan.last().unwrap().kind, NoticeKind::Expired);
         assert_eq!(plan.last().unwrap().subscribers, vec![a.id, b.id]);
         assert!(plan[..plan.len() - 1]
@@ -189,12 +220,39 @@ mod tests {
             .all(|p| p.subscribers.is_empty()));
         // With no subscription the expiry is still a notice (it is audited).
         assert_eq!(
-            notices(END, END + Duration::days(3), &[]),
+            notices(START, END, END + Duration::days(3), &[]),
             vec![Planned {
                 kind: NoticeKind::Expired,
                 subscribers: vec![]
             }]
         );
+    }
+
+    #[test]
+    fn thresholds_as_long_as_the_whole_life_are_not_meant_for_it() {
+        let a = sub(&[30, 7, 1]);
+        let subs = std::slice::from_ref(&a);
+        // A 7-day secret, at creation: no 30-day and no 7-day warning.
+        let start = END - Duration::days(7);
+        assert!(notices(start, END, start, subs).is_empty());
+        assert!(notices(start, END, at_days_left(2), subs).is_empty());
+        // Still there a day before its end: the 1-day warning.
+        assert_eq!(
+            notices(start, END, at_days_left(1), subs),
+            vec![Planned {
+                kind: NoticeKind::Threshold(1),
+                subscribers: vec![a.id]
+            }]
+        );
+        // Its end is announced like any other.
+        assert_eq!(
+            notices(start, END, END, subs).last().unwrap().kind,
+            NoticeKind::Expired
+        );
+        // A 31-day secret does get the 30-day warning, a day after it starts.
+        let start = END - Duration::days(31);
+        assert!(notices(start, END, start, subs).is_empty());
+        assert_eq!(notices(start, END, at_days_left(30), subs).len(), 1);
     }
 
     #[test]
@@ -207,6 +265,7 @@ mod tests {
             key_id: Uuid::new_v4(),
             display_name: "ci".into(),
             hint: "q7Z".into(),
+            start_at: START,
             end_at: END,
             noticed: Vec::new(),
         };

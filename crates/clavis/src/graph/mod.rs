@@ -66,6 +66,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::test))
         .routes(routes!(signing_keys::list))
         .routes(routes!(signing_keys::rotate))
         .routes(routes!(signing_keys::revoke))

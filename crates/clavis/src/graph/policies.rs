@@ -33,8 +33,14 @@ pub struct TenantPolicy {
     pub signing_algorithm: String,
     /// Longest lifetime of a new client secret, in days.
     pub max_secret_lifetime_days: i64,
-    /// Lifetime of a new client secret when the request names no end, in days.
+    /// Lifetime of a new client secret when the request names no end, in
+    /// days, as configured. Lowering `maxSecretLifetimeDays` below it keeps
+    /// it: it applies again once the maximum is raised.
     pub default_secret_lifetime_days: i64,
+    /// The lifetime a new client secret gets when the request names no
+    /// end, in days: `defaultSecretLifetimeDays` capped by
+    /// `maxSecretLifetimeDays` (read-only).
+    pub effective_default_secret_lifetime_days: i64,
     /// The most client secrets one application may hold at once.
     pub max_secrets_per_application: i64,
     /// Whether applications may be given client secrets at all.
@@ -64,6 +70,10 @@ pub async fn get(caller: Caller) -> Result<Json<TenantPolicy>, GraphError> {
         signing_algorithm: t.signing_alg.clone(),
         max_secret_lifetime_days: t.max_secret_lifetime_secs / DAY,
         default_secret_lifetime_days: t.default_secret_lifetime_secs / DAY,
+        effective_default_secret_lifetime_days: t
+            .default_secret_lifetime_secs
+            .min(t.max_secret_lifetime_secs)
+            / DAY,
         max_secrets_per_application: t.max_secrets_per_application,
         password_credentials_allowed: t.password_credentials_allowed,
     }))
@@ -110,16 +120,17 @@ pub async fn update(
         tenant.default_secret_lifetime_secs =
             days_in_range("defaultSecretLifetimeDays", days)? * DAY;
     }
-    if body.default_secret_lifetime_days.is_none() {
-        // Lowering only the maximum lowers the default with it.
-        tenant.default_secret_lifetime_secs = tenant
-            .default_secret_lifetime_secs
-            .min(tenant.max_secret_lifetime_secs);
-    }
-    if tenant.default_secret_lifetime_secs > tenant.max_secret_lifetime_secs {
-        return Err(GraphError::bad(
-            "defaultSecretLifetimeDays must not exceed maxSecretLifetimeDays.",
-        ));
+    // Lowering only the maximum keeps the configured default (as Vault's
+    // max TTL caps its default TTL): new secrets get the smaller of the two,
+    // and the default applies again once the maximum is raised. Setting a
+    // default above the maximum is a contradiction, and refused.
+    if body.default_secret_lifetime_days.is_some()
+        && tenant.default_secret_lifetime_secs > tenant.max_secret_lifetime_secs
+    {
+        return Err(GraphError::bad(format!(
+            "defaultSecretLifetimeDays must not exceed maxSecretLifetimeDays ({} days).",
+            tenant.max_secret_lifetime_secs / DAY
+        )));
     }
     if let Some(most) = body.max_secrets_per_application {
         tenant.max_secrets_per_application = secrets_in_range(most)?;

@@ -109,9 +109,10 @@ impl From<&WebhookSubscription> for WebhookDto {
 pub struct DeliveryDto {
     pub id: Uuid,
     pub webhook_id: Uuid,
-    /// `secret.expiring` or `secret.expired`.
+    /// `secret.expiring`, `secret.expired`, or `ping` (a test delivery).
     pub event_type: String,
-    pub key_id: Uuid,
+    /// The secret the warning is about (`null` for a `ping`).
+    pub key_id: Option<Uuid>,
     /// `pending`, `delivered` or `failed`.
     pub status: &'static str,
     pub attempts: u32,
@@ -128,7 +129,7 @@ impl From<&WebhookDelivery> for DeliveryDto {
             id: d.id,
             webhook_id: d.subscription_id,
             event_type: d.event_type.clone(),
-            key_id: d.key_id,
+            key_id: (!d.key_id.is_nil()).then_some(d.key_id),
             status: d.status.as_str(),
             attempts: d.attempts,
             last_http_status: d.last_status,
@@ -169,6 +170,7 @@ fn action(operation: &'static str, id: Uuid, name: &str) -> Action {
         activity: match operation {
             "Add" => "Add webhook subscription",
             "Delete" => "Delete webhook subscription",
+            "Test" => "Test webhook subscription",
             _ => "Update webhook subscription",
         },
         category: "ApplicationManagement",
@@ -337,6 +339,33 @@ pub async fn update(
     commit(&state, vec![change], event).await?;
     let sub = load(&state, &caller, id).await?;
     Ok(Json(WebhookDto::for_caller(&sub, &caller)))
+}
+
+/// Send the webhook a signed `ping` now (the same `Clavis-Signature` as the
+/// warnings), once, and record it in its delivery log. The answer is that
+/// delivery: `delivered` with the receiver's status, or `failed` with the
+/// status or the reason (no answer, or an address the egress rules refuse).
+#[utoipa::path(post, path = "/v1.0/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, body = DeliveryDto, description = "The ping's delivery, as it ended"),
+              (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn test(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<DeliveryDto>, GraphError> {
+    let id = object_id(id)?;
+    Audited::check(&state, &caller, may_write(&caller), action("Test", id, "")).await?;
+    let sub = load(&state, &caller, id).await?;
+    let delivery = state.expiry.ping(&sub).await;
+    let event = Audited::success(&state, &caller, action("Test", id, &sub.display_name));
+    commit(
+        &state,
+        vec![Mutation::InsertWebhookDelivery(delivery.clone())],
+        event,
+    )
+    .await?;
+    Ok(Json(DeliveryDto::from(&delivery)))
 }
 
 /// A webhook's delivery log, newest first (`$top`, `$skiptoken`).

@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod metrics_auth;
 pub mod oauth_response;
 pub mod openapi;
+/// Plain HTTP sent to the TLS port: a plain 400 naming the https URL.
+pub mod plain_on_tls;
 pub mod server;
 /// The sign-in log entry of a client authentication (token, introspection, revocation).
 pub mod sign_in;

@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::Service;
 
+use super::plain_on_tls;
+
 /// How long a shutdown waits for connections to finish their requests.
 const DRAIN: Duration = Duration::from_secs(10);
 /// The connection-limit warning is logged at most this often.
@@ -77,6 +79,9 @@ pub struct Listener {
     /// to its first request (TLS handshake included), and between requests.
     pub idle_timeout: Duration,
     pub connections: Arc<Connections>,
+    /// The public base URL, named in the answer to plain HTTP sent to a
+    /// TLS listener.
+    pub base_url: Arc<str>,
 }
 
 /// A TCP listener with the backlog [`BACKLOG`] (std's is 128).
@@ -216,6 +221,26 @@ async fn connection(
         .await;
     };
     let deadline = accepted + config.idle_timeout;
+    let mut first = [0u8; 1];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout_at(deadline, tcp.peek(&mut first)) => peeked,
+        _ = stopped(&mut stop) => return,
+    };
+    match peeked {
+        Ok(Ok(1..)) if plain_on_tls::looks_like_http(first[0]) => {
+            tracing::debug!(%peer, "plain HTTP on the TLS port");
+            let _ = tokio::time::timeout_at(
+                deadline + config.idle_timeout,
+                plain_on_tls::refuse(tcp, &config.base_url),
+            )
+            .await;
+            return;
+        }
+        Ok(Ok(1..)) => {}
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "connection failed"),
+        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    }
     let handshake = tokio::select! {
         done = tokio::time::timeout_at(deadline, tokio_rustls::TlsAcceptor::from(tls.clone()).accept(tcp)) => done,
         _ = stopped(&mut stop) => return,

@@ -58,7 +58,10 @@ pub async fn token(
             .counters
             .tokens_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The id the response carries (`trace_id`, `request-id`), so an
+        // operator can find the refusal a caller reports; never the secret.
         tracing::info!(
+            trace_id = %trace_id,
             code = error.code,
             error = error.kind.as_str(),
             "token request refused"

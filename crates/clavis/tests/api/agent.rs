@@ -673,6 +673,47 @@ async fn an_operator_sets_up_the_agent_with_the_cli() {
     };
     ok(clavis(config, &["login", "--bootstrap", data.to_str().unwrap()]).await);
     ok(clavis(config, &["app", "create", "worker"]).await);
+    let files = tempfile::tempdir().unwrap();
+
+    // Before the role is granted, --init says to grant it.
+    let early = files.path().join("early.json");
+    let out = ok(clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            early.to_str().unwrap(),
+            "--init",
+            "worker",
+        ],
+    )
+    .await);
+    assert!(
+        out.contains("Grant it its role: clavis role grant --client"),
+        "{out}"
+    );
+    assert!(out.contains("Then start the agent"), "{out}");
+    // Into a directory that does not exist: which one to create.
+    let missing = files.path().join("not-there");
+    let (code, _, err) = clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            missing.join("w.json").to_str().unwrap(),
+            "--init",
+            "worker",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "the directory {} does not exist",
+            missing.display()
+        )) && err.contains("mkdir"),
+        "{err}"
+    );
     ok(clavis(
         config,
         &[
@@ -687,7 +728,6 @@ async fn an_operator_sets_up_the_agent_with_the_cli() {
         ],
     )
     .await);
-    let files = tempfile::tempdir().unwrap();
     let file = files.path().join("worker.json");
     let file_arg = file.to_str().unwrap();
     let out = ok(clavis(
@@ -703,7 +743,9 @@ async fn an_operator_sets_up_the_agent_with_the_cli() {
         ],
     )
     .await);
-    assert!(out.contains("Then start the agent"), "{out}");
+    // The role is there: no hint to grant it.
+    assert!(!out.contains("Grant it its role"), "{out}");
+    assert!(out.contains("Now start the agent"), "{out}");
     file_works(&app, &file).await.unwrap();
     let first = read_file(&file);
     assert!(first["objectId"].is_string() && first["caFile"].is_string());
@@ -717,9 +759,30 @@ async fn an_operator_sets_up_the_agent_with_the_cli() {
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
 
+    // --rotate-before at or past --lifetime would rotate on every check.
+    let (code, _, err) = clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            file_arg,
+            "--once",
+            "--rotate-before",
+            "2h",
+            "--lifetime",
+            "1h",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--rotate-before (2 hours) must be shorter than --lifetime (60 minutes)"),
+        "{err}"
+    );
+
     // A cron-style run with the role the operator granted: due, so it
-    // rotates, and the file still works.
-    let (code, _, log) = clavis(
+    // rotates, says so and when the next one is due, and the file still works.
+    let (code, out, log) = clavis(
         config,
         &[
             "agent",
@@ -737,4 +800,30 @@ async fn an_operator_sets_up_the_agent_with_the_cli() {
     assert_eq!(second["retiring"][0]["keyId"], first["keyId"]);
     file_works(&app, &file).await.unwrap();
     assert!(!log.contains(second["secret"].as_str().unwrap()));
+    assert!(
+        out.contains(&format!(
+            "rotated: secret {} replaced by {}",
+            first["keyId"].as_str().unwrap(),
+            second["keyId"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("next rotation due "), "{out}");
+    assert!(out.contains("1 old secret(s) to remove from"), "{out}");
+    // Again at once: nothing is due.
+    let (code, out, log) = clavis(
+        config,
+        &[
+            "agent",
+            "--credentials",
+            file_arg,
+            "--once",
+            "--rotate-before",
+            "1h",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{log}");
+    assert!(out.starts_with("nothing was due."), "{out}");
+    assert!(!out.contains(second["secret"].as_str().unwrap()));
 }

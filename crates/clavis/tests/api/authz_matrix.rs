@@ -78,6 +78,7 @@ const TABLE: &[Row] = &[
     row("PATCH", "/v1.0/webhooks/{id}", false,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
     row("DELETE", "/v1.0/webhooks/{id}", true,                                 "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
     row("GET", "/v1.0/webhooks/{id}/deliveries", false,                        "401 401 403 ok  403 ok  403 403 403 403 404 ok  403"),
+    row("POST", "/v1.0/webhooks/{id}/test", false,                             "401 401 403 403 403 ok  403 403 403 403 404 ok  403"),
 ];
 
 /// Responses that legitimately carry a secret value: the ones that create it.

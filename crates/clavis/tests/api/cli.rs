@@ -405,6 +405,30 @@ async fn policy_show_and_set_for_the_tenant_and_one_application() {
     assert!(usage.stderr.contains("--app"), "{}", usage.stderr);
     let list = cli.ok(&["secret", "list", "Strict worker"]).await;
     assert!(list.contains("LAST USED"), "{list}");
+
+    // Lowering the maximum below the default keeps the default as set;
+    // `policy set` prints both, and what is in effect.
+    let lowered = cli
+        .ok(&["policy", "set", "--max-secret-lifetime", "30d"])
+        .await;
+    assert!(
+        lowered.contains("max secret lifetime:      30 days"),
+        "{lowered}"
+    );
+    assert!(
+        lowered.contains(
+            "default secret lifetime:  180 days as set; 30 days in effect (capped by the max secret lifetime)"
+        ),
+        "{lowered}"
+    );
+    let raised = cli
+        .json(&["policy", "set", "--max-secret-lifetime", "1y"])
+        .await;
+    assert_eq!(raised["defaultSecretLifetimeDays"], 180, "{raised}");
+    assert_eq!(
+        raised["effectiveDefaultSecretLifetimeDays"], 180,
+        "{raised}"
+    );
 }
 
 #[tokio::test]

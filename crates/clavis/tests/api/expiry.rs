@@ -124,7 +124,11 @@ pub(super) async fn subscribe(app: &TestApp, token: &str, url: &str, extra: Valu
     hook
 }
 
-/// An application with one secret ending `days` from the clock's now.
+/// An application with one secret ending `days` from the clock's now,
+/// which started a year ago (an old secret near its end, as if the clock
+/// had moved since; written to the store directly): a secret
+/// whose whole life is shorter than a threshold gets no warning at creation
+/// (`a_secret_shorter_than_a_threshold_is_not_warned_at_creation`).
 pub(super) async fn app_with_secret(
     app: &TestApp,
     token: &str,
@@ -132,17 +136,40 @@ pub(super) async fn app_with_secret(
     days: i64,
 ) -> (Value, Value) {
     let created = app.create_app(token, json!({"displayName": name})).await;
-    let end = (app.state.clock.now() + Duration::days(days))
-        .format(&Rfc3339)
-        .unwrap();
-    let (status, cred) = app
-        .post(
-            &format!("/v1.0/applications/{}/addPassword", s(&created["id"])),
-            token,
-            json!({"passwordCredential": {"displayName": "ci", "endDateTime": end}}),
+    let now = app.state.clock.now();
+    // Whole seconds: the store keeps microseconds, the API shows them.
+    let end = (now + Duration::days(days)).replace_nanosecond(0).unwrap();
+    let secret = clavis::secret::ClientSecret::generate();
+    let key_id = uuid::Uuid::new_v4();
+    let tenant = app.state.directory.tenant("default").unwrap();
+    app.state
+        .directory
+        .commit(
+            &[clavis_store::Mutation::AddPassword {
+                tenant_id: tenant.id,
+                application_id: s(&created["id"]).parse().unwrap(),
+                credential: clavis_store::PasswordCredential {
+                    key_id,
+                    display_name: "ci".into(),
+                    hint: secret.hint(),
+                    secret_hash: app.state.hasher.hash(&secret),
+                    start_at: now - Duration::days(365),
+                    end_at: end,
+                    created_at: now - Duration::days(365),
+                    last_used_at: None,
+                },
+            }],
+            &[],
         )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{cred}");
+        .await
+        .unwrap();
+    let cred = json!({
+        "keyId": key_id,
+        "displayName": "ci",
+        "hint": secret.hint(),
+        "endDateTime": end.format(&Rfc3339).unwrap(),
+        "secretText": secret.expose(),
+    });
     (created, cred)
 }
 
@@ -277,6 +304,41 @@ pub(super) async fn one_signed_warning_per_threshold_then_one_expiry_with_one_au
     let path = next.strip_prefix(&app.base).unwrap();
     let (_, rest) = app.get(path, &admin).await;
     assert_eq!(rest["value"][0]["id"], rows[3]["id"]);
+}
+
+#[tokio::test]
+pub(super) async fn a_secret_shorter_than_a_threshold_is_not_warned_at_creation() {
+    let app = spawn_allowing_internal().await;
+    let rx = Receiver::start().await;
+    let admin = app.admin_token().await;
+    subscribe(&app, &admin, &rx.url, json!({})).await;
+    // A 7-day secret (an agent's healthy rotation), made through the API.
+    let created = app
+        .create_app(&admin, json!({"displayName": "rotated"}))
+        .await;
+    let end = (app.state.clock.now() + Duration::days(7))
+        .format(&Rfc3339)
+        .unwrap();
+    let (status, cred) = app
+        .post(
+            &format!("/v1.0/applications/{}/addPassword", s(&created["id"])),
+            &admin,
+            json!({"passwordCredential": {"displayName": "agent", "endDateTime": end}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cred}");
+    // Neither the 30-day nor the 7-day warning, at creation or later.
+    assert_eq!(run(&app).await, RunReport::default());
+    app.clock.advance(Duration::days(5));
+    assert_eq!(run(&app).await, RunReport::default());
+    assert!(rx.got().is_empty());
+    // Still there a day before its end (not rotated): the 1-day warning.
+    app.clock.advance(Duration::days(1) + Duration::minutes(1));
+    run(&app).await;
+    let got = rx.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["thresholdDays"], 1);
+    assert_eq!(got[0].json()["keyId"], cred["keyId"]);
 }
 
 #[tokio::test]
@@ -709,4 +771,94 @@ pub(super) async fn a_paused_webhook_gets_nothing_until_resumed() {
     for activity in ["Pause webhook subscription", "Resume webhook subscription"] {
         assert!(activities.iter().any(|a| a == activity), "{activities:?}");
     }
+}
+
+#[tokio::test]
+pub(super) async fn a_test_ping_is_signed_sent_at_once_and_logged() {
+    let app = spawn_allowing_internal().await;
+    let rx = Receiver::start().await;
+    let admin = app.admin_token().await;
+    let hook = subscribe(&app, &admin, &rx.url, json!({})).await;
+    let (id, secret) = (s(&hook["id"]), s(&hook["signingSecret"]));
+    let test = format!("/v1.0/webhooks/{id}/test");
+
+    let (status, d) = app.post(&test, &admin, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["eventType"], "ping");
+    assert_eq!(d["lastHttpStatus"], 204, "the receiver's answer");
+    assert_eq!(d["attempts"], 1);
+    assert!(d["keyId"].is_null(), "{d}");
+    let got = rx.got();
+    assert_eq!(got.len(), 1);
+    assert_signed(&got[0], &secret);
+    assert_eq!(got[0].json()["type"], "ping");
+    assert_eq!(got[0].json()["webhookId"], id.as_str());
+    assert_eq!(got[0].delivery, s(&d["id"]));
+
+    // The receiver refuses: failed at once, with its status; never retried.
+    rx.answer(503);
+    app.clock.advance(Duration::seconds(1));
+    let (status, failed) = app.post(&test, &admin, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["lastHttpStatus"], 503);
+    assert!(failed["nextAttemptDateTime"].is_null());
+    app.clock.advance(Duration::hours(2));
+    assert_eq!(run(&app).await.attempts, 0, "a ping is not retried");
+
+    // Both are in the delivery log, newest first.
+    let (_, log) = app
+        .get(
+            &format!("/v1.0/webhooks/{id}/deliveries"),
+            &app.admin_token().await,
+        )
+        .await;
+    let ids: Vec<String> = log["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| s(&d["id"]))
+        .collect();
+    assert_eq!(ids, [s(&failed["id"]), s(&d["id"])]);
+
+    // Nobody listening: failed, saying why.
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let admin = app.admin_token().await;
+    let dead = subscribe(
+        &app,
+        &admin,
+        &format!("http://127.0.0.1:{dead_port}/hook"),
+        json!({}),
+    )
+    .await;
+    let (status, d) = app
+        .post(
+            &format!("/v1.0/webhooks/{}/test", s(&dead["id"])),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["lastHttpStatus"].is_null(), "{d}");
+    assert!(!s(&d["lastError"]).is_empty(), "{d}");
+
+    // An unknown webhook, a malformed id.
+    let (status, body) = app
+        .post(
+            &format!("/v1.0/webhooks/{}/test", uuid::Uuid::new_v4()),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound", "{body}");
+    let (status, body) = app
+        .post("/v1.0/webhooks/nope/test", &admin, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

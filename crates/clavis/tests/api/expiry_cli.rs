@@ -91,6 +91,32 @@ async fn the_cli_adds_lists_shows_deliveries_and_removes_webhooks() {
     assert_eq!(resumed, "false\n");
     let (code, _, err) = clavis_cli(cfg, &["webhook", "pause"]).await;
     assert_eq!(code, 2, "an id or --all is required: {err}");
+    // A test ping: signed like the warnings, reported, and logged.
+    let pinged = ok(clavis_cli(cfg, &["webhook", "test", &id]).await);
+    assert!(
+        pinged.contains(&format!("Sent a signed ping to webhook {id}: delivered")),
+        "{pinged}"
+    );
+    let ping = rx.got().pop().unwrap();
+    assert_eq!(ping.json()["type"], "ping");
+    assert_signed(&ping, &secret);
+    rx.answer(500);
+    let (code, _, err) = clavis_cli(cfg, &["webhook", "test", &id]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("was not delivered: the receiver answered HTTP 500")
+            && err.contains(&format!("clavis webhook deliveries {id}")),
+        "{err}"
+    );
+    let deliveries = ok(clavis_cli(cfg, &["webhook", "deliveries", &id]).await);
+    assert_eq!(deliveries.matches("ping").count(), 2, "{deliveries}");
+    let (code, _, err) = clavis_cli(
+        cfg,
+        &["webhook", "test", "00000000-0000-0000-0000-000000000001"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error:"), "{err}");
 
     ok(clavis_cli(cfg, &["webhook", "remove", &id]).await);
     let (code, _, err) = clavis_cli(cfg, &["webhook", "remove", &id]).await;

@@ -53,6 +53,7 @@ mod sqlite {
     mod schema_conformance;
     mod secrets;
     mod serve;
+    mod serve_output;
     mod signins;
     mod snippets;
     mod tenants;

@@ -867,10 +867,12 @@ async fn add_password_end_dates_follow_the_tenant_policy() {
     assert_eq!(
         policy,
         json!({"signingAlgorithm": "ES256", "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180,
-               "maxSecretsPerApplication": 10, "passwordCredentialsAllowed": true})
+               "maxSecretsPerApplication": 10, "passwordCredentialsAllowed": true,
+               "effectiveDefaultSecretLifetimeDays": 180})
     );
 
-    // Lowering only the maximum: either accepted, or refused without a partial change.
+    // Lowering only the maximum keeps the configured default; new secrets
+    // get the smaller of the two.
     let (status, body) = patch(
         &app,
         "/v1.0/policies/tenantPolicy",
@@ -878,23 +880,24 @@ async fn add_password_end_dates_follow_the_tenant_policy() {
         json!({"maxSecretLifetimeDays": 30}),
     )
     .await;
-    let (_, policy) = app.get("/v1.0/policies/tenantPolicy", &admin).await;
-    if status == StatusCode::NO_CONTENT {
-        assert_eq!(policy["maxSecretLifetimeDays"], 30);
-    } else {
-        assert_graph_error(status, &body, StatusCode::BAD_REQUEST, "Request_BadRequest");
-        assert_eq!(policy["maxSecretLifetimeDays"], 730);
-        let (status, body) = patch(
-            &app,
-            "/v1.0/policies/tenantPolicy",
-            &admin,
-            json!({"maxSecretLifetimeDays": 30, "defaultSecretLifetimeDays": 30}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    }
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, policy) = app.get("/v1.0/policies/tenantPolicy", &admin).await;
     assert_eq!(policy["maxSecretLifetimeDays"], 30);
+    assert_eq!(policy["defaultSecretLifetimeDays"], 180, "{policy}");
+    assert_eq!(policy["effectiveDefaultSecretLifetimeDays"], 30, "{policy}");
+    // A default above the maximum, asked for, is a contradiction: refused,
+    // nothing changed.
+    let (status, body) = patch(
+        &app,
+        "/v1.0/policies/tenantPolicy",
+        &admin,
+        json!({"maxSecretLifetimeDays": 20, "defaultSecretLifetimeDays": 90}),
+    )
+    .await;
+    assert_graph_error(status, &body, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    assert!(s(&body["error"]["message"]).contains("20 days"), "{body}");
+    let (_, unchanged) = app.get("/v1.0/policies/tenantPolicy", &admin).await;
+    assert_eq!(unchanged, policy);
 
     let (status, body) = add_password(
         &app,
@@ -919,6 +922,20 @@ async fn add_password_end_dates_follow_the_tenant_policy() {
     assert!(
         lifetime <= Duration::days(30),
         "default is capped by the maximum: {body}"
+    );
+    // Raising the maximum again brings the configured default back.
+    let (status, body) = patch(
+        &app,
+        "/v1.0/policies/tenantPolicy",
+        &admin,
+        json!({"maxSecretLifetimeDays": 365}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, policy) = app.get("/v1.0/policies/tenantPolicy", &admin).await;
+    assert_eq!(
+        policy["effectiveDefaultSecretLifetimeDays"], 180,
+        "{policy}"
     );
 
     // Only the three accepted requests made credentials.

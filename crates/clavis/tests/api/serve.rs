@@ -235,9 +235,13 @@ async fn first_start_restart_and_sigterm() {
     drop(server);
 
     // Restart on the same directory: no second bootstrap, same secret and keys work.
-    let before = std::fs::read(&boot_path).unwrap();
     let server = start(&data);
-    assert_eq!(std::fs::read(&boot_path).unwrap(), before);
+    // The same admin and secret; the authority follows the new port.
+    let mut after: Value =
+        serde_json::from_str(&std::fs::read_to_string(&boot_path).unwrap()).unwrap();
+    assert_eq!(after["authority"], format!("{}/default", server.base));
+    after["authority"] = boot["authority"].clone();
+    assert_eq!(after, boot);
     assert!(!server.log.lock().unwrap().contains("first start"));
     let r = admin_token(&http, &server.base, &boot).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());

@@ -134,6 +134,43 @@ async fn without_the_flag_delivery_to_this_machine_is_refused_even_by_name() {
 }
 
 #[tokio::test]
+async fn a_test_ping_obeys_the_egress_rules() {
+    // Made while internal targets were allowed; pinged by a node without
+    // the flag: refused, and the answer says so.
+    let app = spawn_allowing_internal().await;
+    let rx = Receiver::start().await;
+    let admin = app.admin_token().await;
+    let hook = subscribe(&app, &admin, &rx.url, json!({})).await;
+    let strict = ExpiryNotifier::new(
+        app.state.directory.store().clone(),
+        app.state.key_provider.clone(),
+        app.state.clock.clone(),
+        None,
+        false,
+    );
+    let tenant = app.state.directory.tenant("default").unwrap();
+    let sub = app
+        .state
+        .directory
+        .store()
+        .webhook(tenant.id, s(&hook["id"]).parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let d = strict.ping(&sub).await;
+    assert_eq!(d.status, clavis_store::DeliveryStatus::Failed);
+    assert_eq!(d.last_status, None);
+    assert!(
+        d.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("refused: the target is an internal address"),
+        "{d:?}"
+    );
+    assert!(rx.got().is_empty(), "nothing reached the receiver");
+}
+
+#[tokio::test]
 async fn delivery_errors_say_what_failed_without_network_details() {
     // A TLS server whose certificate the webhook client does not trust:
     // Clavis itself, with its local CA.
