@@ -208,6 +208,7 @@ async fn a_record_under_a_key_the_server_lacks_fails_closed_and_is_left_unchange
             + time::Duration::milliseconds(1),
         activates_at: now,
         revoked_at: None,
+        certificate: None,
     };
     store
         .commit(

@@ -43,10 +43,12 @@ mod sqlite {
     mod pkcs11_provider;
     mod policies;
     mod recovery;
+    mod resource_servers;
     mod revocation;
     mod schema_conformance;
     mod secrets;
     mod serve;
+    mod signing_certificates;
     mod signins;
     mod tenants;
     mod throttle;
@@ -83,6 +85,7 @@ mod postgres {
     mod scale_out;
     mod schema_conformance;
     mod secrets;
+    mod signing_certificates;
     mod signins;
     mod store_copy;
     mod tenants;
