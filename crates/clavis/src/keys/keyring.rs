@@ -383,12 +383,16 @@ impl Keyring {
             }
         }
         let jwks = json!({ "keys": published }).to_string();
-        // A key the provider could not open (to sign, or to certify) is
-        // tried again a second later (a provider may come back), not cached
-        // until the next change.
+        // A key the provider could not open is tried again a second later
+        // (a provider may come back), not cached until the next change; a
+        // published key still without a certificate, a minute later.
         let mut valid_until = next_change(&statuses, now);
-        if current.is_err() || uncertified {
-            let retry = now + Duration::seconds(1);
+        let retry = if current.is_err() {
+            Some(Duration::seconds(1))
+        } else {
+            uncertified.then(|| Duration::minutes(1))
+        };
+        if let Some(retry) = retry.map(|after| now + after) {
             valid_until = Some(valid_until.map_or(retry, |t| t.min(retry)));
         }
         Ok(TenantKeys {
