@@ -201,6 +201,61 @@ mod tests {
         }
     }
 
+    /// The first DER element of `der`: (its encoding, its content, what follows).
+    fn split(der: &[u8]) -> (&[u8], &[u8], &[u8]) {
+        let (len, head) = match der[1] {
+            n if n < 0x80 => (n as usize, 2),
+            n => {
+                let count = (n & 0x7f) as usize;
+                let len = der[2..2 + count]
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+                (len, 2 + count)
+            }
+        };
+        (
+            &der[..head + len],
+            &der[head..head + len],
+            &der[head + len..],
+        )
+    }
+
+    /// The certificate's signature (RFC 5280 §4.1) verifies over its
+    /// to-be-signed part with the key's own public key, as X.509 encodes them.
+    fn assert_self_signed(der: &[u8], key: Arc<SigningKey>) {
+        use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+        let (_, certificate, _) = split(der);
+        let (tbs, _, rest) = split(certificate);
+        let (_, _, rest) = split(rest);
+        let (_, bits, _) = split(rest);
+        let alg: &'static dyn VerificationAlgorithm = match key.alg() {
+            Algorithm::Es256 => &signature::ECDSA_P256_SHA256_ASN1,
+            Algorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::EdDsa => &signature::ED25519,
+        };
+        let signer = KeySigner::new(key).unwrap();
+        UnparsedPublicKey::new(alg, signer.public_key())
+            .verify(tbs, &bits[1..])
+            .expect("the certificate is signed by its own key");
+    }
+
+    #[test]
+    fn certificates_are_signed_by_their_key_in_software_and_in_a_token() {
+        use crate::keys::pkcs11::testing::SoftHsm;
+        let now = OffsetDateTime::now_utc();
+        let hsm = SoftHsm::new();
+        let token = Arc::new(hsm.open().unwrap());
+        for alg in Algorithm::ALL {
+            let (software, _) = SigningKey::generate(alg).unwrap();
+            let made = token.generate_signing_key(alg).unwrap();
+            let in_token = SigningKey::in_token(token.clone(), made).unwrap();
+            for key in [Arc::new(software), Arc::new(in_token)] {
+                let der = self_signed(key.clone(), now).unwrap();
+                assert_self_signed(&der, key);
+            }
+        }
+    }
+
     #[test]
     fn x5t_is_the_sha1_thumbprint() {
         // SHA-1("abc") = a9993e364706816aba3e25717850c26c9cd0d89d.
