@@ -3,6 +3,7 @@
 //! client credentials grant; prints one results table and writes an SVG
 //! chart. Run it through `bench/run`, which builds and installs what it needs.
 
+mod algorithms;
 mod load;
 mod postgres;
 mod procstat;
@@ -23,7 +24,7 @@ use servers::{Kind, Server};
 /// Benchmark the client credentials grant: Clavis vs oidc-provider.
 #[derive(Debug, Parser)]
 struct Args {
-    /// A few seconds in all: ES256 only, short runs, 100 clients (for CI).
+    /// A few seconds in all: RS256 and ES256 only, short runs, 100 clients (for CI).
     #[arg(long)]
     smoke: bool,
     /// The `clavis` binary to measure.
@@ -110,9 +111,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         connections: args.connections,
         many: args.many.unwrap_or(if args.smoke { 100 } else { 10_000 }),
         algs: if args.smoke {
-            vec!["ES256"]
+            vec!["RS256", "ES256"]
         } else {
-            vec!["ES256", "EdDSA", "RS256"]
+            vec!["RS256", "ES256", "EdDSA"]
         },
     };
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -154,7 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         servers::provision_clavis(&mut server, alg, 10).await?;
         eprintln!("== Clavis {alg}: measuring");
-        let measured = measure(&server, &settings, *alg == "ES256").await?;
+        let measured = measure(&server, &settings, alg).await?;
         results.push((Kind::Clavis, alg, measured));
         server.stop().await;
     }
@@ -175,7 +176,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 &scratch.join(format!("peer-{alg}.log")),
             )
             .await?;
-            let measured = measure(&server, &settings, *alg == "ES256").await?;
+            let measured = measure(&server, &settings, alg).await?;
             results.push((Kind::Peer, alg, measured));
             server.stop().await;
         }
@@ -506,7 +507,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.load_threads,
         if args.smoke { "SMOKE RUN (figures not meaningful)" } else { "full run" }
     );
-    let markdown = report::markdown(&machine, &settings_text, &rows, &notes);
+    let mut markdown = report::markdown(&machine, &settings_text, &rows, &notes);
+    if let Some(rs) = get(Kind::Clavis, "RS256") {
+        let figures = |m: &Measured| algorithms::Figures {
+            tokens_per_s: m.keep_alive.rate,
+            tokens_per_cpu_s: m.keep_alive.per_cpu,
+            latency: m.latency,
+            token_bytes: m.token_bytes,
+        };
+        markdown.push_str(&algorithms::markdown(&figures(rs), &figures(es)));
+    }
     let svg = report::svg(&rows);
     std::fs::write(args.out.join("results.md"), &markdown)?;
     std::fs::write(args.out.join("chart.svg"), &svg)?;
@@ -534,18 +544,19 @@ struct Measured {
     /// Milliseconds per second the hypervisor took from this machine's
     /// CPUs during the 80% latency run (NaN when not measured).
     steal_at_80: f64,
+    /// Bytes of one access token.
+    token_bytes: usize,
 }
 
-async fn measure(
-    server: &Server,
-    settings: &Settings,
-    with_latency: bool,
-) -> anyhow::Result<Measured> {
+/// Keep-alive saturation for every algorithm; latency curves for RS256 (the
+/// default) and ES256, set side by side; new-connection runs for ES256.
+async fn measure(server: &Server, settings: &Settings, alg: &str) -> anyhow::Result<Measured> {
     eprintln!("   {} on {}: saturation", server.kind.name(), server.addr);
     let rss_idle = procstat::rss_mib(server.pid)?;
+    let token_bytes = servers::token_size(server).await?;
     let keep_alive = saturate(server, settings, Connections::KeepAlive).await?;
-    // New-connection runs and latency curves: for the default algorithm only.
-    let new_conn = if with_latency {
+    let with_latency = alg == "ES256" || alg == "RS256";
+    let new_conn = if alg == "ES256" {
         saturate(server, settings, Connections::NewPerRequest).await?
     } else {
         Saturation::default()
@@ -577,6 +588,7 @@ async fn measure(
         new_conn,
         latency,
         steal_at_80,
+        token_bytes,
     })
 }
 

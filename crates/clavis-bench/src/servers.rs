@@ -207,6 +207,26 @@ pub async fn start_clavis_with(
     })
 }
 
+/// The size in bytes of one access token from `server` (its first client).
+pub async fn token_size(server: &Server) -> anyhow::Result<usize> {
+    let body = server
+        .bodies
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no client registered"))?;
+    let answer: Value = https_client(&server.ca_pem)?
+        .post(format!("https://{}{}", server.addr, server.token_path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no token: {answer}"))?;
+    Ok(token.len())
+}
+
 /// Register an API and `clients` clients (one secret each) through the
 /// management API, select the signing algorithm, and prepare token bodies.
 pub async fn provision_clavis(

@@ -215,6 +215,7 @@ pub const TABLES: &[Table] = &[
             c("created_at", Time),
             c("activates_at", Time),
             c("revoked_at", Time),
+            c("certificate", Bytes),
         ],
         treatment: Treatment::Copy,
     },

@@ -184,6 +184,15 @@ pub enum Mutation {
         kid: String,
         at: OffsetDateTime,
     },
+    /// Store the certificate of a key made before keys had one, unless a
+    /// certificate is already stored (then nothing changes: the first node
+    /// to store one wins, and every node publishes that one). `NotFound`
+    /// if the tenant has no key `kid`.
+    SetSigningKeyCertificate {
+        tenant_id: Uuid,
+        kid: String,
+        certificate: Vec<u8>,
+    },
     /// Create a webhook subscription. `NotFound` if the tenant is gone.
     InsertWebhook(WebhookSubscription),
     /// Replace a sealed value (rewrapped under another key-encryption key)

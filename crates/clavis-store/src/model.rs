@@ -162,6 +162,10 @@ pub struct SigningKeyRecord {
     /// Emergency removal: from then on the key is neither published nor
     /// trusted, and its tokens are inactive.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The key's self-signed X.509 certificate (DER), published as `x5c`;
+    /// `None` for a key made before certificates existed, until one is
+    /// stored with [`Mutation::SetSigningKeyCertificate`](crate::Mutation).
+    pub certificate: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -175,6 +179,7 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("created_at", &self.created_at)
             .field("activates_at", &self.activates_at)
             .field("revoked_at", &self.revoked_at)
+            .field("certificate", &self.certificate.as_ref().map(Vec::len))
             .finish()
     }
 }

@@ -55,7 +55,7 @@ impl TenantPlan {
         let tenant = Tenant {
             id: Uuid::new_v4(),
             name: name.into(),
-            signing_alg: "ES256".into(),
+            signing_alg: crate::keys::Algorithm::DEFAULT.as_str().into(),
             max_secret_lifetime_secs: DEFAULT_MAX_SECRET_LIFETIME.whole_seconds(),
             default_secret_lifetime_secs: DEFAULT_SECRET_LIFETIME.whole_seconds(),
             max_secrets_per_application: DEFAULT_MAX_SECRETS_PER_APPLICATION,

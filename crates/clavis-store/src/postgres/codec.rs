@@ -361,6 +361,7 @@ pub(crate) struct SigningKeyRow {
     created_at: PgTime,
     activates_at: PgTime,
     revoked_at: Option<PgTime>,
+    certificate: Option<Vec<u8>>,
 }
 
 impl SigningKeyRow {
@@ -378,6 +379,7 @@ impl SigningKeyRow {
                 .revoked_at
                 .map(|at| parse_time("signing_keys.revoked_at", at))
                 .transpose()?,
+            certificate: self.certificate,
         })
     }
 }

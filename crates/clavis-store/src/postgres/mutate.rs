@@ -108,6 +108,23 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Store
             .map_err(db)?;
             found(done.rows_affected(), "signing key")
         }
+        Mutation::SetSigningKeyCertificate {
+            tenant_id,
+            kid,
+            certificate,
+        } => {
+            let done = query(
+                "UPDATE signing_keys SET certificate = COALESCE(certificate, $1) \
+                 WHERE tenant_id = $2 AND kid = $3",
+            )
+            .bind(certificate.as_slice())
+            .bind(id(*tenant_id))
+            .bind(kid)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "signing key")
+        }
         Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
         Mutation::ResealRecord {
             kind,
@@ -253,7 +270,8 @@ async fn delete_role_assignment(
 async fn insert_signing_key(conn: &mut PgConnection, key: &SigningKeyRecord) -> StoreResult<()> {
     let done = query(
         "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
-         created_at, activates_at, revoked_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         created_at, activates_at, revoked_at, certificate) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
     )
     .bind(&key.kid)
@@ -265,6 +283,7 @@ async fn insert_signing_key(conn: &mut PgConnection, key: &SigningKeyRecord) -> 
     .bind(time(key.created_at)?)
     .bind(time(key.activates_at)?)
     .bind(key.revoked_at.map(time).transpose()?)
+    .bind(key.certificate.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(|e| unique(e, |_| format!("a signing key with kid '{}' already exists", key.kid)))?;

@@ -190,7 +190,7 @@ pub(crate) async fn signing_keys(
 ) -> StoreResult<Vec<SigningKeyRecord>> {
     query_as::<_, SigningKeyRow>(
         "SELECT kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, created_at, \
-         activates_at, revoked_at FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at DESC, kid DESC",
+         activates_at, revoked_at, certificate FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at DESC, kid DESC",
     )
     .bind(id(tenant_id))
     .fetch_all(&mut *conn)

@@ -214,6 +214,7 @@ pub(crate) struct SigningKeyRow {
     created_at: i64,
     activates_at: i64,
     revoked_at: Option<i64>,
+    certificate: Option<Vec<u8>>,
 }
 
 impl SigningKeyRow {
@@ -231,6 +232,7 @@ impl SigningKeyRow {
                 .revoked_at
                 .map(|at| parse_time("signing_keys.revoked_at", at))
                 .transpose()?,
+            certificate: self.certificate,
         })
     }
 }

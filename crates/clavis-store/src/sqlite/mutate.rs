@@ -106,6 +106,23 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, mutation: &Mutation) -> S
             .map_err(db)?;
             found(done.rows_affected(), "signing key")
         }
+        Mutation::SetSigningKeyCertificate {
+            tenant_id,
+            kid,
+            certificate,
+        } => {
+            let done = query(
+                "UPDATE signing_keys SET certificate = COALESCE(certificate, ?) \
+                 WHERE tenant_id = ? AND kid = ?",
+            )
+            .bind(certificate.as_slice())
+            .bind(id(*tenant_id))
+            .bind(kid)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            found(done.rows_affected(), "signing key")
+        }
         Mutation::InsertWebhook(sub) => super::expiry::insert_webhook(conn, sub).await,
         Mutation::ResealRecord {
             kind,
@@ -250,7 +267,7 @@ async fn insert_signing_key(
 ) -> StoreResult<()> {
     let done = query(
         "INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, encrypted_private_key, kek_id, \
-         created_at, activates_at, revoked_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         created_at, activates_at, revoked_at, certificate) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
     )
     .bind(&key.kid)
@@ -262,6 +279,7 @@ async fn insert_signing_key(
     .bind(micros(key.created_at)?)
     .bind(micros(key.activates_at)?)
     .bind(key.revoked_at.map(micros).transpose()?)
+    .bind(key.certificate.as_deref())
     .bind(id(key.tenant_id))
     .execute(&mut *conn)
     .await

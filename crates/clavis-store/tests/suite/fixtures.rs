@@ -100,6 +100,7 @@ pub fn signing_key(tenant: &Tenant, kid: &str, created_secs: i64) -> SigningKeyR
         created_at: at(created_secs, 1),
         activates_at: at(created_secs, 1),
         revoked_at: None,
+        certificate: None,
     }
 }
 

@@ -246,6 +246,7 @@ pub async fn signing_key_round_trip(store: &dyn Store) {
     let mut new = signing_key(&tenant, "k-new", 100);
     new.alg = "RS256".to_owned();
     new.encrypted_private_key = (0..=255).collect();
+    new.certificate = Some((0..=255).rev().collect());
     let mutations = [&old, &new, &signing_key(&other, "k-other", 50)]
         .map(|k| Mutation::InsertSigningKey(k.clone()));
     apply(store, mutations.to_vec()).await;
@@ -257,6 +258,26 @@ pub async fn signing_key_round_trip(store: &dyn Store) {
         key.activates_at = stored(key.activates_at);
     }
     assert_eq!(keys, expected, "newest first, every byte kept");
+
+    // A key made before certificates gets one, once: the first stored wins.
+    let set = |kid: &str, certificate: Vec<u8>| Mutation::SetSigningKeyCertificate {
+        tenant_id: tenant.id,
+        kid: kid.to_owned(),
+        certificate,
+    };
+    apply(store, vec![set("k-old", vec![1, 2, 3])]).await;
+    apply(store, vec![set("k-old", vec![9, 9]), set("k-new", vec![7])]).await;
+    let keys = store.signing_keys(tenant.id).await.expect("read");
+    assert_eq!(keys[1].certificate, Some(vec![1, 2, 3]), "first one kept");
+    assert_eq!(
+        keys[0].certificate, expected[0].certificate,
+        "never replaced"
+    );
+    let missing = store.commit(&[set("k-other", vec![1])], &[]).await;
+    assert!(
+        matches!(missing, Err(clavis_store::StoreError::NotFound(_))),
+        "another tenant's key: {missing:?}"
+    );
 }
 
 pub async fn audit_round_trip(store: &dyn Store) {

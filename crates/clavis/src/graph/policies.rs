@@ -29,7 +29,7 @@ use crate::keys::Algorithm;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPolicy {
-    /// `ES256` (default), `RS256` or `EdDSA`: signs new tokens from the next request on.
+    /// `RS256` (the default for new tenants, as Entra), `ES256` or `EdDSA`: signs new tokens from the next request on.
     pub signing_algorithm: String,
     /// Longest lifetime of a new client secret, in days.
     pub max_secret_lifetime_days: i64,

@@ -16,15 +16,21 @@ pub struct Header {
     pub alg: String,
     pub kid: String,
     pub typ: String,
+    /// The SHA-1 thumbprint of the key's certificate (as Entra sends it;
+    /// `None` for a key without one yet and for tokens issued before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5t: Option<String>,
 }
 
-/// The base64url JWS protected header for a key: `{"alg":..,"kid":..,"typ":"JWT"}`.
-/// [`SigningKey`] keeps it, so signing does not serialize it again.
-pub(crate) fn encoded_header(alg: Algorithm, kid: &str) -> String {
+/// The base64url JWS protected header for a key:
+/// `{"alg":..,"kid":..,"typ":"JWT","x5t":..}` (`x5t` when the key has a
+/// certificate). [`SigningKey`] keeps it, so signing does not serialize it again.
+pub(crate) fn encoded_header(alg: Algorithm, kid: &str, x5t: Option<&str>) -> String {
     let header = Header {
         alg: alg.as_str().to_owned(),
         kid: kid.to_owned(),
         typ: "JWT".to_owned(),
+        x5t: x5t.map(str::to_owned),
     };
     B64.encode(serde_json::to_vec(&header).expect("header serializes"))
 }
@@ -123,17 +129,29 @@ mod tests {
     }
 
     #[test]
-    fn header_is_alg_kid_typ_in_that_order() {
+    fn header_is_alg_kid_typ_x5t_in_that_order() {
         for alg in Algorithm::ALL {
             let (key, _) = SigningKey::generate(alg).unwrap();
-            let token = encode(&key, &json!({"sub":"a"})).unwrap();
-            let head = B64.decode(token.split('.').next().unwrap()).unwrap();
+            let bare = encode(&key, &json!({"sub":"a"})).unwrap();
+            let head = B64.decode(bare.split('.').next().unwrap()).unwrap();
             let expected = format!(
                 r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
                 alg.as_str(),
                 key.kid()
             );
             assert_eq!(String::from_utf8(head).unwrap(), expected);
+            let key = key.with_certificate(b"certificate");
+            let token = encode(&key, &json!({"sub":"a"})).unwrap();
+            let head = B64.decode(token.split('.').next().unwrap()).unwrap();
+            let expected = format!(
+                r#"{{"alg":"{}","kid":"{}","typ":"JWT","x5t":"{}"}}"#,
+                alg.as_str(),
+                key.kid(),
+                crate::keys::certificate::x5t(b"certificate")
+            );
+            assert_eq!(String::from_utf8(head).unwrap(), expected);
+            let x5t = crate::keys::certificate::x5t(b"certificate");
+            assert_eq!(peek_header(&token).unwrap().x5t, Some(x5t));
             let sig = B64.decode(token.rsplit('.').next().unwrap()).unwrap();
             assert_eq!(sig.len(), key.signature_len(), "{alg:?}");
             assert_eq!(token.len(), token.capacity(), "{alg:?}: one allocation");

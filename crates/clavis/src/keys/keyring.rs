@@ -1,5 +1,6 @@
 //! Each tenant's signing keys: the current key (generated on first use,
-//! sealed under the KEK and stored), the JWKS that publishes it, the next
+//! sealed under the KEK and stored with its certificate), the JWKS that
+//! publishes it with `x5c`/`x5t`, the next
 //! key (pending) and every key whose tokens may still be alive
 //! ([`lifecycle`](super::lifecycle) says which), and scheduled rotation.
 
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::certificate;
 use super::lifecycle::{classify, created_after, due_successor, next_change, KeyState, Schedule};
 use super::{Algorithm, KeyProvider, ProviderError, SigningKey, VerifyingKey};
 use crate::clock::Clock;
@@ -151,6 +153,9 @@ impl Keyring {
                 Err(e) => return Err(e),
             }
         }
+        if self.certify(tenant, &records, now).await? {
+            records = self.store.signing_keys(tenant.id).await?;
+        }
         let keys = Arc::new(self.assemble(&records)?);
         self.cache
             .write()
@@ -188,6 +193,9 @@ impl Keyring {
         existing: &[SigningKeyRecord],
     ) -> Result<SigningKeyRecord, KeyringError> {
         let (key, sealed) = self.provider.generate_signing_key(alg)?;
+        let created_at = created_after(existing, self.clock.now());
+        let key = Arc::new(key);
+        let certificate = make_certificate(key.clone(), created_at)?;
         Ok(SigningKeyRecord {
             kid: key.kid().to_owned(),
             tenant_id: tenant.id,
@@ -195,10 +203,59 @@ impl Keyring {
             public_jwk: key.public_jwk().to_string(),
             encrypted_private_key: sealed.blob,
             kek_id: sealed.kek_id,
-            created_at: created_after(existing, self.clock.now()),
+            created_at,
             activates_at,
             revoked_at: None,
+            certificate: Some(certificate),
         })
+    }
+
+    /// Make and store the certificate of every published key that has none
+    /// (made before keys had certificates), once for the whole cluster: the
+    /// first node to store one wins and the others publish it. True if it
+    /// stored anything (the caller reads the keys again). A key the
+    /// provider cannot open now stays published without one (logged; the
+    /// view is retried like an unopenable current key).
+    async fn certify(
+        &self,
+        tenant: &Tenant,
+        records: &[SigningKeyRecord],
+        now: OffsetDateTime,
+    ) -> Result<bool, KeyringError> {
+        let mut stored = false;
+        for status in classify(records, now, self.retain_for) {
+            let record = status.record;
+            if !status.published || record.certificate.is_some() {
+                continue;
+            }
+            let made = self
+                .provider
+                .load_signing_key(record)
+                .map_err(KeyringError::from)
+                .and_then(|key| make_certificate(Arc::new(key), record.created_at));
+            let certificate = match made {
+                Ok(der) => der,
+                Err(e) => {
+                    tracing::warn!(kid = %record.kid, error = %e,
+                        "no certificate could be made for a signing key; it is published without x5c until one can");
+                    continue;
+                }
+            };
+            let set = Mutation::SetSigningKeyCertificate {
+                tenant_id: tenant.id,
+                kid: record.kid.clone(),
+                certificate,
+            };
+            match self.store.commit(&[set], &[]).await {
+                Ok(()) => stored = true,
+                // Revoked or gone meanwhile: the next read shows it.
+                Err(StoreError::NotFound(_)) => stored = true,
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(tenant = %tenant.id, kid = %record.kid,
+                "made the certificate of a signing key made before keys had one");
+        }
+        Ok(stored)
     }
 
     /// Publish the tenant's next key if the schedule says it is time (see
@@ -290,6 +347,10 @@ impl Keyring {
         let current = self
             .provider
             .load_signing_key(newest)
+            .map(|key| match &newest.certificate {
+                Some(der) => key.with_certificate(der),
+                None => key,
+            })
             .map_err(|e| {
                 let reason = format!("signing key {} cannot be opened: {e}", newest.kid);
                 tracing::error!(kid = %newest.kid, error = %e,
@@ -299,6 +360,7 @@ impl Keyring {
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         let mut revoked = HashSet::new();
+        let mut uncertified = false;
         for status in &statuses {
             let record = status.record;
             if status.state == KeyState::Revoked {
@@ -307,10 +369,14 @@ impl Keyring {
             if !status.published {
                 continue;
             }
-            let Ok(jwk) = serde_json::from_str::<Value>(&record.public_jwk) else {
+            let Ok(mut jwk) = serde_json::from_str::<Value>(&record.public_jwk) else {
                 tracing::error!(kid = %record.kid, "stored public JWK is not JSON; not published");
                 continue;
             };
+            match &record.certificate {
+                Some(der) => certificate::publish(&mut jwk, der),
+                None => uncertified = true,
+            }
             if let Ok(verifier) = VerifyingKey::from_jwk(&jwk) {
                 verifiers.insert(record.kid.clone(), verifier);
                 published.push(jwk);
@@ -318,10 +384,15 @@ impl Keyring {
         }
         let jwks = json!({ "keys": published }).to_string();
         // A key the provider could not open is tried again a second later
-        // (a provider may come back), not cached until the next change.
+        // (a provider may come back), not cached until the next change; a
+        // published key still without a certificate, a minute later.
         let mut valid_until = next_change(&statuses, now);
-        if current.is_err() {
-            let retry = now + Duration::seconds(1);
+        let retry = if current.is_err() {
+            Some(Duration::seconds(1))
+        } else {
+            uncertified.then(|| Duration::minutes(1))
+        };
+        if let Some(retry) = retry.map(|after| now + after) {
             valid_until = Some(valid_until.map_or(retry, |t| t.min(retry)));
         }
         Ok(TenantKeys {
@@ -333,4 +404,13 @@ impl Keyring {
             valid_until,
         })
     }
+}
+
+/// The self-signed certificate of a new key, valid from its creation.
+fn make_certificate(
+    key: Arc<SigningKey>,
+    created_at: OffsetDateTime,
+) -> Result<Vec<u8>, KeyringError> {
+    certificate::self_signed(key, created_at)
+        .map_err(|e| KeyringError::Provider(ProviderError::Unavailable(e.to_string())))
 }

@@ -188,6 +188,7 @@ mod tests {
             created_at: T0 + Duration::hours(created_h),
             activates_at: T0 + Duration::hours(activates_h),
             revoked_at: None,
+            certificate: None,
         }
     }
 

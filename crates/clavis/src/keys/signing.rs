@@ -1,4 +1,4 @@
-//! Token-signing keys (ES256 by default, RS256 and EdDSA per tenant): key
+//! Token-signing keys (RS256 by default, as Entra; ES256 and EdDSA per tenant): key
 //! generation, signing (in software, or by a PKCS#11 token that holds the
 //! private key), public JWKs with RFC 7638 thumbprint key ids, and
 //! verification of tokens Clavis itself issued.
@@ -27,8 +27,12 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Every supported algorithm, default first.
+    /// Every supported algorithm.
     pub const ALL: [Algorithm; 3] = [Algorithm::Es256, Algorithm::Rs256, Algorithm::EdDsa];
+
+    /// What new tenants sign with: RS256, as Entra does, because much code
+    /// written for Entra accepts nothing else. Existing tenants keep theirs.
+    pub const DEFAULT: Algorithm = Algorithm::Rs256;
 
     /// The JWS `alg` name.
     pub fn as_str(self) -> &'static str {
@@ -197,7 +201,7 @@ impl SigningKey {
         public_jwk["kid"] = json!(kid);
         public_jwk["use"] = json!("sig");
         public_jwk["alg"] = json!(alg.as_str());
-        let jws_header = super::jws::encoded_header(alg, &kid);
+        let jws_header = super::jws::encoded_header(alg, &kid, None);
         Self {
             kid,
             alg,
@@ -207,6 +211,14 @@ impl SigningKey {
             signature_len,
             rng: SystemRandom::new(),
         }
+    }
+
+    /// This key with its certificate (DER): every token it signs names the
+    /// certificate's thumbprint as `x5t` in its header, as Entra's do.
+    pub fn with_certificate(mut self, der: &[u8]) -> Self {
+        let x5t = super::certificate::x5t(der);
+        self.jws_header = super::jws::encoded_header(self.alg, &self.kid, Some(&x5t));
+        self
     }
 
     /// Key id (RFC 7638 thumbprint of the public key).

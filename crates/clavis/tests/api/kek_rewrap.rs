@@ -186,7 +186,8 @@ async fn a_record_under_a_key_the_server_lacks_fails_closed_and_is_left_unchange
     // A signing key sealed under a key-encryption key this server never had
     // becomes the tenant's current key.
     let foreign = KeyProvider::software(KekSet::single(KeyEncryptionKey::generate()), None);
-    let (key, sealed) = foreign.generate_signing_key(Algorithm::Es256).unwrap();
+    // In the tenant's own algorithm, so it is its current key.
+    let (key, sealed) = foreign.generate_signing_key(Algorithm::DEFAULT).unwrap();
     let store = app.state.directory.store().clone();
     let tenant_id = app.tenant_id.parse().unwrap();
     let existing = store.signing_keys(tenant_id).await.unwrap();
@@ -194,7 +195,7 @@ async fn a_record_under_a_key_the_server_lacks_fails_closed_and_is_left_unchange
     let record = SigningKeyRecord {
         kid: key.kid().to_owned(),
         tenant_id,
-        alg: "ES256".into(),
+        alg: Algorithm::DEFAULT.as_str().into(),
         public_jwk: key.public_jwk().to_string(),
         encrypted_private_key: sealed.blob.clone(),
         kek_id: sealed.kek_id.clone(),
@@ -208,6 +209,7 @@ async fn a_record_under_a_key_the_server_lacks_fails_closed_and_is_left_unchange
             + time::Duration::milliseconds(1),
         activates_at: now,
         revoked_at: None,
+        certificate: None,
     };
     store
         .commit(

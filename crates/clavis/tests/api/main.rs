@@ -49,11 +49,13 @@ mod sqlite {
     mod policies;
     mod readme;
     mod recovery;
+    mod resource_servers;
     mod revocation;
     mod schema_conformance;
     mod secrets;
     mod serve;
     mod serve_output;
+    mod signing_certificates;
     mod signins;
     mod snippets;
     mod tenants;
@@ -92,6 +94,7 @@ mod postgres {
     mod scale_out;
     mod schema_conformance;
     mod secrets;
+    mod signing_certificates;
     mod signins;
     mod store_copy;
     mod tenants;

@@ -866,7 +866,7 @@ async fn add_password_end_dates_follow_the_tenant_policy() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         policy,
-        json!({"signingAlgorithm": "ES256", "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180,
+        json!({"signingAlgorithm": "RS256", "maxSecretLifetimeDays": 730, "defaultSecretLifetimeDays": 180,
                "maxSecretsPerApplication": 10, "passwordCredentialsAllowed": true,
                "effectiveDefaultSecretLifetimeDays": 180})
     );

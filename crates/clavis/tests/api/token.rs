@@ -109,7 +109,7 @@ async fn client_gets_a_token_with_roles_by_uri_and_by_app_id() {
     assert_eq!(body["ext_expires_in"], 3600);
     let token = body["access_token"].as_str().unwrap();
     let c = verify(&app, token).await;
-    assert_eq!(header(token)["alg"], "ES256");
+    assert_eq!(header(token)["alg"], "RS256");
     assert_eq!(c["iss"], format!("{}/{}/v2.0", app.base, app.tenant_id));
     assert_eq!(c["aud"], api["appId"]);
     assert_eq!(c["azp"], client.app_id);
@@ -382,7 +382,7 @@ async fn every_signing_algorithm_is_selectable_and_old_keys_stay_published() {
     let first = app
         .token(&client.app_id, &client.secret, "api://orders/.default")
         .await;
-    for alg in ["RS256", "EdDSA", "ES256"] {
+    for alg in ["ES256", "EdDSA", "RS256"] {
         let (status, body) = app
             .graph(
                 reqwest::Method::PATCH,
