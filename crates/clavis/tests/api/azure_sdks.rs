@@ -9,11 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::helpers::{claims, spawn_with, Registered, TestApp};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use super::helpers::{claims, spawn_with, venv_python, workspace, Registered, TestApp};
 
 /// The `lang` code block under the heading `## {section}` of docs/azure-sdks.md.
 fn snippet(section: &str, lang: &str) -> String {
@@ -31,34 +27,16 @@ fn snippet(section: &str, lang: &str) -> String {
 /// The venv's `bin` directory with `az` and a Python with msgraph-sdk,
 /// installing them if needed.
 fn venv_bin() -> PathBuf {
-    // One installation at a time (the two tests may start together).
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = workspace().join(".venv");
-    let bin = venv.join("bin");
-    let ready = bin.join("az").exists()
-        && Command::new(bin.join("python"))
-            .args(["-c", "import msgraph, azure.cli.core"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
-        if !bin.join("python").exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 is needed (apt-get install python3-venv)")
-                .success();
-            assert!(ok, "python3 -m venv failed");
-        }
-        let ok = Command::new(bin.join("python"))
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(workspace().join("tests/azure-sdks/requirements.txt"))
-            .status()
-            .expect("pip runs")
-            .success();
-        assert!(ok, "pip install of azure-cli and msgraph-sdk failed");
-    }
+    let python = venv_python(
+        "tests/azure-sdks/requirements.txt",
+        "import msgraph, azure.cli.core",
+    );
+    let bin = python.parent().expect("the venv's bin").to_path_buf();
+    assert!(
+        bin.join("az").exists(),
+        "azure-cli installs `az` in {}",
+        bin.display()
+    );
     bin
 }
 

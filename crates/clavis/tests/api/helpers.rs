@@ -470,3 +470,54 @@ pub fn run_clavis(args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// The workspace's root (the test runs in `crates/clavis`).
+#[allow(dead_code)] // the interop tests run in the SQLite module only
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python of the workspace's `.venv` once `probe` (Python code, e.g.
+/// `import msal`) runs there, installing `requirements` (a path in the
+/// workspace) first when it does not; the venv is made when missing.
+/// `scripts/test` installs everything beforehand: this is for a test run
+/// alone with `cargo test`. One installation at a time, as tests start
+/// together.
+#[allow(dead_code)] // the interop tests run in the SQLite module only
+pub fn venv_python(requirements: &str, probe: &str) -> PathBuf {
+    use std::process::Command;
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = workspace().join(".venv");
+    let python = venv.join("bin/python");
+    let ready = |python: &PathBuf| {
+        Command::new(python)
+            .args(["-c", probe])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready(&python) {
+        return python;
+    }
+    if !python.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed (apt-get install python3-venv, or run scripts/test)")
+            .success();
+        assert!(ok, "python3 -m venv failed");
+    }
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "-r"])
+        .arg(workspace().join(requirements))
+        .status()
+        .expect("pip runs")
+        .success();
+    assert!(ok, "pip install -r {requirements} failed");
+    assert!(
+        ready(&python),
+        "{requirements} installed, yet `{probe}` fails"
+    );
+    python
+}

@@ -10,41 +10,18 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::helpers::spawn_with;
+use super::helpers::{spawn_with, venv_python, workspace};
 use super::snippets;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A Python with msal, azure-identity and PyJWT, installing them if needed.
 pub(super) fn python() -> PathBuf {
     if let Ok(p) = std::env::var("CLAVIS_INTEROP_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = workspace().join(".venv");
-    let python = venv.join("bin/python");
-    let ready = Command::new(&python)
-        .args(["-c", "import msal, azure.identity, jwt"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed for the interop test (apt-get install python3-venv)")
-            .success();
-        assert!(ok, "python3 -m venv failed");
-        let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(workspace().join("tests/interop/requirements.txt"))
-            .status()
-            .expect("pip runs")
-            .success();
-        assert!(ok, "pip install of msal and azure-identity failed");
-    }
-    python
+    venv_python(
+        "tests/interop/requirements.txt",
+        "import msal, azure.identity, jwt",
+    )
 }
 
 #[tokio::test]
@@ -215,7 +192,6 @@ async fn requests_ca_bundle_overrides_msal_verify_but_not_azure_identity_connect
 #[tokio::test]
 async fn pyjwt_snippet_verifies_a_clavis_token() {
     let app = spawn_with(clavis::Tls::LocalCa).await;
-    snippets::sign_with(&app, "RS256").await;
     let (api, client) = snippets::orders(&app).await;
     let token = app
         .token(&client.app_id, &client.secret, "api://orders/.default")

@@ -19,7 +19,7 @@ const JS_PRELUDE: &str = "const CLIENT_ID = process.env.CLIENT_ID;\nconst SECRET
 fn node() -> PathBuf {
     static INSTALL: Mutex<()> = Mutex::new(());
     let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let project = snippets::workspace().join("tests/interop-node");
+    let project = super::helpers::workspace().join("tests/interop-node");
     if !project.join("node_modules/.package-lock.json").exists() {
         let ok = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
@@ -88,7 +88,6 @@ async fn msal_node_and_azure_identity_js_snippets_get_tokens_or_the_servers_erro
 #[tokio::test]
 async fn jose_snippet_verifies_a_clavis_token() {
     let app = spawn_with(clavis::Tls::LocalCa).await;
-    snippets::sign_with(&app, "RS256").await;
     let (api, client) = snippets::orders(&app).await;
     let token = app
         .token(&client.app_id, &client.secret, "api://orders/.default")

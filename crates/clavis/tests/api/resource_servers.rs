@@ -10,42 +10,14 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-use super::helpers::{header, spawn_with};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use super::helpers::{header, spawn_with, venv_python, workspace};
 
 /// The venv of the interop test, with PyJWT (from its requirements).
 fn python() -> PathBuf {
     if let Ok(p) = std::env::var("CLAVIS_INTEROP_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = workspace().join(".venv");
-    let python = venv.join("bin/python");
-    let ready = Command::new(&python)
-        .args(["-c", "import jwt, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        if !python.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 is needed (apt-get install python3-venv)")
-                .success();
-            assert!(ok, "python3 -m venv failed");
-        }
-        let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(workspace().join("tests/interop/requirements.txt"))
-            .status()
-            .expect("pip runs")
-            .success();
-        assert!(ok, "pip install of tests/interop/requirements.txt failed");
-    }
-    python
+    venv_python("tests/interop/requirements.txt", "import jwt, cryptography")
 }
 
 /// `tests/resource-servers` with its locked packages (`npm ci`).

@@ -4,7 +4,7 @@
 //! server's), and it runs from a scratch directory where `clavis-data` is the
 //! test server's data directory, so `clavis-data/tls/ca.pem` is its CA.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -12,9 +12,7 @@ use tempfile::TempDir;
 
 use super::helpers::{Registered, TestApp};
 
-pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use super::helpers::workspace;
 
 /// The code block after `<!-- snippet: NAME -->` in `doc` (a path from the
 /// workspace root), as written.
@@ -133,21 +131,6 @@ pub async fn orders(app: &TestApp) -> (Value, Registered) {
         .await;
     assert_eq!(status, 201, "{body}");
     (api, client)
-}
-
-/// Sign the tenant's tokens with `alg` (the resource-server snippets expect
-/// RS256, Entra's algorithm).
-pub async fn sign_with(app: &TestApp, alg: &str) {
-    let admin = app.admin_token().await;
-    let (status, body) = app
-        .graph(
-            reqwest::Method::PATCH,
-            "/v1.0/policies/tenantPolicy",
-            &admin,
-            Some(json!({ "signingAlgorithm": alg })),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
 }
 
 /// Assert that `token` is the README's client's token for the Orders API.
