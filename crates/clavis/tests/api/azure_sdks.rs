@@ -9,20 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::helpers::{claims, spawn_with, venv_python, workspace, Registered, TestApp};
-
-/// The `lang` code block under the heading `## {section}` of docs/azure-sdks.md.
-fn snippet(section: &str, lang: &str) -> String {
-    let page = std::fs::read_to_string(workspace().join("docs/azure-sdks.md")).expect("the page");
-    let page = format!("\n{page}");
-    let heading = format!("\n## {section}\n");
-    let start = page.find(&heading).expect("the section") + heading.len();
-    let rest = &page[start..];
-    let rest = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
-    let open = format!("```{lang}\n");
-    let body = &rest[rest.find(&open).expect("a code block") + open.len()..];
-    body[..body.find("```").expect("the block's end")].to_owned()
-}
+use super::helpers::{claims, spawn_with, venv_python, Registered, TestApp};
+use super::snippets;
 
 /// The venv's `bin` directory with `az` and a Python with msgraph-sdk,
 /// installing them if needed.
@@ -115,7 +103,7 @@ async fn azure_cli_signs_in_and_calls_clavis_as_the_page_shows() {
     let client = app.register_client(&admin, "az-reader").await;
     app.grant_management(&admin, &client.sp_id, "Application.Read.All")
         .await;
-    let script = snippet("Azure CLI", "sh");
+    let script = snippets::snippet("docs/azure-sdks.md", "azure-cli");
     let bash = || -> Vec<String> {
         ["-euo", "pipefail", "-c", &script]
             .map(str::to_owned)
@@ -181,7 +169,7 @@ async fn graph_sdk_lists_applications_and_adds_and_removes_a_secret_as_the_page_
     let script = app.data_dir().join("graph_sdk.py");
     std::fs::write(
         &script,
-        snippet("Microsoft Graph SDK (msgraph-sdk for Python)", "python"),
+        snippets::snippet("docs/azure-sdks.md", "msgraph-sdk-python"),
     )
     .unwrap();
     let python = |script: &Path| vec![script.display().to_string()];
