@@ -521,3 +521,23 @@ pub fn venv_python(requirements: &str, probe: &str) -> PathBuf {
     );
     python
 }
+
+/// The workspace folder `project` (a package.json with its lock file) with
+/// its packages installed by `npm ci` when `node_modules` is missing; for a
+/// test run alone with `cargo test` (`scripts/test` installs them first).
+#[allow(dead_code)] // the interop tests run in the SQLite module only
+pub fn npm_project(project: &str) -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workspace().join(project);
+    if !dir.join("node_modules/.package-lock.json").exists() {
+        let ok = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("node and npm are needed (apt-get install nodejs npm, or run scripts/test)")
+            .success();
+        assert!(ok, "npm ci in {project} failed");
+    }
+    dir
+}

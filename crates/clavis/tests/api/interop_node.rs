@@ -4,8 +4,6 @@
 //! packages are `tests/interop-node/`'s, installed with `npm ci` on first run.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -17,18 +15,7 @@ const JS_PRELUDE: &str = "const CLIENT_ID = process.env.CLIENT_ID;\nconst SECRET
 
 /// `node`, with `tests/interop-node/node_modules` installed (`npm ci`) if missing.
 fn node() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let project = super::helpers::workspace().join("tests/interop-node");
-    if !project.join("node_modules/.package-lock.json").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&project)
-            .status()
-            .expect("npm is needed for the Node.js interop tests (apt-get install nodejs npm)")
-            .success();
-        assert!(ok, "npm ci in tests/interop-node failed");
-    }
+    super::helpers::npm_project("tests/interop-node");
     PathBuf::from("node")
 }
 

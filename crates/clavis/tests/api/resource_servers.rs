@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-use super::helpers::{header, spawn_with, venv_python, workspace};
+use super::helpers::{header, npm_project, spawn_with, venv_python, workspace};
 
 /// The venv of the interop test, with PyJWT (from its requirements).
 fn python() -> PathBuf {
@@ -22,17 +22,7 @@ fn python() -> PathBuf {
 
 /// `tests/resource-servers` with its locked packages (`npm ci`).
 fn node_project() -> PathBuf {
-    let dir = workspace().join("tests/resource-servers");
-    if !dir.join("node_modules/jose").exists() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("node and npm are needed (apt-get install nodejs npm)")
-            .success();
-        assert!(ok, "npm ci in tests/resource-servers failed");
-    }
-    dir
+    npm_project("tests/resource-servers")
 }
 
 /// The JSON lines a verifier printed; its output in the panic if it failed.
